@@ -1,0 +1,1 @@
+"""The `fastrnn` command line: a thin Click shell over the fastrnn library."""

@@ -1,0 +1,138 @@
+"""Central-difference gradient check in float64 on a small random model.
+
+For truncated BPTT the check differentiates the truncated graph itself: for each step t
+that carries a loss, the states before step t-K are frozen at their current values and
+only the cells at steps t-K..t see the perturbed parameters. Its finite differences are
+exactly what ``bptt_truncate=K`` claims to compute.
+"""
+import numpy as np
+
+from .cells import CELLS
+from .losses import get_loss
+from .model import RNN
+
+TOLERANCE = 1e-6
+
+
+def make_problem(cell, *, loss="mse", output="last", num_layers=2, variable_lengths=True,
+                 tokens=False, T=6, B=3, I=3, H=4, O=3, seed=0):
+    """A tiny float64 model and a random batch: (model, kwargs for loss_and_grad)."""
+    rng = np.random.default_rng(seed)
+    model = RNN(cell, I, H, O, num_layers, tokens=tokens, dtype="float64", seed=seed)
+    # perturb the biases so that no gate starts exactly symmetric
+    model.flat += rng.normal(0, 0.1, model.flat.size)
+    x = rng.integers(0, I, (T, B)) if tokens else rng.normal(0, 1, (T, B, I))
+    lengths = rng.integers(2, T + 1, B) if variable_lengths else None
+    if variable_lengths:
+        lengths[0] = T
+    lead = (T, B) if output == "all" else (B,)
+    if loss == "mse":
+        target = rng.normal(0, 1, lead + (O,))
+    else:
+        target = rng.integers(0, O, lead)
+        if output == "all":
+            target[rng.random(lead) < 0.2] = -1
+            target[0, 0] = 0
+    return model, dict(x=x, target=target, loss=loss, output=output, lengths=lengths)
+
+
+def truncated_objective(model, x, target, loss, output, lengths, K):
+    """A function of model.flat whose gradient is the truncated-BPTT gradient at the
+    current parameters (see module docstring). Returns f() -> float."""
+    x, lengths, (h0, c0) = model._check_inputs(x, lengths, None)
+    T, B = x.shape[:2]
+    tgt = model._check_target(target, loss, output, T, B)
+    model._forward(x, lengths, h0, c0)
+    # states before each step, per layer, frozen at the current parameters
+    hs = np.stack([t.h.copy() for t in model._tapes])  # (L, T+1, B, H)
+    cs = np.stack([t.c.copy() for t in model._tapes]) if model.cell.has_cell_state else None
+    valid = model._valid_rows(output, lengths, T, B)
+    fn = get_loss(loss)
+    origins = range(T) if output == "all" else np.unique(lengths - 1)
+
+    def f():
+        rows = []
+        for s1 in origins:
+            s0 = max(0, s1 - K)
+            W = s1 - s0 + 1
+            wl = np.clip(lengths - s0, 0, W)
+            c_init = cs[:, s0] if cs is not None else None
+            model._forward(x[s0:s1 + 1], wl, hs[:, s0], c_init)
+            top = model._tapes[-1].h[-1]  # (B, H): state after step s1 (frozen if past len)
+            rows.append((s1, top @ model.params["readout.weight"].T + model.params["readout.bias"]))
+        if output == "all":
+            y = np.concatenate([r for _, r in rows])  # (T*B, O), origins are 0..T-1 in order
+        else:
+            y = np.zeros((B, model.output_size))
+            for s1, r in rows:
+                sel = lengths - 1 == s1
+                y[sel] = r[sel]
+        return fn(y, tgt, valid)[0]
+
+    return f
+
+
+def check_gradients(model, x, target, loss="mse", output="last", lengths=None,
+                    bptt_truncate=None, eps=1e-6):
+    """Max relative error per parameter between analytic and central-difference gradients.
+
+    relative error = max_i |analytic_i - numeric_i| / max(max|analytic|, max|numeric|, 1e-8)
+    Returns {parameter name: error}.
+    """
+    if model.dtype != np.float64:
+        raise ValueError(f"model: gradcheck needs a float64 model; got {model.dtype}")
+    res = model.loss_and_grad(x, target, loss, output, lengths, bptt_truncate=bptt_truncate)
+    analytic = res.grad.copy()
+    if bptt_truncate is None:
+        def f():
+            return model.loss_and_grad(x, target, loss, output, lengths).loss
+    else:
+        f = truncated_objective(model, x, target, loss, output, lengths, bptt_truncate)
+    numeric = np.zeros_like(analytic)
+    theta = model.flat
+    for i in range(theta.size):
+        keep = theta[i]
+        theta[i] = keep + eps
+        up = f()
+        theta[i] = keep - eps
+        down = f()
+        theta[i] = keep
+        numeric[i] = (up - down) / (2 * eps)
+    errors, at = {}, 0
+    for name, shape in model.shapes.items():
+        n = int(np.prod(shape))
+        a, b = analytic[at:at + n], numeric[at:at + n]
+        scale = max(np.abs(a).max(), np.abs(b).max(), 1e-8)
+        errors[name] = float(np.abs(a - b).max() / scale)
+        at += n
+    return errors
+
+
+# The configurations `fastrnn gradcheck` runs for each cell: every loss, full and
+# truncated BPTT, one and two layers, equal and variable lengths, dense and token inputs.
+SUITE = [
+    dict(loss="mse", output="last", num_layers=2, variable_lengths=True, bptt_truncate=None),
+    dict(loss="mse", output="last", num_layers=1, variable_lengths=False, bptt_truncate=2),
+    dict(loss="ce", output="all", num_layers=2, variable_lengths=True, bptt_truncate=None),
+    dict(loss="ce", output="all", num_layers=2, variable_lengths=True, bptt_truncate=2),
+    dict(loss="ce", output="last", num_layers=1, variable_lengths=True, bptt_truncate=None,
+         tokens=True),
+    dict(loss="mse", output="all", num_layers=2, variable_lengths=False, bptt_truncate=3),
+]
+
+
+def gradcheck(cell="all", seed=0):
+    """Run SUITE for one cell or all; returns a list of (cell, config, {param: error})."""
+    cells = list(CELLS) if cell == "all" else [cell]
+    for c in cells:
+        if c not in CELLS:
+            raise ValueError(f"cell: expected one of all, {', '.join(CELLS)}; got {c!r}")
+    out = []
+    for c in cells:
+        for cfg in SUITE:
+            cfg = dict(cfg)
+            K = cfg.pop("bptt_truncate")
+            model, batch = make_problem(c, seed=seed, **cfg)
+            errs = check_gradients(model, bptt_truncate=K, **batch)
+            out.append((c, dict(cfg, bptt_truncate=K), errs))
+    return out

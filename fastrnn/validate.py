@@ -1,0 +1,51 @@
+"""Argument checks shared by the library: each raises ValueError naming the argument,
+what was expected and what was given, so no Numba typing traceback ever reaches a user."""
+import numbers
+
+import numpy as np
+
+
+def positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name}: expected a positive integer; got {value!r}")
+    return int(value)
+
+
+def choice(name, value, options):
+    if value not in options:
+        raise ValueError(f"{name}: expected one of {', '.join(map(str, options))}; got {value!r}")
+    return value
+
+
+def float_dtype(name, dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"{name}: expected float32 or float64; got {dtype!r}")
+    return dt
+
+
+def array(name, value, shape, kind, dtype=None):
+    """Check an array's rank, sizes (an int must match; a string such as 'T' names a free
+    size) and kind ('f' float, 'i' integer).
+
+    Returns a C-contiguous array, cast to ``dtype`` when given. Floats must be finite.
+    """
+    if not isinstance(value, np.ndarray):
+        if hasattr(value, "detach"):  # a torch tensor, accepted without importing torch
+            value = value.detach().cpu().numpy()
+        else:
+            value = np.asarray(value)
+    want = "(" + ", ".join(str(s) for s in shape) + ")"
+    if value.ndim != len(shape) or any(isinstance(s, int) and s != g for s, g in zip(shape, value.shape)):
+        raise ValueError(f"{name}: expected shape {want}; got {tuple(value.shape)}")
+    if kind == "f":
+        if value.dtype.kind != "f":
+            raise ValueError(f"{name}: expected a float array of shape {want}; got dtype {value.dtype}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{name}: contains NaN or inf")
+    elif value.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected an integer array of shape {want}; got dtype {value.dtype}")
+    return np.ascontiguousarray(value, dtype=dtype)
