@@ -30,7 +30,7 @@ def gradcheck(cell, seed):
 
     Example: fastrnn gradcheck --cell lstm
     """
-    from fastrnn.gradcheck import TOLERANCE, gradcheck as run
+    from fastrnn.finitediff import TOLERANCE, gradcheck as run
 
     worst_all = 0.0
     for c, cfg, errors in run(cell, seed=seed):

@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "RNN": "fastrnn.model",
     "CELLS": "fastrnn.cells",
-    "gradcheck": "fastrnn.gradcheck",
-    "check_gradients": "fastrnn.gradcheck",
+    "gradcheck": "fastrnn.finitediff",
+    "check_gradients": "fastrnn.finitediff",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastrnn import CELLS, check_gradients
-from fastrnn.gradcheck import SUITE, TOLERANCE, make_problem
+from fastrnn.finitediff import SUITE, TOLERANCE, make_problem
 from fastrnn.model import RNN
 
 

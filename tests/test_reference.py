@@ -5,7 +5,7 @@ import pytest
 
 import naive
 from fastrnn import CELLS, RNN
-from fastrnn.gradcheck import make_problem
+from fastrnn.finitediff import make_problem
 
 CONFIGS = [
     # loss, output, layers, variable lengths, bptt_truncate, tokens

@@ -12,12 +12,12 @@ Shapes: T = steps, B = batch, H = hidden. The caller folds the input projection 
 step into one GEMM (``xproj``); inside the time loop only the recurrent product and one
 fused pointwise pass remain, and nothing is allocated.
 """
-import math
 
 import numpy as np
 from numba import njit
 
 from ..config import CACHE, FASTMATH
+from ._math import tanh
 
 
 @njit(cache=CACHE, fastmath=FASTMATH)
@@ -45,7 +45,7 @@ def elman_forward(xproj, w_hh_t, b_hh, lengths, relu, h, gh):
                 if relu:
                     h[t + 1, b, j] = a if a > 0.0 else 0.0
                 else:
-                    h[t + 1, b, j] = math.tanh(a)
+                    h[t + 1, b, j] = tanh(a)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH)

@@ -13,13 +13,12 @@ Backward, with g = dL/dh_t and hn = W_hn h_{t-1} + b_hn:
     dh_{t-1}    = g z + W_hh^T d(W_h h + b_h)
 Shapes: T steps, B batch, H hidden; gate blocks are 3H wide.
 """
-import math
 
 import numpy as np
 from numba import njit
 
 from ..config import CACHE, FASTMATH
-from ._math import sigmoid
+from ._math import sigmoid, tanh
 
 
 @njit(cache=CACHE, fastmath=FASTMATH)
@@ -51,7 +50,7 @@ def gru_forward(xproj, w_hh_t, b_hh, lengths, h, gates, ghn, gh):
                 r = sigmoid(xproj[t, b, j] + gh[b, j] + b_hh[j])
                 z = sigmoid(xproj[t, b, H + j] + gh[b, H + j] + b_hh[H + j])
                 hn = gh[b, 2 * H + j] + b_hh[2 * H + j]
-                n = math.tanh(xproj[t, b, 2 * H + j] + r * hn)
+                n = tanh(xproj[t, b, 2 * H + j] + r * hn)
                 h[t + 1, b, j] = (1.0 - z) * n + z * h[t, b, j]
                 gates[t, b, j] = r
                 gates[t, b, H + j] = z

@@ -11,13 +11,12 @@ Backward, with gh = dL/dh_t and gc = dL/dc_t from step t+1:
     dh_{t-1} = W_hh^T [di', df', dg', do']
 Shapes: T steps, B batch, H hidden; gate blocks are 4H wide.
 """
-import math
 
 import numpy as np
 from numba import njit
 
 from ..config import CACHE, FASTMATH
-from ._math import sigmoid
+from ._math import sigmoid, tanh
 
 
 @njit(cache=CACHE, fastmath=FASTMATH)
@@ -47,11 +46,11 @@ def lstm_forward(xproj, w_hh_t, b_hh, lengths, h, c, gates, gh):
             for j in range(H):
                 i = sigmoid(xproj[t, b, j] + gh[b, j] + b_hh[j])
                 f = sigmoid(xproj[t, b, H + j] + gh[b, H + j] + b_hh[H + j])
-                g = math.tanh(xproj[t, b, 2 * H + j] + gh[b, 2 * H + j] + b_hh[2 * H + j])
+                g = tanh(xproj[t, b, 2 * H + j] + gh[b, 2 * H + j] + b_hh[2 * H + j])
                 o = sigmoid(xproj[t, b, 3 * H + j] + gh[b, 3 * H + j] + b_hh[3 * H + j])
                 cn = f * c[t, b, j] + i * g
                 c[t + 1, b, j] = cn
-                h[t + 1, b, j] = o * math.tanh(cn)
+                h[t + 1, b, j] = o * tanh(cn)
                 gates[t, b, j] = i
                 gates[t, b, H + j] = f
                 gates[t, b, 2 * H + j] = g
@@ -89,7 +88,7 @@ def lstm_backward(s0, s1, dh_in, lengths, c, gates, w_hh, dpre, dh_seq, dh, dc, 
                 f = gates[t, b, H + j]
                 g = gates[t, b, 2 * H + j]
                 o = gates[t, b, 3 * H + j]
-                tc = math.tanh(c[t + 1, b, j])
+                tc = tanh(c[t + 1, b, j])
                 dcn = dc[b, j] + gh * o * (1.0 - tc * tc)
                 dpre[w, b, j] = dcn * g * i * (1.0 - i)
                 dpre[w, b, H + j] = dcn * c[t, b, j] * f * (1.0 - f)

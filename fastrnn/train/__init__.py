@@ -1,0 +1,1 @@
+"""Training: optimizers, clipping, checkpoints and the step loop."""
