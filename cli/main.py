@@ -3,14 +3,18 @@
 Heavy imports (NumPy, Numba kernels) happen inside command bodies so `fastrnn --help`
 stays instant and never compiles anything.
 """
+import json
+import sys
+
 import click
 
-from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is called
+from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
-CELL_NAMES = ("tanh", "relu", "gru", "lstm")
+from .options import (CELL_NAMES, config_kwargs, prepare_out, progress_enabled, training_options,
+                      usage_errors)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(_version, prog_name="fastrnn")
 def cli():
     """fastrnn: train tanh, ReLU, GRU and LSTM networks with exact BPTT, and see why
@@ -47,6 +51,167 @@ def gradcheck(cell, seed):
     click.echo(f"worst relative error {worst_all:.1e} (tolerance {TOLERANCE:.0e})")
     if worst_all >= TOLERANCE:
         raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--cell", type=click.Choice(CELL_NAMES), default="lstm", show_default=True)
+@training_options({})
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(cell, seed, out, resume, quiet, **kw):
+    """Train one model on a task; write metrics.jsonl, summary.json and a checkpoint.
+
+    Ctrl-C stops at the next step boundary and writes a checkpoint; --resume continues to
+    the same final weights as an uninterrupted run.
+
+    Example: fastrnn train --task adding --cell lstm --seq-len 100 --out runs/lstm
+    """
+    from fastrnn.train.config import TrainConfig
+    from fastrnn.train.loop import train as run
+
+    with usage_errors():
+        cfg = TrainConfig(cell=cell, seed=seed, **config_kwargs(kw))
+        from fastrnn.train.loop import build
+        build(cfg)  # checks the task's data before --out is touched
+    prepare_out(out)
+    bar = None
+    if progress_enabled(quiet):
+        bar = click.progressbar(length=cfg.steps, label=f"{cfg.cell} on {cfg.task}", file=sys.stderr,
+                                show_eta=True, item_show_func=lambda s: s)
+
+    def progress(step, steps, rec):
+        if bar is not None:
+            bar.update(step - bar.pos, None if rec is None else
+                       f"loss {rec['loss']:.4g} metric {rec['metric']:.4g}")
+
+    with usage_errors():
+        if bar is not None:
+            with bar:
+                summary = run(cfg, out, resume=resume, progress=progress)
+        else:
+            summary = run(cfg, out, resume=resume)
+    click.echo(json.dumps({k: summary[k] for k in ("status", "message", "final_metric", "baseline",
+                                                   "steps", "steps_to_solve", "wall_seconds")}))
+    if summary["status"] == "interrupted":
+        click.echo(f"interrupted: checkpoint written; continue with the same command and --resume", err=True)
+        raise SystemExit(130)
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="Data file, if it moved since training (text, mnist).")
+def evaluate(checkpoint, data):
+    """Evaluate a checkpoint on its task's held-out set; prints JSON.
+
+    Example: fastrnn evaluate runs/lstm/checkpoint.npz
+    """
+    from fastrnn.train.loop import load_run
+
+    with usage_errors():
+        cfg, task, model, meta = load_run(checkpoint, data)
+        ev = task.evaluate(model)
+    click.echo(json.dumps(dict(task=cfg.task, cell=cfg.cell, step=meta["step"], loss=ev["loss"],
+                               metric_name=task.metric_name, metric=ev["metric"],
+                               baseline=task.metric_baseline, solved=task.solved(ev["metric"]))))
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--length", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--prime", default="", help="Text to start from.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample(checkpoint, length, temperature, prime, seed):
+    """Generate text from a character-model checkpoint (task 'text').
+
+    Example: fastrnn sample runs/text/checkpoint.npz --length 300 --temperature 0.8
+    """
+    from fastrnn.tasks.text import sample as gen
+    from fastrnn.train.loop import load_model
+
+    with usage_errors():
+        model, meta = load_model(checkpoint)
+        vocab = meta.get("task", {}).get("vocab")
+        if meta.get("config", {}).get("task") != "text" or not isinstance(vocab, str):
+            raise ValueError(f"checkpoint: {checkpoint} is not a character model (task 'text')")
+        click.echo(prime + gen(model, vocab, length, temperature, prime, seed))
+
+
+@cli.command()
+@click.option("--cells", default="tanh,relu,gru,lstm", show_default=True,
+              help="Comma-separated cells to compare.")
+@training_options(dict(seq_len=100, hidden=32, steps=4000, lr=1e-2))
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Seeds per cell (0 .. N-1).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              show_default="one per core", help="Parallel worker processes.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              show_default="compare-TASK-SEQLEN", help="Output folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def compare(cells, seeds, workers, out, quiet, **kw):
+    """Train several cells on one task and report which of them learn it.
+
+    Runs every cell x seed in parallel worker processes (a failed or diverged run never
+    stops the others), then writes OUT/results.json, OUT/report.md and OUT/curves.png.
+    Re-running the same command reuses finished runs and resumes interrupted ones.
+
+    With no options: the adding problem at T = 100, where the tanh RNN stays at the
+    baseline while GRU and LSTM solve it.
+
+    Example: fastrnn compare --task copy --seq-len 50 --cells tanh,lstm --steps 3000
+    """
+    from fastrnn.compare import aggregate, compare_grid, run_grid
+    from fastrnn.report import write_report
+    from fastrnn.train.config import TrainConfig
+    from fastrnn.train.loop import build
+
+    names = [c.strip() for c in cells.split(",") if c.strip()]
+    bad = [c for c in names if c not in CELL_NAMES]
+    if bad or not names:
+        raise click.BadParameter(f"expected a comma-separated list of {', '.join(CELL_NAMES)}; got {cells!r}",
+                                 param_hint="'--cells'")
+    with usage_errors():
+        base = TrainConfig(cell=names[0], **config_kwargs(kw))
+        task, _ = build(base)
+        runs = compare_grid(base, names, seeds)
+    out = out or f"compare-{base.task}-{getattr(task, 'seq_len', 'x')}"
+    prepare_out(out)
+    info = task.describe()
+    info.pop("vocab", None)
+    bar = None
+    if progress_enabled(quiet):
+        bar = click.progressbar(length=len(runs), label=f"{len(runs)} runs", file=sys.stderr,
+                                show_eta=True, item_show_func=lambda s: s)
+        bar.__enter__()
+    else:
+        click.echo(f"compare: {len(runs)} runs -> {out}", err=True)
+
+    def on_done(name, summary):
+        msg = f"{name}: {summary.get('message', summary.get('status'))}"
+        if bar is not None:
+            bar.update(1, msg)
+        elif not quiet:
+            click.echo(f"  {msg}", err=True)
+
+    try:
+        with usage_errors():
+            results = run_grid(runs, out, workers, on_done)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: finished runs are kept; the same command resumes the rest", err=True)
+        raise SystemExit(130)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    table = aggregate(runs, results)
+    report = write_report(out, runs, results, table, info, base)
+    for cell, r in table.items():
+        m = r["final_metric_mean"]
+        click.echo(f"{cell:5s} {task.metric_name} {'-' if m is None else f'{m:.4g}'} "
+                   f"(baseline {task.metric_baseline:.4g})  solved {r['solved']}/{r['runs']}")
+    click.echo(f"report: {report}")
 
 
 def main():

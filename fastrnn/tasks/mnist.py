@@ -7,6 +7,7 @@ the class read at the last step. ``permuted`` applies one fixed permutation (see
 image. Held-out: the first 1000 test images. Chance loss ln 10; solved: 97% held-out accuracy
 (IRNN's reported pixel-MNIST figure, Le et al. 2015).
 """
+import os
 import zipfile
 
 import numpy as np
@@ -18,6 +19,10 @@ KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 def load_mnist(path):
     """Return (x_train (N, 784) float32 in [0, 1], y_train, x_test, y_test), validated."""
+    if not os.path.isfile(path):
+        raise ValueError(f"data: no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"data: not a readable .npz file: {path}")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in KEYS if k not in f.files]

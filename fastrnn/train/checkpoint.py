@@ -69,6 +69,8 @@ def load(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint: no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"checkpoint: {path} is corrupt or not a fastrnn checkpoint (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}

@@ -148,7 +148,10 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None):
     if steps_to_solve is not None and cfg.early_stop:
         status = "solved"
     start_step = step
-    with (stop or _StopFlag()) as flag:
+    if step == 0 and not history:
+        evaluate(None, None)  # the curve starts at the initialization
+    # overflow on the way to divergence is expected and detected below, not warned about
+    with (stop or _StopFlag()) as flag, np.errstate(over="ignore", invalid="ignore"):
         while status != "solved" and step < cfg.steps:
             if flag.stop:
                 status = "interrupted"
@@ -199,3 +202,18 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None):
     if status != "interrupted":
         ckpt.atomic_write_json(summary_path, summary)
     return summary
+
+
+def load_model(path):
+    """(model, meta) from a checkpoint alone, without the task's data file."""
+    meta, params, _, _ = ckpt.load(path)
+    m = meta.get("model")
+    try:
+        model = RNN(m["cell"], m["input_size"], m["hidden_size"], m["output_size"], m["num_layers"],
+                    tokens=bool(m["tokens"]), dtype=m["dtype"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint: {path} has an invalid model description ({e})") from None
+    if params.shape != model.flat.shape:
+        raise ValueError(f"checkpoint: {path} holds {params.size} parameters; its model has {model.flat.size}")
+    model.flat[...] = params
+    return model, meta

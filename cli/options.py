@@ -1,0 +1,106 @@
+"""Options shared by `train` and `compare`, bundled in one decorator, and the conversion of
+library errors into one-line usage errors."""
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+TASK_NAMES = ("adding", "copy", "order", "agreement", "text", "mnist")
+CELL_NAMES = ("tanh", "relu", "gru", "lstm")
+OPTIMIZER_NAMES = ("sgd", "adam", "rmsprop", "adagrad")
+INIT_NAMES = ("pytorch", "xavier", "orthogonal", "irnn")
+
+# The TrainConfig fields these options fill (option name -> field), so commands can build
+# a config from **kwargs without repeating the list.
+FIELDS = ("task", "seq_len", "hidden", "layers", "batch_size", "steps", "lr", "optimizer", "momentum",
+          "clip", "clip_value", "weight_decay", "eval_every", "early_stop", "init", "forget_bias",
+          "spectral_radius", "bptt_truncate", "data", "permuted", "dtype")
+
+
+def training_options(defaults):
+    """Decorator adding the training options; ``defaults`` overrides per command."""
+    d = dict(task="adding", seq_len=None, hidden=128, layers=1, batch_size=32, steps=5000, lr=1e-3,
+             optimizer="adam", clip=1.0, eval_every=100)
+    d.update(defaults)
+    opts = [
+        click.option("--task", type=click.Choice(TASK_NAMES), default=d["task"], show_default=True,
+                     help="Long-dependency task."),
+        click.option("--seq-len", type=click.IntRange(min=1), default=d["seq_len"],
+                     show_default=True if d["seq_len"] else "task's default",
+                     help="Sequence length (the gap to remember)."),
+        click.option("--hidden", type=click.IntRange(min=1), default=d["hidden"], show_default=True,
+                     help="Hidden units per layer."),
+        click.option("--layers", type=click.IntRange(min=1), default=d["layers"], show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), default=d["batch_size"], show_default=True),
+        click.option("--steps", type=click.IntRange(min=1), default=d["steps"], show_default=True,
+                     help="Training steps (at most: runs stop when solved)."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=d["lr"], show_default=True,
+                     help="Learning rate."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default=d["optimizer"],
+                     show_default=True),
+        click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
+                     show_default=True, help="SGD momentum."),
+        click.option("--clip", type=click.FloatRange(min=0), default=d["clip"], show_default=True,
+                     help="Clip the gradient's global norm to this (0: off)."),
+        click.option("--clip-value", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Also clip every gradient entry to [-v, v]."),
+        click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="L2 regularization strength."),
+        click.option("--eval-every", type=click.IntRange(min=1), default=d["eval_every"], show_default=True,
+                     help="Evaluate on the held-out set every N steps."),
+        click.option("--early-stop/--no-early-stop", default=True, show_default=True,
+                     help="Stop a run as soon as it is solved."),
+        click.option("--init", type=click.Choice(INIT_NAMES), default=None,
+                     show_default="irnn for relu, else pytorch", help="Weight initialization."),
+        click.option("--forget-bias", type=float, default=1.0, show_default=True, help="LSTM forget-gate bias."),
+        click.option("--spectral-radius", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Scale each recurrent gate block to this spectral radius."),
+        click.option("--bptt-truncate", type=click.IntRange(min=0), default=None,
+                     help="Each step's loss flows back at most K steps (default: full BPTT)."),
+        click.option("--data", type=click.Path(dir_okay=False), default=None,
+                     help="Data file: UTF-8 text for 'text', mnist.npz for 'mnist'."),
+        click.option("--permuted", is_flag=True, help="mnist: permute the pixels (fixed permutation)."),
+        click.option("--dtype", type=click.Choice(("float32", "float64")), default="float32", show_default=True),
+    ]
+
+    def deco(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+
+    return deco
+
+
+def config_kwargs(kwargs):
+    """The TrainConfig fields from a command's kwargs (clip 0 means off)."""
+    d = {k: kwargs[k] for k in FIELDS}
+    if d["clip"] == 0:
+        d["clip"] = None
+    return d
+
+
+@contextlib.contextmanager
+def usage_errors():
+    """Library ValueErrors (bad options, files, checkpoints) become one-line usage errors."""
+    try:
+        yield
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def prepare_out(out):
+    """Create --out (and parents), or fail with a usage error naming it."""
+    p = Path(out)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / ".fastrnn-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise click.UsageError(f"out: cannot write to {out} ({e.strerror or e})") from None
+    return p
+
+
+def progress_enabled(quiet):
+    return not quiet and sys.stderr.isatty()

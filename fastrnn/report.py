@@ -1,0 +1,119 @@
+"""The compare report: results.json, report.md and PNG plots.
+
+Plots are drawn with matplotlib's Agg backend (no display needed). Each cell is one colour;
+the line is the mean over seeds of the held-out value at each evaluation, the band its
+min-max range; the dashed line is the memoryless baseline.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+COLORS = {"tanh": "tab:red", "relu": "tab:orange", "gru": "tab:green", "lstm": "tab:blue"}
+
+
+def _histories(out, runs):
+    h = {}
+    for name, cfg in runs:
+        path = Path(out) / "runs" / name / "metrics.jsonl"
+        recs = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+        h.setdefault(cfg.cell, []).append(recs)
+    return h
+
+
+def plot_curves(out, runs, task_info, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = _histories(out, runs)
+    panels = [("metric", task_info["metric_baseline"], f"held-out {task_info['metric']}")]
+    if task_info["metric"] != "mse":  # for MSE tasks the loss is the metric: one panel
+        panels.insert(0, ("loss", task_info["loss_baseline"], "held-out loss"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (key, base, label) in zip(axes[0], panels):
+        for cell, seeds in hist.items():
+            steps = sorted({r["step"] for recs in seeds for r in recs})
+            if not steps:
+                continue
+            # runs that stop early (solved) hold their last value, so the mean is over all seeds
+            grid = np.full((len(seeds), len(steps)), np.nan)
+            for i, recs in enumerate(seeds):
+                at = {r["step"]: r[key] for r in recs}
+                last = np.nan
+                for j, s in enumerate(steps):
+                    last = at.get(s, last)
+                    grid[i, j] = last
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(grid, 0)
+                lo, hi = np.nanmin(grid, 0), np.nanmax(grid, 0)
+            c = COLORS.get(cell)
+            ax.plot(steps, mean, color=c, label=f"{cell} (n={len(seeds)})")
+            ax.fill_between(steps, lo, hi, color=c, alpha=0.2)
+        ax.axhline(base, color="k", ls="--", lw=1, label="memoryless baseline")
+        if key == "metric":
+            ax.axhline(task_info["solved_at"], color="gray", ls=":", lw=1, label="solved")
+        if key == "loss" or not task_info["higher_is_better"]:
+            ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    what = " and ".join(label for _, _, label in panels)
+    fig.suptitle(f"{task_info['task']}: {what} (mean over seeds, band = min-max)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(v, digits=4):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sections=()):
+    """Write OUT/results.json, OUT/curves.png and OUT/report.md; return the report path."""
+    out = Path(out)
+    plot_curves(out, runs, task_info, out / "curves.png")
+    results_doc = dict(task=task_info, config=base_cfg.to_dict(), cells=cells_table,
+                       runs={name: results.get(name) for name, _ in runs})
+    from .train.checkpoint import atomic_write_json
+    atomic_write_json(out / "results.json", results_doc)
+
+    better = "higher" if task_info["higher_is_better"] else "lower"
+    lines = [
+        f"# fastrnn compare: {task_info['task']}",
+        "",
+        f"Task `{task_info['task']}`, sequence length {base_cfg.seq_len}, hidden {base_cfg.hidden}, "
+        f"layers {base_cfg.layers}, batch {base_cfg.batch_size}, up to {base_cfg.steps} steps, "
+        f"{base_cfg.optimizer} lr {base_cfg.lr}, clip {base_cfg.clip}, dtype {base_cfg.dtype}.",
+        f"Metric: held-out {task_info['metric']} ({better} is better); memoryless baseline "
+        f"{_fmt(task_info['metric_baseline'])}; solved at {_fmt(task_info['solved_at'])}.",
+        "",
+        "| cell | final metric (mean [min, max]) | vs baseline | solved | steps to solve (mean) | steps/s | wall s (mean) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cell, r in cells_table.items():
+        m = r["final_metric_mean"]
+        ratio = "-" if m is None else f"{m / task_info['metric_baseline']:.3g}x"
+        span = "-" if m is None else f"{_fmt(m)} [{_fmt(r['final_metric_min'])}, {_fmt(r['final_metric_max'])}]"
+        solved = f"{r['solved']}/{r['runs']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "") + \
+                 (f" ({r['failed']} failed)" if r["failed"] else "")
+        lines.append(f"| {cell} | {span} | {ratio} | {solved} | {_fmt(r['steps_to_solve_mean'])} | "
+                     f"{_fmt(r['steps_per_second_mean'], 3)} | {_fmt(r['wall_seconds_mean'], 3)} |")
+    lines += ["", "![held-out curves](curves.png)", "",
+              "Each run stops at its first evaluation that meets the solved criterion; its curve holds "
+              "that value afterwards. The band is the min-max over seeds.", ""]
+    problems = [(n, r) for n, r in results.items() if r and r.get("status") in ("failed", "diverged")]
+    if problems:
+        lines += ["## Runs that did not finish normally", ""]
+        lines += [f"- `{n}`: {r.get('message')}" for n, r in problems] + [""]
+    for section in extra_sections:
+        lines += [section, ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,50 @@
+"""compare: a small grid in real worker processes, the report files, reuse of finished runs,
+and one failing run not stopping the others."""
+import json
+
+from click.testing import CliRunner
+
+from fastrnn.compare import run_grid
+from fastrnn.train.config import TrainConfig
+from fastrnn_cli.main import cli
+
+ARGS = ["--seq-len", "6", "--hidden", "6", "--batch-size", "8", "--steps", "30", "--eval-every", "10",
+        "--seeds", "1", "--workers", "2", "--quiet"]
+
+
+def test_compare_report_and_rerun(tmp_path):
+    out = tmp_path / "cmp"
+    r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,gru", *ARGS, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "report:" in r.output
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["cells"]) == {"tanh", "gru"}
+    assert res["task"]["metric_baseline"] == 1 / 6
+    assert {r["status"] for r in res["runs"].values()} <= {"solved", "unsolved"}
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    assert "| tanh |" in report and "| gru |" in report and "curves.png" in report
+    stamp = (out / "runs" / "gru-s0" / "summary.json").stat().st_mtime_ns
+    # the same command again reuses the finished runs
+    r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,gru", *ARGS, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "runs" / "gru-s0" / "summary.json").stat().st_mtime_ns == stamp
+    assert json.loads((out / "results.json").read_text())["cells"] == res["cells"]
+    # other options in the same folder are refused, nothing overwritten
+    r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,gru", *ARGS, "--lr", "0.5", "--out", str(out)])
+    assert r.exit_code == 2 and "already holds a comparison with other options" in r.output
+
+
+def test_compare_bad_cells(tmp_path):
+    r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,elman", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "Invalid value for '--cells'" in r.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_one_failed_run_does_not_stop_the_others(tmp_path):
+    good = TrainConfig(task="adding", cell="tanh", seq_len=5, hidden=4, batch_size=4, steps=10, eval_every=5)
+    bad = TrainConfig.from_dict(dict(good.to_dict(), task="text", data=str(tmp_path / "gone.txt")))
+    res = run_grid([("good", good), ("bad", bad)], tmp_path / "g", workers=2)
+    assert res["good"]["status"] == "unsolved" and res["good"]["steps"] == 10
+    assert res["bad"]["status"] == "failed" and "data: no such file" in res["bad"]["message"]
+    assert json.loads((tmp_path / "g" / "runs" / "bad" / "failed.json").read_text())["status"] == "failed"

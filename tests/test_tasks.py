@@ -1,0 +1,195 @@
+"""Task generators: shapes, seeding, the baseline measured on generated data, the solved
+criterion, and the data-file loaders on small files made here."""
+import numpy as np
+import pytest
+
+from fastrnn.losses import softmax_ce
+from fastrnn.tasks import TASKS, make_task
+from fastrnn.tasks.agreement import FILLERS, PLURAL, SINGULAR, Agreement
+from fastrnn.tasks.mnist import load_mnist
+from fastrnn.tasks.text import load_text
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def test_adding_layout_and_baseline():
+    t = make_task("adding", 20)
+    x, y, lengths = t.batch(rng(), 20000)
+    assert x.shape == (20, 20000, 2) and y.shape == (20000, 1) and lengths is None
+    marks = x[:, :, 1]
+    assert np.all(marks.sum(0) == 2)
+    assert np.all(marks[:10].sum(0) == 1) and np.all(marks[10:].sum(0) == 1)
+    np.testing.assert_allclose(y[:, 0], (x[:, :, 0] * marks).sum(0))
+    # predicting 1 always: MSE = Var(X1 + X2) = 1/6, measured on generated data
+    assert abs(np.mean((y - 1.0) ** 2) - 1 / 6) < 0.005
+    assert t.solved(0.009) and not t.solved(0.011)
+
+
+def test_same_seed_same_batch():
+    for name in ("adding", "copy", "order", "agreement"):
+        t = make_task(name, 12)
+        a, b = t.batch(rng(5), 4), t.batch(rng(5), 4)
+        assert all(np.array_equal(p, q) for p, q in zip(a[:2], b[:2]))
+        c = t.batch(rng(6), 4)
+        assert not np.array_equal(a[0], c[0])
+
+
+def test_copy_layout_and_baseline():
+    T = 15
+    t = make_task("copy", T)
+    x, y, _ = t.batch(rng(), 4000)
+    assert x.shape == y.shape == (T + 20, 4000) and x.dtype.kind == "i"
+    assert np.all((x[:10] >= 1) & (x[:10] <= 8))
+    assert np.all(x[10:T + 9] == 0) and np.all(x[T + 9] == 9) and np.all(x[T + 10:] == 0)
+    assert np.all(y[:T + 10] == 0) and np.array_equal(y[T + 10:], x[:10])
+    # the memoryless predictor: blank for T+10 steps, uniform over 1..8 for the last 10
+    logits = np.full((T + 20, 4000, 9), -1e9)
+    logits[:T + 10, :, 0] = 0.0
+    logits[T + 10:, :, 1:] = 0.0
+    loss = softmax_ce(logits.reshape(-1, 9), y.reshape(-1), np.ones(y.size, bool))[0]
+    assert abs(loss - t.loss_baseline) < 1e-9
+    assert abs(t.loss_baseline - 10 * np.log(8) / (T + 20)) < 1e-12
+    # symbols are uniform over 1..8
+    counts = np.bincount(x[:10].ravel(), minlength=9)[1:]
+    assert counts.min() > 0.9 * counts.mean()
+    assert t.solved(0.99) and not t.solved(0.98)
+
+
+def test_order_layout():
+    T = 50
+    t = make_task("order", T)
+    x, y, _ = t.batch(rng(), 4000)
+    assert x.shape == (T, 4000) and y.shape == (4000,)
+    assert np.all(x[0] == 6) and np.all(x[-1] == 7)
+    info = (x == 4) | (x == 5)
+    assert np.all(info.sum(0) == 2)
+    pos = np.sort(np.argwhere(info.T)[:, 1].reshape(-1, 2), axis=1)
+    assert pos[:, 0].min() >= 5 and pos[:, 0].max() <= 10
+    assert pos[:, 1].min() >= 25 and pos[:, 1].max() <= 30
+    first = x[pos[:, 0], np.arange(4000)] - 4
+    second = x[pos[:, 1], np.arange(4000)] - 4
+    np.testing.assert_array_equal(y, 2 * first + second)
+    # chance: every class about a quarter, so always guessing one class scores ~25%
+    assert np.abs(np.bincount(y) / 4000 - 0.25).max() < 0.03
+    assert abs(t.loss_baseline - np.log(4)) < 1e-12
+
+
+def test_agreement_has_no_shortcut():
+    t = Agreement(30)
+    x, y, _ = t.batch(rng(), 8000)
+    nS = len(SINGULAR)
+    assert x.shape == (31, 8000)
+    subj_plural = x[0] >= nS
+    np.testing.assert_array_equal(subj_plural.astype(int), y)
+    assert np.all(x[0] < nS + len(PLURAL))
+    clause = x[1:]
+    plural_nouns = ((clause >= nS) & (clause < 2 * nS)).sum(0)
+    singular_nouns = (clause < nS).sum(0)
+    assert (plural_nouns + singular_nouns).mean() > 4  # attractors do appear
+    # the clause's noun counts say nothing about the label
+    assert abs(np.corrcoef(plural_nouns - singular_nouns, y)[0, 1]) < 0.05
+    assert abs(y.mean() - 0.5) < 0.02
+    assert Agreement.render(x[:, 0]).split()[0] in SINGULAR + PLURAL
+    assert set(Agreement.render(x[1:, 0]).split()) <= set(SINGULAR + PLURAL + FILLERS)
+
+
+def test_text_task(tmp_path):
+    text = "the quick brown fox jumps over the lazy dog. " * 40
+    p = tmp_path / "t.txt"
+    p.write_text(text)
+    t = make_task("text", 8, data=p)
+    assert t.vocab == "".join(sorted(set(text)))
+    x, y, _ = t.batch(rng(), 4)
+    assert x.shape == y.shape == (8, 4)
+    np.testing.assert_array_equal(x[1:], y[:-1])  # the target is the next character
+    x2, _, _ = t.batch(rng(), 4)
+    np.testing.assert_array_equal(x2[0], y[-1])  # streams continue where they stopped
+    # unigram baseline in bits measured from the held-out text with train counts
+    counts = np.bincount(t.train_ids, minlength=len(t.vocab)) + 1.0
+    expect = -np.mean(np.log2(counts[t.held_ids] / counts.sum()))
+    assert abs(t.metric_baseline - expect) < 1e-12
+    assert t.solved_at < t.metric_baseline  # a bigram model beats the unigram one on text
+    state = t.state_dict()
+    t2 = make_task("text", 8, data=p)
+    t2.load_state_dict(state)
+    np.testing.assert_array_equal(t2.batch(rng(), 4)[0], t.batch(rng(), 4)[0])
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "data: no such file"),
+    (b"", "data: the file is empty"),
+    (b"abc\x00\x01def", "data: looks binary"),
+    (b"\xff\xfe\xfa abc", "data: not UTF-8 text"),
+])
+def test_text_file_errors(tmp_path, content, match):
+    p = tmp_path / "f.txt"
+    if content is not None:
+        p.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        load_text(p)
+
+
+def test_text_too_short(tmp_path):
+    p = tmp_path / "f.txt"
+    p.write_text("abcab")
+    with pytest.raises(ValueError, match="data: 5 characters is too short for seq_len 25"):
+        make_task("text", 25, data=p)
+
+
+def make_mnist(path, n=20, **override):
+    r = rng(3)
+    arrays = dict(x_train=r.integers(0, 256, (n, 28, 28)).astype(np.uint8), y_train=r.integers(0, 10, n),
+                  x_test=r.integers(0, 256, (n, 784)).astype(np.uint8), y_test=r.integers(0, 10, n))
+    arrays.update(override)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_mnist_loader_and_task(tmp_path):
+    p = tmp_path / "mnist.npz"
+    a = make_mnist(p)
+    xtr, ytr, xte, yte = load_mnist(p)
+    assert xtr.shape == (20, 784) and xtr.max() <= 1.0 and xtr.dtype == np.float32
+    np.testing.assert_allclose(xtr[3], a["x_train"][3].reshape(-1) / 255.0, rtol=1e-6)
+    t = make_task("mnist", data=p)
+    x, y, _ = t.batch(rng(), 5)
+    assert x.shape == (784, 5, 1) and y.shape == (5,)
+    tp = make_task("mnist", data=p, permuted=True)
+    xp, _, _ = tp.batch(rng(), 5)
+    assert not np.array_equal(x, xp)
+    np.testing.assert_array_equal(np.sort(x[:, :, 0], 0), np.sort(xp[:, :, 0], 0))  # same pixels
+    assert t.heldout[0].shape == (784, 20, 1)
+
+
+@pytest.mark.parametrize("override, match", [
+    (dict(y_test=None), r"lacks arrays \['y_test'\]"),
+    (dict(x_train=np.zeros((20, 27, 27))), "x_train must be numeric"),
+    (dict(y_train=np.full(20, 11)), "labels must lie in 0..9"),
+    (dict(y_train=np.zeros(19, int)), "y_train must be integer labels of shape"),
+    (dict(x_train=np.array([{"a": 1}] * 20, dtype=object)), "cannot be read safely"),
+])
+def test_mnist_malformed(tmp_path, override, match):
+    p = tmp_path / "m.npz"
+    arrays = dict(x_train=np.zeros((20, 784)), y_train=np.zeros(20, int),
+                  x_test=np.zeros((20, 784)), y_test=np.zeros(20, int))
+    arrays.update(override)
+    np.savez(p, **{k: v for k, v in arrays.items() if v is not None})
+    with pytest.raises(ValueError, match=match):
+        load_mnist(p)
+
+
+def test_mnist_not_a_zip(tmp_path):
+    p = tmp_path / "m.npz"
+    p.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="data: not a readable .npz file"):
+        load_mnist(p)
+
+
+def test_unknown_task_and_missing_data():
+    with pytest.raises(ValueError, match="task: expected one of"):
+        make_task("parity")
+    with pytest.raises(ValueError, match="data: the text task needs a data file"):
+        make_task("text")
+    assert set(TASKS) == {"adding", "copy", "order", "agreement", "text", "mnist"}
