@@ -18,8 +18,9 @@ FIELDS = ("task", "seq_len", "hidden", "layers", "batch_size", "steps", "lr", "o
           "spectral_radius", "bptt_truncate", "data", "permuted", "dtype")
 
 
-def training_options(defaults):
-    """Decorator adding the training options; ``defaults`` overrides per command."""
+def training_options(defaults, exclude=()):
+    """Decorator adding the training options; ``defaults`` overrides per command, ``exclude``
+    leaves options out (their TrainConfig defaults apply)."""
     d = dict(task="adding", seq_len=None, hidden=128, layers=1, batch_size=32, steps=5000, lr=1e-3,
              optimizer="adam", clip=1.0, eval_every=100)
     d.update(defaults)
@@ -66,7 +67,9 @@ def training_options(defaults):
 
     def deco(f):
         for o in reversed(opts):
-            f = o(f)
+            probe = o(lambda: None)
+            if probe.__click_params__[0].name not in exclude:
+                f = o(f)
         return f
 
     return deco
@@ -74,8 +77,8 @@ def training_options(defaults):
 
 def config_kwargs(kwargs):
     """The TrainConfig fields from a command's kwargs (clip 0 means off)."""
-    d = {k: kwargs[k] for k in FIELDS}
-    if d["clip"] == 0:
+    d = {k: kwargs[k] for k in FIELDS if k in kwargs}
+    if d.get("clip") == 0:
         d["clip"] = None
     return d
 

@@ -24,10 +24,15 @@ class Cell:
             lstm.lstm_forward(tape.xproj, tape.w_hh_t, tape.b_hh, lengths,
                               tape.h, tape.c, tape.gates, tape.gh)
 
-    def backward(self, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
+    def backward(self, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq, seeded=False):
         """Reverse sweep over steps s1..s0; window-relative outputs dgi/dgh/dh_seq (W, B, .).
-        Leaves dL/dh_{s0-1} (and dL/dc_{s0-1}) in tape.dh (tape.dc)."""
+        Leaves dL/dh_{s0-1} (and dL/dc_{s0-1}) in tape.dh (tape.dc). seeded: start from the
+        carries already in tape.dh / tape.dc instead of zero (used to build Jacobians)."""
         from . import elman, gru, lstm
+
+        if not seeded:
+            tape.dh[...] = 0.0
+            tape.dc[...] = 0.0
 
         if self.name in ("tanh", "relu"):
             elman.elman_backward(s0, s1, dh_in, lengths, self.name == "relu", tape.h,

@@ -58,11 +58,11 @@ def elman_backward(s0, s1, dh_in, lengths, relu, h, w_hh, dpre, dh_seq, dh, tmp)
     w_hh    (H, H)
     dpre    (W, B, H)  out: dL/da_t (the same for the input and the recurrent products)
     dh_seq  (W, B, H)  out: total dL/dh_t (from above and from the future)
-    dh      (B, H)     out: dL/dh_{s0-1}, the gradient that leaves the window
+    dh      (B, H)     in: the gradient carried into step s1 from step s1+1 (zero
+                       for a plain sweep); out: dL/dh_{s0-1}, the gradient that leaves the window
     tmp     (B, H)     scratch
     """
     B, H = dh.shape
-    dh[:] = 0.0
     for t in range(s1, s0 - 1, -1):
         w = t - s0
         for b in range(B):

@@ -68,11 +68,11 @@ def gru_backward(s0, s1, dh_in, lengths, h, gates, ghn, w_hh, dgi, dgh, dh_seq, 
     dgi    (W, B, 3H)  out: gradient of the input-side pre-activations W_ih x + b_ih
     dgh    (W, B, 3H)  out: gradient of the recurrent-side pre-activations W_hh h + b_hh
     dh_seq (W, B, H)   out: total dL/dh_t
-    dh     (B, H)      out: dL/dh_{s0-1}
+    dh     (B, H)      in: gradient carried into step s1 (zero for a plain sweep);
+                       out: dL/dh_{s0-1}
     tmp    (B, H)      scratch
     """
     B, H = dh.shape
-    dh[:] = 0.0
     for t in range(s1, s0 - 1, -1):
         w = t - s0
         for b in range(B):

@@ -66,12 +66,11 @@ def lstm_backward(s0, s1, dh_in, lengths, c, gates, w_hh, dpre, dh_seq, dh, dc, 
     w_hh   (4H, H)
     dpre   (W, B, 4H)  out: gradient of the gate pre-activations (input and recurrent side alike)
     dh_seq (W, B, H)   out: total dL/dh_t
-    dh, dc (B, H)      out: dL/dh_{s0-1}, dL/dc_{s0-1}
+    dh, dc (B, H)      in: gradients carried into step s1 (zero for a plain sweep);
+                       out: dL/dh_{s0-1}, dL/dc_{s0-1}
     tmp    (B, H)      scratch
     """
     B, H = dh.shape
-    dh[:] = 0.0
-    dc[:] = 0.0
     for t in range(s1, s0 - 1, -1):
         w = t - s0
         for b in range(B):

@@ -91,6 +91,8 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None):
     if summary_path.exists():
         if resume:
             done = json.loads(summary_path.read_text())
+            if done.get("config") != cfg.to_dict():
+                raise RunExists(f"out: {out} holds a finished run with other options; use another --out")
             if done.get("status") != "interrupted":
                 return done
         else:

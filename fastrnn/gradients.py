@@ -1,0 +1,182 @@
+"""Watch the gradient vanish or explode, from the same BPTT kernels that train the models.
+
+For a batch of a task and L = the loss at the last step:
+  * ||dL/dh_k|| for every step k, averaged over the batch, reported by time lag T-1-k. It is the
+    total gradient the reverse sweep already computes (``RNN.hidden_grads``); with
+    ``bptt_truncate=K`` it is cut to zero beyond lag K.
+  * the per-step Jacobian of the top layer's state, ||d s_t / d s_{t-1}||_2 (s = h, or (h, c)
+    for the LSTM), built row by row by seeding the kernels' one-step reverse window with unit
+    vectors (a batch of copies, one per row): the spectral norm, mean and spread over steps.
+  * each recurrent gate block's largest singular value and spectral radius.
+  * the fraction of saturated units (tanh or sigmoid derivative below 0.01) and, for ReLU, of
+    dead units (zero at every step of every sequence).
+
+How to read it: dL/dh_k = dL/dh_{T-1} J_{T-1} ... J_{k+1}, so its norm shrinks by at most the
+per-step factor ||J_t|| <= ||W_hh|| * max|f'| (1 for tanh, 1/4 for sigmoid) at every lag. Unless
+gates (the LSTM's c_t = f c_{t-1} + ...) or initialization (identity for ReLU) keep that factor
+near 1, the norm falls geometrically: the far past receives no learning signal.
+"""
+import numpy as np
+
+from .init import spectral_radius
+
+SATURATION = 0.01  # derivative threshold for a "saturated" unit
+
+
+def last_step_only(task, x, target):
+    """Targets restricted to the last step's loss (per-step tasks keep only their last step)."""
+    if task.output == "all":
+        target = target.copy()
+        target[:-1] = -1  # ignored by the cross-entropy
+    return target
+
+
+def grad_norm_by_lag(model, task, x, target, lengths=None, bptt_truncate=None):
+    """Mean over the batch of ||dL/dh_k|| for the top layer, indexed by lag (0 = last step)."""
+    model.loss_and_grad(x, last_step_only(task, x, target), task.loss, task.output, lengths,
+                        bptt_truncate=bptt_truncate)
+    dh = model.hidden_grads()[-1].astype(np.float64)  # (T, B, H)
+    return np.linalg.norm(dh, axis=2).mean(axis=1)[::-1].copy()
+
+
+def step_jacobians(model, x_one):
+    """Jacobians of the top layer's state s_t w.r.t. s_{t-1} for one sequence.
+
+    x_one: one sequence, (T, 1, I) or (T, 1) ids. Returns (T, S, S), S = H (2H for LSTM, state
+    ordered h then c). Row i is the gradient on s_{t-1} of a unit vector seeded on s_t.
+    """
+    cell, H = model.cell, model.hidden_size
+    S = 2 * H if cell.has_cell_state else H
+    xs = np.repeat(x_one, S, axis=1)
+    xs, lengths, (h0, c0) = model._check_inputs(xs, None, None)
+    model._forward(xs, lengths, h0, c0)
+    tape = model._tapes[-1]
+    T, G = xs.shape[0], cell.gates * H
+    dh_in = np.zeros((1, S, H), model.dtype)
+    dgi = np.zeros((1, S, G), model.dtype)
+    dgh = np.zeros((1, S, G), model.dtype) if cell.split_grad else dgi
+    dhs = np.zeros((1, S, H), model.dtype)
+    eye = np.eye(H, dtype=model.dtype)
+    J = np.empty((T, S, S))
+    for t in range(T):
+        tape.dh[...] = 0.0
+        tape.dc[...] = 0.0
+        tape.dh[:H] = eye
+        if cell.has_cell_state:
+            tape.dc[H:] = eye
+        cell.backward(tape, t, t, dh_in, lengths, dgi, dgh, dhs, seeded=True)
+        J[t, :, :H] = tape.dh
+        if cell.has_cell_state:
+            J[t, :, H:] = tape.dc
+    return J
+
+
+def saturation(model):
+    """Fractions of saturated units per nonlinearity (and dead ReLU units), from the last
+    forward pass, over every layer, step and sequence."""
+    H, name, out = model.hidden_size, model.cell.name, {}
+    tapes = model._tapes
+    if name == "tanh":
+        h = np.concatenate([t.h[1:].ravel() for t in tapes])
+        out["tanh"] = float(np.mean(1 - h * h < SATURATION))
+    elif name == "relu":
+        act = np.stack([t.h[1:] for t in tapes])  # (L, T, B, H)
+        out["zero_activations"] = float(np.mean(act == 0))
+        out["dead_units"] = float(np.mean(np.all(act == 0, axis=(1, 2))))
+    else:
+        kinds = {"gru": ("sigmoid:r", "sigmoid:z", "tanh:n"),
+                 "lstm": ("sigmoid:i", "sigmoid:f", "tanh:g", "sigmoid:o")}[name]
+        for k, kind in enumerate(kinds):
+            g = np.concatenate([t.gates[..., k * H:(k + 1) * H].ravel() for t in tapes])
+            deriv = g * (1 - g) if kind.startswith("sigmoid") else 1 - g * g
+            out[kind.split(":")[1]] = float(np.mean(deriv < SATURATION))
+        if name == "lstm":
+            tc = np.tanh(np.concatenate([t.c[1:].ravel() for t in tapes]))
+            out["tanh(c)"] = float(np.mean(1 - tc * tc < SATURATION))
+    return out
+
+
+def recurrent_spectrum(model):
+    """Largest singular value and spectral radius of each recurrent gate block, per layer."""
+    H, rows = model.hidden_size, []
+    gates = model.cell.layout.split(",")
+    for k in range(model.num_layers):
+        w = model.params[f"weight_hh_l{k}"].astype(np.float64)
+        for g, gate in enumerate(gates):
+            block = w[g * H:(g + 1) * H]
+            rows.append(dict(layer=k, gate=gate, sigma_max=float(np.linalg.norm(block, 2)),
+                             spectral_radius=spectral_radius(block)))
+    return rows
+
+
+def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_samples=4):
+    """Everything above for one model on a batch of the task (seeded)."""
+    rng = np.random.default_rng([seed, 7])
+    x, target, lengths = task.batch(rng, batch_size)
+    norms = grad_norm_by_lag(model, task, x, target, lengths, bptt_truncate)
+    sat = saturation(model)  # from the same forward pass
+    jn = np.concatenate([np.linalg.norm(step_jacobians(model, x[:, b:b + 1]), ord=2, axis=(1, 2))
+                         for b in range(min(jacobian_samples, batch_size))])
+    T = len(norms)
+    # geometric mean decay per step over the lags that carry a gradient
+    pos = np.nonzero(norms > 0)[0]
+    decay = float(np.exp(np.log(norms[pos[-1]] / norms[0]) / pos[-1])) if len(pos) > 1 and norms[0] > 0 else None
+    return dict(
+        cell=model.cell.name, seq_len=T, batch_size=batch_size, bptt_truncate=bptt_truncate,
+        grad_norm_by_lag=[float(v) for v in norms],
+        ratio_last_to_first=float(norms[-1] / norms[0]) if norms[0] > 0 else None,
+        decay_per_step=decay,
+        jacobian_norm=dict(mean=float(jn.mean()), std=float(jn.std()), min=float(jn.min()),
+                           median=float(np.median(jn)), max=float(jn.max()), samples=int(jn.size)),
+        recurrent=recurrent_spectrum(model),
+        saturated=sat,
+    )
+
+
+def plot_profiles(profiles, path, title):
+    """Log-scale ||dL/dh|| (relative to lag 0) vs lag, one colour per cell; solid at init,
+    dashed after training. Zeros (cut by truncation) are left out of the line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import COLORS
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for phase, style in (("init", "-"), ("trained", "--")):
+        for p in profiles.get(phase, []):
+            n = np.asarray(p["grad_norm_by_lag"])
+            rel = np.where(n > 0, n / n[0], np.nan) if n[0] > 0 else np.full_like(n, np.nan)
+            ax.plot(np.arange(len(n)), rel, style, color=COLORS.get(p["cell"]),
+                    label=f"{p['cell']} ({phase})")
+    ax.set_yscale("log")
+    ax.set_xlabel("time lag T-1-k (steps back from the loss)")
+    ax.set_ylabel("||dL/dh_k|| / ||dL/dh_{T-1}||")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(profiles):
+    """Rows of text for the terminal."""
+    head = (f"{'cell':5s} {'phase':7s} {'|dL/dh| lag0':>12s} {'last/first':>10s} {'per-step':>8s} "
+            f"{'|J| mean±std':>14s} {'σmax(Whh)':>9s} {'ρ(Whh)':>7s}  saturated / dead")
+    lines = [head, "-" * len(head)]
+    for phase in ("init", "trained"):
+        for p in profiles.get(phase, []):
+            rec = p["recurrent"]
+            smax = max(r["sigma_max"] for r in rec)
+            rho = max(r["spectral_radius"] for r in rec)
+            j = p["jacobian_norm"]
+            ratio = p["ratio_last_to_first"]
+            decay = p["decay_per_step"]
+            sat = ", ".join(f"{k} {v:.0%}" for k, v in p["saturated"].items())
+            lines.append(f"{p['cell']:5s} {phase:7s} {p['grad_norm_by_lag'][0]:12.3e} "
+                         f"{'-' if ratio is None else f'{ratio:.1e}':>10s} "
+                         f"{'-' if decay is None else f'{decay:.3f}':>8s} "
+                         f"{j['mean']:7.3f}±{j['std']:<6.3f} {smax:9.3f} {rho:7.3f}  {sat}")
+    return lines
