@@ -163,7 +163,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
 
     Example: fastrnn compare --task copy --seq-len 50 --cells tanh,lstm --steps 3000
     """
-    from fastrnn.compare import aggregate, compare_grid, run_grid
+    from fastrnn.compare import aggregate, compare_grid, gradient_section, run_grid
     from fastrnn.report import write_report
     from fastrnn.train.config import TrainConfig
     from fastrnn.train.loop import build
@@ -186,7 +186,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
         bar = click.progressbar(length=len(runs), label=f"{len(runs)} runs", file=sys.stderr,
                                 show_eta=True, item_show_func=lambda s: s)
         bar.__enter__()
-    else:
+    elif not quiet:
         click.echo(f"compare: {len(runs)} runs -> {out}", err=True)
 
     def on_done(name, summary):
@@ -206,7 +206,9 @@ def compare(cells, seeds, workers, out, quiet, **kw):
         if bar is not None:
             bar.__exit__(None, None, None)
     table = aggregate(runs, results)
-    report = write_report(out, runs, results, table, info, base)
+    with usage_errors():
+        section = gradient_section(out, runs, task)
+    report = write_report(out, runs, results, table, info, base, extra_sections=[section])
     for cell, r in table.items():
         m = r["final_metric_mean"]
         click.echo(f"{cell:5s} {task.metric_name} {'-' if m is None else f'{m:.4g}'} "

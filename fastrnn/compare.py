@@ -139,3 +139,44 @@ def aggregate(runs, results):
             wall_seconds_mean=float(np.mean([r.get("wall_seconds", 0) for r in rs])),
         )
     return rows
+
+
+def gradient_section(out, runs, task, batch_size=32):
+    """Profile each cell's seed-0 run at initialization and after training, write
+    OUT/gradients.png and OUT/gradients.json, and return the report's markdown section."""
+    from .gradients import plot_profiles, profile
+    from .train.loop import build, load_model
+
+    out = Path(out)
+    profiles = {"init": [], "trained": []}
+    seen = set()
+    for name, cfg in runs:
+        if cfg.cell in seen:
+            continue
+        seen.add(cfg.cell)
+        _, fresh = build(cfg)
+        profiles["init"].append(profile(fresh, task, batch_size, cfg.seed, cfg.bptt_truncate))
+        ck = out / "runs" / name / "checkpoint.npz"
+        if ck.exists():
+            trained, _ = load_model(ck)
+            profiles["trained"].append(profile(trained, task, batch_size, cfg.seed, cfg.bptt_truncate))
+    T = profiles["init"][0]["seq_len"]
+    plot_profiles(profiles, out / "gradients.png", f"{task.name}, T = {T}: gradient of the last step's loss, by lag")
+    atomic_write_json(out / "gradients.json", profiles)
+    rows = ["## The gradient through time", "",
+            "||dL/dh_k|| for L = the loss at the last step, relative to its value at the last step, by how far "
+            "back step k lies (seed 0 of each cell; solid at initialization, dashed after training). Each step "
+            "multiplies the gradient by a Jacobian whose norm is at most ||W_hh|| times the activation's "
+            "derivative bound (1 for tanh, 1/4 for sigmoid), so it falls geometrically with the lag unless "
+            "gates or initialization keep that factor near 1: a curve that falls many decades means the far "
+            "past gets no learning signal.", "",
+            "![gradient by lag](gradients.png)", "",
+            "| cell | phase | ratio lag T-1 / lag 0 | per-step factor | mean ‖ds_t/ds_{t-1}‖ | σmax(W_hh) |",
+            "|---|---|---|---|---|---|"]
+    for phase in ("init", "trained"):
+        for p in profiles[phase]:
+            r, d = p["ratio_last_to_first"], p["decay_per_step"]
+            rows.append(f"| {p['cell']} | {phase} | {'-' if r is None else f'{r:.2g}'} | "
+                        f"{'-' if d is None else f'{d:.3f}'} | {p['jacobian_norm']['mean']:.3f} | "
+                        f"{max(x['sigma_max'] for x in p['recurrent']):.3f} |")
+    return "\n".join(rows)

@@ -24,6 +24,9 @@ def test_compare_report_and_rerun(tmp_path):
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "| tanh |" in report and "| gru |" in report and "curves.png" in report
+    assert "## The gradient through time" in report and (out / "gradients.png").exists()
+    grads = json.loads((out / "gradients.json").read_text())
+    assert [p["cell"] for p in grads["init"]] == ["tanh", "gru"] == [p["cell"] for p in grads["trained"]]
     stamp = (out / "runs" / "gru-s0" / "summary.json").stat().st_mtime_ns
     # the same command again reuses the finished runs
     r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,gru", *ARGS, "--out", str(out)])
