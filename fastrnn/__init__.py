@@ -10,6 +10,7 @@ _LAZY = {
     "CELLS": "fastrnn.cells",
     "gradcheck": "fastrnn.finitediff",
     "check_gradients": "fastrnn.finitediff",
+    "set_threads": "fastrnn.threads",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -28,9 +28,12 @@ def compare_grid(base: TrainConfig, cells, seeds):
     return runs
 
 
+# Each worker process computes with one thread: the workers themselves fill the cores.
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
 def _worker_init():
-    # one BLAS thread per worker: the workers themselves fill the cores
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ.update(WORKER_ENV)
     # Ctrl-C reaches every process of the group; the parent decides, workers stop at a step
     # boundary through train()'s own handler, installed when a run starts.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -81,8 +84,8 @@ def run_grid(runs, out, workers=None, on_done=None):
         return results
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     ctx = multiprocessing.get_context("spawn")  # no forked BLAS/Numba thread state
-    old_env = os.environ.get("OPENBLAS_NUM_THREADS")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read by children at start-up
+    old_env = {k: os.environ.get(k) for k in WORKER_ENV}
+    os.environ.update(WORKER_ENV)  # read by the children as they start (Numba reads it on import)
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
             futures = {pool.submit(run_one, cfg.to_dict(), str(out / "runs" / name)): name
@@ -107,10 +110,11 @@ def run_grid(runs, out, workers=None, on_done=None):
                         pass
                 raise
     finally:
-        if old_env is None:
-            os.environ.pop("OPENBLAS_NUM_THREADS", None)
-        else:
-            os.environ["OPENBLAS_NUM_THREADS"] = old_env
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return results
 
 

@@ -8,5 +8,11 @@ so that float64 kernels agree with the NumPy reference to ~1e-12.
 
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
+# IEEE semantics for float division (x / 0 -> inf or NaN) instead of Python's
+# ZeroDivisionError: the check behind the latter is a branch in every division, which stops
+# LLVM from vectorizing the pointwise loops (measured: 2.1 -> 0.6 ns per tanh), and inf/NaN
+# is exactly what divergence detection expects to see.
+ERROR_MODEL = "numpy"
+
 # Compiled kernels are written to Numba's on-disk cache so that a second process starts fast.
 CACHE = True

@@ -31,4 +31,4 @@ class LayerTape:
         self.dc = z(B, H)
         self.tmp = z(B, H)
         # set per call: contiguous views of this layer's weights
-        self.w_hh = self.w_hh_t = self.b_hh = None
+        self.w_hh = self.w_hh_t = self.b_hn = None

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from . import threads
 from . import validate as v
+from .blas import matmul, matmul_tn
 from .cells import get_cell
 from .config import CACHE
 from .init import INITS, init_layer, scale_spectral_radius
@@ -62,6 +64,7 @@ class RNN:
     def __init__(self, cell, input_size, hidden_size, output_size, num_layers=1, *,
                  tokens=False, dtype="float32", init="pytorch", forget_bias=1.0,
                  spectral_radius=None, seed=0):
+        threads.configure()
         self.cell = get_cell(cell)
         self.input_size = v.positive_int("input_size", input_size)
         self.hidden_size = v.positive_int("hidden_size", hidden_size)
@@ -216,14 +219,15 @@ class RNN:
         for k, tape in enumerate(tapes):
             p = self.params
             w_ih, w_hh = p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]
-            tape.w_hh, tape.b_hh = w_hh, p[f"bias_hh_l{k}"]
+            b_hh = p[f"bias_hh_l{k}"]
+            tape.w_hh, tape.b_hn = w_hh, b_hh[2 * self.hidden_size:]
             tape.w_hh_t = np.ascontiguousarray(w_hh.T)
             G = w_ih.shape[0]
             if k == 0 and self.tokens:
                 np.take(np.ascontiguousarray(w_ih.T), inp, axis=0, out=tape.xproj)
             else:
-                np.matmul(inp.reshape(T * B, -1), w_ih.T, out=tape.xproj.reshape(T * B, G))
-            tape.xproj += p[f"bias_ih_l{k}"]
+                matmul(inp.reshape(T * B, -1), w_ih.T, tape.xproj.reshape(T * B, G))
+            self.cell.fold_biases(tape.xproj, p[f"bias_ih_l{k}"], b_hh)
             tape.h[0] = h0[k]
             if self.cell.has_cell_state:
                 tape.c[0] = c0[k]
@@ -239,7 +243,9 @@ class RNN:
             hs = top[1:].reshape(T * B, H)
         else:
             hs = top[lengths, np.arange(B)]  # h[len_b] = state after the last real step
-        y = hs @ self.params["readout.weight"].T + self.params["readout.bias"]
+        y = np.empty((hs.shape[0], self.output_size), self.dtype)
+        matmul(hs, self.params["readout.weight"].T, y)
+        y += self.params["readout.bias"]
         return hs, y
 
     def _final_state(self):
@@ -304,9 +310,10 @@ class RNN:
     def _backward(self, x, lengths, hs, dy, output, K):
         tapes, p, g, cell = self._tapes, self.params, self.grads, self.cell
         T, B, H = tapes[0].T, tapes[0].B, self.hidden_size
-        np.dot(dy.T, hs, out=g["readout.weight"])
+        matmul_tn(dy, hs, g["readout.weight"])
         g["readout.bias"][...] = dy.sum(axis=0)
-        dh_rows = dy @ p["readout.weight"]  # (N, H)
+        dh_rows = np.empty((dy.shape[0], H), self.dtype)
+        matmul(dy, p["readout.weight"], dh_rows)
         if output == "all":
             dh_top = dh_rows.reshape(T, B, H)
         else:
@@ -319,7 +326,8 @@ class RNN:
                 t = tapes[k]
                 cell.backward(t, 0, T - 1, arr, lengths, t.dgi, t.dgh, t.dh_seq)
                 if k > 0:
-                    arr = (t.dgi.reshape(T * B, -1) @ p[f"weight_ih_l{k}"]).reshape(T, B, H)
+                    arr = np.empty((T, B, H), self.dtype)
+                    matmul(t.dgi.reshape(T * B, -1), p[f"weight_ih_l{k}"], arr.reshape(T * B, H))
         else:
             self._backward_truncated(lengths, dh_top, output, K)
 
@@ -331,9 +339,9 @@ class RNN:
                 _scatter_columns(g["weight_ih_l0"], x.reshape(-1), dgi)
             else:
                 inp = x if k == 0 else tapes[k - 1].h[1:]
-                np.dot(dgi.T, inp.reshape(T * B, -1), out=g[f"weight_ih_l{k}"])
+                matmul_tn(dgi, inp.reshape(T * B, -1), g[f"weight_ih_l{k}"])
             g[f"bias_ih_l{k}"][...] = dgi.sum(axis=0)
-            np.dot(dgh.T, t.h[:-1].reshape(T * B, H), out=g[f"weight_hh_l{k}"])
+            matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}"])
             g[f"bias_hh_l{k}"][...] = dgh.sum(axis=0)
 
     def _backward_truncated(self, lengths, dh_top, output, K):
@@ -368,7 +376,8 @@ class RNN:
                     t.dgh[s0:s1 + 1] += dgh_w[:W]
                 t.dh_seq[s0:s1 + 1] += dhs_w[:W]
                 if k > 0:
-                    arr = (dgi_w[:W].reshape(W * B, G) @ p[f"weight_ih_l{k}"]).reshape(W, B, H)
+                    arr = np.empty((W, B, H), self.dtype)
+                    matmul(dgi_w[:W].reshape(W * B, G), p[f"weight_ih_l{k}"], arr.reshape(W * B, H))
 
     def hidden_grads(self):
         """dL/dh_t of every layer from the last backward pass: a list of (T, B, H) arrays."""

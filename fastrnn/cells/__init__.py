@@ -2,6 +2,12 @@
 forward and backward kernels on a :class:`fastrnn.layer.LayerTape`."""
 from dataclasses import dataclass
 
+from ..threads import run_split
+
+# A thread takes at least this many sequences: below it, handing work to a thread costs more
+# than it saves.
+MIN_ROWS = 4
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -11,18 +17,30 @@ class Cell:
     has_cell_state: bool  # LSTM carries c besides h
     split_grad: bool  # GRU: input-side and recurrent-side pre-activation gradients differ
 
+    def fold_biases(self, xproj, b_ih, b_hh):
+        """xproj += b_ih + b_hh, except GRU's b_hn, which the kernel applies inside r * (.)."""
+        xproj += b_ih
+        if self.name == "gru":
+            n = b_hh.shape[0] * 2 // 3
+            xproj[..., :n] += b_hh[:n]
+        else:
+            xproj += b_hh
+
     def forward(self, tape, lengths):
+        """One layer forward over every step (see the cell's *_forward_rows kernel); the batch
+        is split across threads."""
         from . import elman, gru, lstm
 
+        B = tape.B
         if self.name in ("tanh", "relu"):
-            elman.elman_forward(tape.xproj, tape.w_hh_t, tape.b_hh, lengths,
-                                self.name == "relu", tape.h, tape.gh)
+            run_split(elman.elman_forward_rows,
+                      (tape.xproj, tape.w_hh_t, lengths, self.name == "relu", tape.h, tape.gh), B, MIN_ROWS)
         elif self.name == "gru":
-            gru.gru_forward(tape.xproj, tape.w_hh_t, tape.b_hh, lengths,
-                            tape.h, tape.gates, tape.ghn, tape.gh)
+            run_split(gru.gru_forward_rows,
+                      (tape.xproj, tape.w_hh_t, tape.b_hn, lengths, tape.h, tape.gates, tape.ghn, tape.gh), B, MIN_ROWS)
         else:
-            lstm.lstm_forward(tape.xproj, tape.w_hh_t, tape.b_hh, lengths,
-                              tape.h, tape.c, tape.gates, tape.gh)
+            run_split(lstm.lstm_forward_rows,
+                      (tape.xproj, tape.w_hh_t, lengths, tape.h, tape.c, tape.gates, tape.gh), B, MIN_ROWS)
 
     def backward(self, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq, seeded=False):
         """Reverse sweep over steps s1..s0; window-relative outputs dgi/dgh/dh_seq (W, B, .).
@@ -33,16 +51,16 @@ class Cell:
         if not seeded:
             tape.dh[...] = 0.0
             tape.dc[...] = 0.0
-
+        B = tape.B
         if self.name in ("tanh", "relu"):
-            elman.elman_backward(s0, s1, dh_in, lengths, self.name == "relu", tape.h,
-                                 tape.w_hh, dgi, dh_seq, tape.dh, tape.tmp)
+            run_split(elman.elman_backward_rows, (s0, s1, dh_in, lengths, self.name == "relu", tape.h,
+                                                  tape.w_hh, dgi, dh_seq, tape.dh, tape.tmp), B, MIN_ROWS)
         elif self.name == "gru":
-            gru.gru_backward(s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn,
-                             tape.w_hh, dgi, dgh, dh_seq, tape.dh, tape.tmp)
+            run_split(gru.gru_backward_rows, (s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn,
+                                              tape.w_hh, dgi, dgh, dh_seq, tape.dh, tape.tmp), B, MIN_ROWS)
         else:
-            lstm.lstm_backward(s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh,
-                               dgi, dh_seq, tape.dh, tape.dc, tape.tmp)
+            run_split(lstm.lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh,
+                                                dgi, dh_seq, tape.dh, tape.dc, tape.tmp), B, MIN_ROWS)
 
 
 CELLS = {

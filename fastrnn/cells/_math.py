@@ -56,3 +56,16 @@ def _ov_sigmoid(x):
         return impl
     # exp(-x) overflows to inf for x << 0 and 1/(1+inf) = 0 is right: no branch, no ninf flag
     return lambda x: 1.0 / (1.0 + math.exp(-x))
+
+
+def one_like(x):
+    """1 in the type of x: keeps float32 arithmetic in float32 (a bare 1.0 is float64 and
+    would widen every expression it touches)."""
+    return 1.0
+
+
+@overload(one_like, inline="always")
+def _ov_one_like(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: np.float32(1.0)
+    return lambda x: 1.0

@@ -9,48 +9,50 @@ Backward, given g = dL/dh_t (from above plus from step t+1):
 and dW_ih, dW_hh, db_* are finished by the caller as large matrix products over all steps.
 
 Shapes: T = steps, B = batch, H = hidden. The caller folds the input projection of every
-step into one GEMM (``xproj``); inside the time loop only the recurrent product and one
-fused pointwise pass remain, and nothing is allocated.
+step and both biases into one GEMM (``xproj``); inside the time loop only the recurrent
+product and one pointwise pass remain, and nothing is allocated. Each pointwise pass is a
+plain loop over a contiguous row, so LLVM vectorizes it.
 """
-
 import numpy as np
 from numba import njit
 
-from ..config import CACHE, FASTMATH
-from ._math import tanh
+from ..config import CACHE, ERROR_MODEL, FASTMATH
+from ._math import one_like, tanh
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
-def elman_forward(xproj, w_hh_t, b_hh, lengths, relu, h, gh):
-    """Run one layer forward over all T steps.
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def elman_forward_rows(xproj, w_hh_t, lengths, relu, h, gh, b0, b1):
+    """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
-    xproj   (T, B, H)    W_ih x_t + b_ih for every step
+    xproj   (T, B, H)    W_ih x_t + b_ih + b_hh for every step
     w_hh_t  (H, H)       W_hh transposed (contiguous), so h_{t-1} @ w_hh_t = (W_hh h_{t-1})^T
-    b_hh    (H,)
     lengths (B,) int64   for t >= lengths[b] the state of sequence b is carried unchanged
     relu    bool         ReLU instead of tanh
     h       (T+1, B, H)  h[0] holds h_0 on entry; h[t+1] is written for every step t
     gh      (B, H)       scratch for the recurrent product
     """
     T, B, H = xproj.shape
+    zero = 0 * one_like(h[0, 0, 0])
     for t in range(T):
-        np.dot(h[t], w_hh_t, gh)
-        for b in range(B):
+        np.dot(h[t, b0:b1], w_hh_t, gh[b0:b1])
+        for b in range(b0, b1):
+            hn, hp = h[t + 1, b], h[t, b]
             if t >= lengths[b]:
-                for j in range(H):
-                    h[t + 1, b, j] = h[t, b, j]
+                hn[:] = hp
                 continue
-            for j in range(H):
-                a = xproj[t, b, j] + gh[b, j] + b_hh[j]
-                if relu:
-                    h[t + 1, b, j] = a if a > 0.0 else 0.0
-                else:
-                    h[t + 1, b, j] = tanh(a)
+            a, xp = gh[b], xproj[t, b]
+            if relu:
+                for j in range(H):
+                    v = a[j] + xp[j]
+                    hn[j] = zero if v <= zero else v  # NaN passes through, as in PyTorch
+            else:
+                for j in range(H):
+                    hn[j] = tanh(a[j] + xp[j])
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
-def elman_backward(s0, s1, dh_in, lengths, relu, h, w_hh, dpre, dh_seq, dh, tmp):
-    """Reverse sweep over the window of steps s1, s1-1, ..., s0.
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_hh, dpre, dh_seq, dh, tmp, b0, b1):
+    """Reverse sweep over the window of steps s1, s1-1, ..., s0, for sequences b0..b1-1.
 
     dh_in   (W, B, H)  dL/dh_t arriving from above (readout or next layer), W = s1-s0+1;
                        window-relative: dh_in[t - s0]
@@ -62,26 +64,29 @@ def elman_backward(s0, s1, dh_in, lengths, relu, h, w_hh, dpre, dh_seq, dh, tmp)
                        for a plain sweep); out: dL/dh_{s0-1}, the gradient that leaves the window
     tmp     (B, H)     scratch
     """
-    B, H = dh.shape
+    H = dh.shape[1]
+    one = one_like(h[0, 0, 0])
+    zero = 0 * one
     for t in range(s1, s0 - 1, -1):
         w = t - s0
-        for b in range(B):
-            masked = t >= lengths[b]
+        for b in range(b0, b1):
+            d, din, ds, dp, y = dh[b], dh_in[w, b], dh_seq[w, b], dpre[w, b], h[t + 1, b]
             for j in range(H):
-                g = dh[b, j] + dh_in[w, b, j]
-                dh_seq[w, b, j] = g
-                if masked:
-                    # the state was copied forward, so its gradient passes straight back
-                    dpre[w, b, j] = 0.0
-                    dh[b, j] = g
-                else:
-                    y = h[t + 1, b, j]
-                    if relu:
-                        dpre[w, b, j] = g if y > 0.0 else 0.0
-                    else:
-                        dpre[w, b, j] = g * (1.0 - y * y)
-                    dh[b, j] = 0.0
-        np.dot(dpre[w], w_hh, tmp)
-        for b in range(B):
+                ds[j] = d[j] + din[j]
+            if t >= lengths[b]:
+                # the state was copied forward, so its gradient passes straight back
+                dp[:] = 0
+                d[:] = ds
+                continue
+            if relu:
+                for j in range(H):
+                    dp[j] = ds[j] if y[j] > zero else zero
+            else:
+                for j in range(H):
+                    dp[j] = ds[j] * (one - y[j] * y[j])
+            d[:] = 0
+        np.dot(dpre[w, b0:b1], w_hh, tmp[b0:b1])
+        for b in range(b0, b1):
+            d, tm = dh[b], tmp[b]
             for j in range(H):
-                dh[b, j] += tmp[b, j]
+                d[j] += tm[j]

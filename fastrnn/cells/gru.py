@@ -11,23 +11,23 @@ Backward, with g = dL/dh_t and hn = W_hn h_{t-1} + b_hn:
     input side  d(W_i x + b_i) = [dr', dz', dn']
     recurrent   d(W_h h + b_h) = [dr', dz', dn' r]      (the two differ in the n block)
     dh_{t-1}    = g z + W_hh^T d(W_h h + b_h)
-Shapes: T steps, B batch, H hidden; gate blocks are 3H wide.
+Shapes: T steps, B batch, H hidden; gate blocks are 3H wide. The caller folds b_hr and b_hz
+into ``xproj``; b_hn stays apart because r multiplies it.
 """
-
 import numpy as np
 from numba import njit
 
-from ..config import CACHE, FASTMATH
-from ._math import sigmoid, tanh
+from ..config import CACHE, ERROR_MODEL, FASTMATH
+from ._math import one_like, sigmoid, tanh
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
-def gru_forward(xproj, w_hh_t, b_hh, lengths, h, gates, ghn, gh):
-    """Run one layer forward over all T steps.
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def gru_forward_rows(xproj, w_hh_t, b_hn, lengths, h, gates, ghn, gh, b0, b1):
+    """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
-    xproj   (T, B, 3H)   W_ih x_t + b_ih, blocks r, z, n
+    xproj   (T, B, 3H)   W_ih x_t + b_ih (+ b_hh for the r and z blocks), blocks r, z, n
     w_hh_t  (H, 3H)      W_hh transposed (contiguous)
-    b_hh    (3H,)
+    b_hn    (H,)         the n block of b_hh
     lengths (B,) int64   frozen state for t >= lengths[b]
     h       (T+1, B, H)  h[0] = h_0 on entry
     gates   (T, B, 3H)   out: r, z, n after their nonlinearities
@@ -37,30 +37,29 @@ def gru_forward(xproj, w_hh_t, b_hh, lengths, h, gates, ghn, gh):
     T, B, G = xproj.shape
     H = G // 3
     for t in range(T):
-        np.dot(h[t], w_hh_t, gh)
-        for b in range(B):
+        np.dot(h[t, b0:b1], w_hh_t, gh[b0:b1])
+        for b in range(b0, b1):
+            hn, hp, gt, q = h[t + 1, b], h[t, b], gates[t, b], ghn[t, b]
             if t >= lengths[b]:
-                for j in range(H):
-                    h[t + 1, b, j] = h[t, b, j]
-                    ghn[t, b, j] = 0.0
-                for j in range(G):
-                    gates[t, b, j] = 0.0
+                hn[:] = hp
+                gt[:] = 0
+                q[:] = 0
                 continue
+            a, xp = gh[b], xproj[t, b]
+            for j in range(2 * H):  # r and z
+                gt[j] = sigmoid(a[j] + xp[j])
+            r, z, n = gt[:H], gt[H:2 * H], gt[2 * H:]
+            an, xn = a[2 * H:], xp[2 * H:]
             for j in range(H):
-                r = sigmoid(xproj[t, b, j] + gh[b, j] + b_hh[j])
-                z = sigmoid(xproj[t, b, H + j] + gh[b, H + j] + b_hh[H + j])
-                hn = gh[b, 2 * H + j] + b_hh[2 * H + j]
-                n = tanh(xproj[t, b, 2 * H + j] + r * hn)
-                h[t + 1, b, j] = (1.0 - z) * n + z * h[t, b, j]
-                gates[t, b, j] = r
-                gates[t, b, H + j] = z
-                gates[t, b, 2 * H + j] = n
-                ghn[t, b, j] = hn
+                q[j] = an[j] + b_hn[j]
+                n[j] = tanh(xn[j] + r[j] * q[j])
+                hn[j] = n[j] + z[j] * (hp[j] - n[j])
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
-def gru_backward(s0, s1, dh_in, lengths, h, gates, ghn, w_hh, dgi, dgh, dh_seq, dh, tmp):
-    """Reverse sweep over the window s1 .. s0 (window-relative arrays indexed t - s0).
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_hh, dgi, dgh, dh_seq, dh, tmp, b0, b1):
+    """Reverse sweep over the window s1 .. s0 for sequences b0..b1-1 (window-relative arrays
+    indexed t - s0).
 
     dh_in  (W, B, H)   dL/dh_t arriving from above
     h      (T+1, B, H), gates (T, B, 3H), ghn (T, B, H): from the forward pass
@@ -72,34 +71,36 @@ def gru_backward(s0, s1, dh_in, lengths, h, gates, ghn, w_hh, dgi, dgh, dh_seq, 
                        out: dL/dh_{s0-1}
     tmp    (B, H)      scratch
     """
-    B, H = dh.shape
+    H = dh.shape[1]
+    one = one_like(h[0, 0, 0])
     for t in range(s1, s0 - 1, -1):
         w = t - s0
-        for b in range(B):
-            masked = t >= lengths[b]
+        for b in range(b0, b1):
+            d, din, ds = dh[b], dh_in[w, b], dh_seq[w, b]
+            di, dr = dgi[w, b], dgh[w, b]
             for j in range(H):
-                g = dh[b, j] + dh_in[w, b, j]
-                dh_seq[w, b, j] = g
-                if masked:
-                    for k in range(3):
-                        dgi[w, b, k * H + j] = 0.0
-                        dgh[w, b, k * H + j] = 0.0
-                    dh[b, j] = g
-                    continue
-                r = gates[t, b, j]
-                z = gates[t, b, H + j]
-                n = gates[t, b, 2 * H + j]
-                dnp = g * (1.0 - z) * (1.0 - n * n)
-                dzp = g * (h[t, b, j] - n) * z * (1.0 - z)
-                drp = dnp * ghn[t, b, j] * r * (1.0 - r)
-                dgi[w, b, j] = drp
-                dgi[w, b, H + j] = dzp
-                dgi[w, b, 2 * H + j] = dnp
-                dgh[w, b, j] = drp
-                dgh[w, b, H + j] = dzp
-                dgh[w, b, 2 * H + j] = dnp * r
-                dh[b, j] = g * z
-        np.dot(dgh[w], w_hh, tmp)
-        for b in range(B):
+                ds[j] = d[j] + din[j]
+            if t >= lengths[b]:
+                di[:] = 0
+                dr[:] = 0
+                d[:] = ds
+                continue
+            gt, hp, q = gates[t, b], h[t, b], ghn[t, b]
+            r, z, n = gt[:H], gt[H:2 * H], gt[2 * H:]
             for j in range(H):
-                dh[b, j] += tmp[b, j]
+                g = ds[j]
+                dnp = g * (one - z[j]) * (one - n[j] * n[j])
+                drp = dnp * q[j] * r[j] * (one - r[j])
+                dzp = g * (hp[j] - n[j]) * z[j] * (one - z[j])
+                di[j] = drp
+                di[H + j] = dzp
+                di[2 * H + j] = dnp
+                dr[j] = drp
+                dr[H + j] = dzp
+                dr[2 * H + j] = dnp * r[j]
+                d[j] = g * z[j]
+        np.dot(dgh[w, b0:b1], w_hh, tmp[b0:b1])
+        for b in range(b0, b1):
+            d, tm = dh[b], tmp[b]
+            for j in range(H):
+                d[j] += tm[j]

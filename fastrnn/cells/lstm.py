@@ -9,23 +9,22 @@ Backward, with gh = dL/dh_t and gc = dL/dc_t from step t+1:
     di = dc g    df = dc c_{t-1}    dg = dc i    dc_{t-1} = dc f
     pre-activation gradients: di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)
     dh_{t-1} = W_hh^T [di', df', dg', do']
-Shapes: T steps, B batch, H hidden; gate blocks are 4H wide.
+Shapes: T steps, B batch, H hidden; gate blocks are 4H wide. The caller folds both biases
+into ``xproj``.
 """
-
 import numpy as np
 from numba import njit
 
-from ..config import CACHE, FASTMATH
-from ._math import sigmoid, tanh
+from ..config import CACHE, ERROR_MODEL, FASTMATH
+from ._math import one_like, sigmoid, tanh
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
-def lstm_forward(xproj, w_hh_t, b_hh, lengths, h, c, gates, gh):
-    """Run one layer forward over all T steps.
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def lstm_forward_rows(xproj, w_hh_t, lengths, h, c, gates, gh, b0, b1):
+    """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
-    xproj   (T, B, 4H)   W_ih x_t + b_ih, blocks i, f, g, o
+    xproj   (T, B, 4H)   W_ih x_t + b_ih + b_hh, blocks i, f, g, o
     w_hh_t  (H, 4H)      W_hh transposed (contiguous)
-    b_hh    (4H,)
     lengths (B,) int64   frozen state for t >= lengths[b]
     h, c    (T+1, B, H)  h[0], c[0] = initial state on entry
     gates   (T, B, 4H)   out: i, f, g, o after their nonlinearities
@@ -34,32 +33,33 @@ def lstm_forward(xproj, w_hh_t, b_hh, lengths, h, c, gates, gh):
     T, B, G = xproj.shape
     H = G // 4
     for t in range(T):
-        np.dot(h[t], w_hh_t, gh)
-        for b in range(B):
+        np.dot(h[t, b0:b1], w_hh_t, gh[b0:b1])
+        for b in range(b0, b1):
+            gt = gates[t, b]
             if t >= lengths[b]:
-                for j in range(H):
-                    h[t + 1, b, j] = h[t, b, j]
-                    c[t + 1, b, j] = c[t, b, j]
-                for j in range(G):
-                    gates[t, b, j] = 0.0
+                h[t + 1, b] = h[t, b]
+                c[t + 1, b] = c[t, b]
+                gt[:] = 0
                 continue
+            a, xp = gh[b], xproj[t, b]
+            # one contiguous loop per nonlinearity, so each vectorizes
+            for j in range(2 * H):  # i, f
+                gt[j] = sigmoid(a[j] + xp[j])
+            for j in range(2 * H, 3 * H):  # g
+                gt[j] = tanh(a[j] + xp[j])
+            for j in range(3 * H, G):  # o
+                gt[j] = sigmoid(a[j] + xp[j])
+            i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]
+            cp, cn, hn = c[t, b], c[t + 1, b], h[t + 1, b]
             for j in range(H):
-                i = sigmoid(xproj[t, b, j] + gh[b, j] + b_hh[j])
-                f = sigmoid(xproj[t, b, H + j] + gh[b, H + j] + b_hh[H + j])
-                g = tanh(xproj[t, b, 2 * H + j] + gh[b, 2 * H + j] + b_hh[2 * H + j])
-                o = sigmoid(xproj[t, b, 3 * H + j] + gh[b, 3 * H + j] + b_hh[3 * H + j])
-                cn = f * c[t, b, j] + i * g
-                c[t + 1, b, j] = cn
-                h[t + 1, b, j] = o * tanh(cn)
-                gates[t, b, j] = i
-                gates[t, b, H + j] = f
-                gates[t, b, 2 * H + j] = g
-                gates[t, b, 3 * H + j] = o
+                cn[j] = f[j] * cp[j] + i[j] * g[j]
+                hn[j] = o[j] * tanh(cn[j])
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
-def lstm_backward(s0, s1, dh_in, lengths, c, gates, w_hh, dpre, dh_seq, dh, dc, tmp):
-    """Reverse sweep over the window s1 .. s0 (window-relative arrays indexed t - s0).
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_hh, dpre, dh_seq, dh, dc, tmp, b0, b1):
+    """Reverse sweep over the window s1 .. s0 for sequences b0..b1-1 (window-relative arrays
+    indexed t - s0).
 
     dh_in  (W, B, H)   dL/dh_t arriving from above
     c      (T+1, B, H), gates (T, B, 4H): from the forward pass
@@ -70,32 +70,33 @@ def lstm_backward(s0, s1, dh_in, lengths, c, gates, w_hh, dpre, dh_seq, dh, dc, 
                        out: dL/dh_{s0-1}, dL/dc_{s0-1}
     tmp    (B, H)      scratch
     """
-    B, H = dh.shape
+    H = dh.shape[1]
+    one = one_like(c[0, 0, 0])
     for t in range(s1, s0 - 1, -1):
         w = t - s0
-        for b in range(B):
-            masked = t >= lengths[b]
+        for b in range(b0, b1):
+            d, dcb, din, ds, dp = dh[b], dc[b], dh_in[w, b], dh_seq[w, b], dpre[w, b]
             for j in range(H):
-                gh = dh[b, j] + dh_in[w, b, j]
-                dh_seq[w, b, j] = gh
-                if masked:
-                    for k in range(4):
-                        dpre[w, b, k * H + j] = 0.0
-                    dh[b, j] = gh
-                    continue
-                i = gates[t, b, j]
-                f = gates[t, b, H + j]
-                g = gates[t, b, 2 * H + j]
-                o = gates[t, b, 3 * H + j]
-                tc = tanh(c[t + 1, b, j])
-                dcn = dc[b, j] + gh * o * (1.0 - tc * tc)
-                dpre[w, b, j] = dcn * g * i * (1.0 - i)
-                dpre[w, b, H + j] = dcn * c[t, b, j] * f * (1.0 - f)
-                dpre[w, b, 2 * H + j] = dcn * i * (1.0 - g * g)
-                dpre[w, b, 3 * H + j] = gh * tc * o * (1.0 - o)
-                dc[b, j] = dcn * f
-                dh[b, j] = 0.0
-        np.dot(dpre[w], w_hh, tmp)
-        for b in range(B):
+                ds[j] = d[j] + din[j]
+            if t >= lengths[b]:
+                dp[:] = 0
+                d[:] = ds
+                continue
+            gt = gates[t, b]
+            i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]
+            di, df, dg, do = dp[:H], dp[H:2 * H], dp[2 * H:3 * H], dp[3 * H:]
+            cp, cn = c[t, b], c[t + 1, b]
             for j in range(H):
-                dh[b, j] += tmp[b, j]
+                tc = tanh(cn[j])
+                dcn = dcb[j] + ds[j] * o[j] * (one - tc * tc)
+                di[j] = dcn * g[j] * i[j] * (one - i[j])
+                df[j] = dcn * cp[j] * f[j] * (one - f[j])
+                dg[j] = dcn * i[j] * (one - g[j] * g[j])
+                do[j] = ds[j] * tc * o[j] * (one - o[j])
+                dcb[j] = dcn * f[j]
+            d[:] = 0
+        np.dot(dpre[w, b0:b1], w_hh, tmp[b0:b1])
+        for b in range(b0, b1):
+            d, tm = dh[b], tmp[b]
+            for j in range(H):
+                d[j] += tm[j]

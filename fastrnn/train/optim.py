@@ -6,6 +6,9 @@ applied to every parameter. State is plain arrays plus a step count, so it check
 without pickling.
 """
 import numpy as np
+from numba import njit
+
+from ..config import CACHE
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
 
@@ -100,8 +103,18 @@ def make_optimizer(name, size, lr, weight_decay=0.0, momentum=0.9, dtype=np.floa
     return classes[name](size, lr, weight_decay, dtype, momentum=momentum)
 
 
+@njit(cache=CACHE, fastmath={"reassoc", "contract"})
+def _sum_squares(g):
+    # float64 accumulator; a NumPy dot here would wake NumPy's own BLAS thread pool, which
+    # then spins against the Numba threads (see fastrnn/blas.py)
+    s = 0.0
+    for i in range(g.shape[0]):
+        s += float(g[i]) * float(g[i])
+    return s
+
+
 def global_norm(grad):
-    return float(np.sqrt(np.dot(grad.astype(np.float64), grad.astype(np.float64))))
+    return float(np.sqrt(_sum_squares(grad)))
 
 
 def clip_global_norm(grad, max_norm):

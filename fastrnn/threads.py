@@ -1,0 +1,82 @@
+"""Who uses the cores: one thread per slice of the batch, BLAS single-threaded in each.
+
+Sequences in a batch are independent, so each thread runs its own slice through the whole
+time loop (no per-step synchronization); the kernels are compiled with ``nogil=True`` and a
+persistent pool of Python threads runs the slices (the calling thread takes the first). Large
+matrix products are split the same way. Numba's own parallel mode was tried first and
+dropped: every parallel function compiled the kernel it launched a second time (cold compile
+of all cells 64 s instead of ~15 s) and its OpenMP workers spun between regions.
+
+The BLAS that Numba calls (SciPy's bundled OpenBLAS) is pinned to one thread, since each of
+our threads already calls it; NumPy's own BLAS is left as the user set it and is not used in
+the training step. Thread count: NUMBA_NUM_THREADS if set, else OMP_NUM_THREADS if set, else
+the CPUs this process may use; ``set_threads`` changes it.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+_threads = None
+_pool = None
+_pinned = False
+
+
+def _default_threads():
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        v = os.environ.get(var, "")
+        if v.isdigit() and int(v) > 0:
+            return int(v)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def get_threads():
+    global _threads
+    if _threads is None:
+        _threads = _default_threads()
+    return _threads
+
+
+def set_threads(n):
+    """Use n threads from now on."""
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads: expected a positive integer; got {n!r}")
+    _threads = n
+
+
+def configure():
+    """Idempotent: pin the BLAS that Numba calls to one thread."""
+    global _pinned
+    if _pinned:
+        return
+    import scipy
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that Numba will call)
+    from threadpoolctl import ThreadpoolController
+
+    scipy_libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
+    for lc in ThreadpoolController().lib_controllers:
+        if lc.user_api == "blas" and lc.filepath.startswith(scipy_libs):
+            lc.set_num_threads(1)
+    _pinned = True
+
+
+def _executor(n):
+    global _pool
+    if _pool is None or _pool._max_workers < n:
+        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastrnn")
+    return _pool
+
+
+def run_split(fn, args, rows, min_rows=1):
+    """Call fn(*args, r0, r1) on consecutive slices [r0, r1) covering range(rows), one slice per
+    thread (fewer when a slice would hold under min_rows). fn must release the GIL."""
+    n = max(1, min(get_threads(), rows // min_rows))
+    if n == 1:
+        fn(*args, 0, rows)
+        return
+    futures = [_executor(n - 1).submit(fn, *args, p * rows // n, (p + 1) * rows // n) for p in range(1, n)]
+    fn(*args, 0, rows // n)
+    for f in futures:
+        f.result()

@@ -1,0 +1,64 @@
+"""The batch split across threads changes nothing but speed, and thread settings are honoured."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import naive
+from fastrnn import CELLS, threads
+from fastrnn.finitediff import make_problem
+
+
+@pytest.fixture
+def two_threads():
+    before = threads.get_threads()
+    threads.set_threads(2)
+    yield
+    threads.set_threads(before)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_split_batch_matches_reference_and_single_thread(cell, two_threads):
+    model, b = make_problem(cell, loss="ce", output="all", num_layers=2, T=9, B=16, seed=5)
+    res = model.loss_and_grad(**b)  # 2 threads x 8 sequences
+    g2, y2 = res.grad.copy(), res.output.copy()
+    threads.set_threads(1)
+    res1 = model.loss_and_grad(**b)
+    np.testing.assert_allclose(g2, res1.grad, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(y2, res1.output, rtol=0, atol=1e-13)
+    _, grads, y, _ = naive.loss_and_grad(model, b["x"], b["target"], "ce", "all", b["lengths"])
+    at = 0
+    for name, g in grads.items():
+        n = g.size
+        assert np.abs(g2[at:at + n].reshape(g.shape) - g).max() < 1e-10 * max(np.abs(g).max(), 1e-300), name
+        at += n
+
+
+def test_big_products_split_the_same(two_threads):
+    from fastrnn.blas import matmul, matmul_tn
+
+    r = np.random.default_rng(0)
+    a, b = r.random((3000, 40)), r.random((3000, 30))
+    out = np.empty((40, 30))
+    matmul_tn(a, b, out)
+    np.testing.assert_allclose(out, a.T @ b, rtol=1e-12)
+    w = r.random((30, 20))
+    out2 = np.empty((3000, 20))
+    matmul(b, w, out2)
+    np.testing.assert_allclose(out2, b @ w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("env, expect", [({"NUMBA_NUM_THREADS": "1"}, "1"), ({"OMP_NUM_THREADS": "3"}, "3"),
+                                         ({"NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "5"}, "2")])
+def test_thread_count_comes_from_the_environment(env, expect):
+    clean = {k: v for k, v in os.environ.items() if k not in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", "from fastrnn import threads; print(threads.get_threads())"],
+                         env=dict(clean, **env), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expect
+
+
+def test_set_threads_rejects_nonsense():
+    with pytest.raises(ValueError, match="threads: expected a positive integer; got 0"):
+        threads.set_threads(0)
