@@ -1,7 +1,7 @@
 """Buffers of one recurrent layer for a given (T, B): allocated once, reused every step.
 
 Shapes (T steps, B batch, H hidden, G = gates * H):
-    xproj  (T, B, G)     input projection W_ih x_t + b_ih for every step
+    xproj  (T, B, G)     input projection W_ih x_t for every step (biases added by the kernel)
     h      (T+1, B, H)   h[0] = initial state, h[t+1] = state after step t
     c      (T+1, B, H)   LSTM cell state, same indexing
     gates  (T, B, G)     activated gates (GRU, LSTM)
@@ -31,4 +31,4 @@ class LayerTape:
         self.dc = z(B, H)
         self.tmp = z(B, H)
         # set per call: contiguous views of this layer's weights
-        self.w_hh = self.w_hh_t = self.b_hn = None
+        self.w_hh = self.w_hh_t = self.b_hn = self.bias = None

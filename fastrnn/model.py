@@ -227,7 +227,7 @@ class RNN:
                 np.take(np.ascontiguousarray(w_ih.T), inp, axis=0, out=tape.xproj)
             else:
                 matmul(inp.reshape(T * B, -1), w_ih.T, tape.xproj.reshape(T * B, G))
-            self.cell.fold_biases(tape.xproj, p[f"bias_ih_l{k}"], b_hh)
+            tape.bias = self.cell.combined_bias(p[f"bias_ih_l{k}"], b_hh)
             tape.h[0] = h0[k]
             if self.cell.has_cell_state:
                 tape.c[0] = c0[k]

@@ -17,14 +17,13 @@ class Cell:
     has_cell_state: bool  # LSTM carries c besides h
     split_grad: bool  # GRU: input-side and recurrent-side pre-activation gradients differ
 
-    def fold_biases(self, xproj, b_ih, b_hh):
-        """xproj += b_ih + b_hh, except GRU's b_hn, which the kernel applies inside r * (.)."""
-        xproj += b_ih
+    def combined_bias(self, b_ih, b_hh):
+        """b_ih + b_hh, except GRU's b_hn, which the kernel applies inside r * (.)."""
+        bias = b_ih + b_hh
         if self.name == "gru":
             n = b_hh.shape[0] * 2 // 3
-            xproj[..., :n] += b_hh[:n]
-        else:
-            xproj += b_hh
+            bias[n:] = b_ih[n:]
+        return bias
 
     def forward(self, tape, lengths):
         """One layer forward over every step (see the cell's *_forward_rows kernel); the batch
@@ -34,13 +33,13 @@ class Cell:
         B = tape.B
         if self.name in ("tanh", "relu"):
             run_split(elman.elman_forward_rows,
-                      (tape.xproj, tape.w_hh_t, lengths, self.name == "relu", tape.h, tape.gh), B, MIN_ROWS)
+                      (tape.xproj, tape.bias, tape.w_hh_t, lengths, self.name == "relu", tape.h, tape.gh), B, MIN_ROWS)
         elif self.name == "gru":
             run_split(gru.gru_forward_rows,
-                      (tape.xproj, tape.w_hh_t, tape.b_hn, lengths, tape.h, tape.gates, tape.ghn, tape.gh), B, MIN_ROWS)
+                      (tape.xproj, tape.bias, tape.w_hh_t, tape.b_hn, lengths, tape.h, tape.gates, tape.ghn, tape.gh), B, MIN_ROWS)
         else:
             run_split(lstm.lstm_forward_rows,
-                      (tape.xproj, tape.w_hh_t, lengths, tape.h, tape.c, tape.gates, tape.gh), B, MIN_ROWS)
+                      (tape.xproj, tape.bias, tape.w_hh_t, lengths, tape.h, tape.c, tape.gates, tape.gh), B, MIN_ROWS)
 
     def backward(self, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq, seeded=False):
         """Reverse sweep over steps s1..s0; window-relative outputs dgi/dgh/dh_seq (W, B, .).

@@ -9,7 +9,7 @@ Backward, given g = dL/dh_t (from above plus from step t+1):
 and dW_ih, dW_hh, db_* are finished by the caller as large matrix products over all steps.
 
 Shapes: T = steps, B = batch, H = hidden. The caller folds the input projection of every
-step and both biases into one GEMM (``xproj``); inside the time loop only the recurrent
+step into one GEMM (``xproj``), the kernel adds the biases as it reads it; inside the time loop only the recurrent
 product and one pointwise pass remain, and nothing is allocated. Each pointwise pass is a
 plain loop over a contiguous row, so LLVM vectorizes it.
 """
@@ -21,10 +21,11 @@ from ._math import one_like, tanh
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def elman_forward_rows(xproj, w_hh_t, lengths, relu, h, gh, b0, b1):
+def elman_forward_rows(xproj, bias, w_hh_t, lengths, relu, h, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
-    xproj   (T, B, H)    W_ih x_t + b_ih + b_hh for every step
+    xproj   (T, B, H)    W_ih x_t for every step
+    bias    (H,)         b_ih + b_hh
     w_hh_t  (H, H)       W_hh transposed (contiguous), so h_{t-1} @ w_hh_t = (W_hh h_{t-1})^T
     lengths (B,) int64   for t >= lengths[b] the state of sequence b is carried unchanged
     relu    bool         ReLU instead of tanh
@@ -43,11 +44,11 @@ def elman_forward_rows(xproj, w_hh_t, lengths, relu, h, gh, b0, b1):
             a, xp = gh[b], xproj[t, b]
             if relu:
                 for j in range(H):
-                    v = a[j] + xp[j]
+                    v = a[j] + xp[j] + bias[j]
                     hn[j] = zero if v <= zero else v  # NaN passes through, as in PyTorch
             else:
                 for j in range(H):
-                    hn[j] = tanh(a[j] + xp[j])
+                    hn[j] = tanh(a[j] + xp[j] + bias[j])
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)

@@ -11,8 +11,8 @@ Backward, with g = dL/dh_t and hn = W_hn h_{t-1} + b_hn:
     input side  d(W_i x + b_i) = [dr', dz', dn']
     recurrent   d(W_h h + b_h) = [dr', dz', dn' r]      (the two differ in the n block)
     dh_{t-1}    = g z + W_hh^T d(W_h h + b_h)
-Shapes: T steps, B batch, H hidden; gate blocks are 3H wide. The caller folds b_hr and b_hz
-into ``xproj``; b_hn stays apart because r multiplies it.
+Shapes: T steps, B batch, H hidden; gate blocks are 3H wide. The kernel adds b_ih, and b_hh's r
+and z blocks, as it reads ``xproj``; b_hn stays apart because r multiplies it.
 """
 import numpy as np
 from numba import njit
@@ -22,10 +22,11 @@ from ._math import one_like, sigmoid, tanh
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def gru_forward_rows(xproj, w_hh_t, b_hn, lengths, h, gates, ghn, gh, b0, b1):
+def gru_forward_rows(xproj, bias, w_hh_t, b_hn, lengths, h, gates, ghn, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
-    xproj   (T, B, 3H)   W_ih x_t + b_ih (+ b_hh for the r and z blocks), blocks r, z, n
+    xproj   (T, B, 3H)   W_ih x_t for every step, blocks r, z, n
+    bias    (3H,)        b_ih, plus b_hh in the r and z blocks
     w_hh_t  (H, 3H)      W_hh transposed (contiguous)
     b_hn    (H,)         the n block of b_hh
     lengths (B,) int64   frozen state for t >= lengths[b]
@@ -47,12 +48,12 @@ def gru_forward_rows(xproj, w_hh_t, b_hn, lengths, h, gates, ghn, gh, b0, b1):
                 continue
             a, xp = gh[b], xproj[t, b]
             for j in range(2 * H):  # r and z
-                gt[j] = sigmoid(a[j] + xp[j])
+                gt[j] = sigmoid(a[j] + xp[j] + bias[j])
             r, z, n = gt[:H], gt[H:2 * H], gt[2 * H:]
-            an, xn = a[2 * H:], xp[2 * H:]
+            an, xn, bn = a[2 * H:], xp[2 * H:], bias[2 * H:]
             for j in range(H):
                 q[j] = an[j] + b_hn[j]
-                n[j] = tanh(xn[j] + r[j] * q[j])
+                n[j] = tanh(xn[j] + bn[j] + r[j] * q[j])
                 hn[j] = n[j] + z[j] * (hp[j] - n[j])
 
 

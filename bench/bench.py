@@ -1,0 +1,399 @@
+"""fastrnn vs PyTorch (and the NumPy reference): training-step throughput on this machine.
+
+    python bench/bench.py                  # the rows the targets are defined on (~10 min)
+    python bench/bench.py --grid full      # H {32,128,512} x B {1,32,64} x T {100,784} x I {2,H/2}
+    python bench/bench.py --grid quick     # a smoke run
+
+A training step = forward + backward (BPTT) + global-norm clip + SGD update, loss (MSE) on a
+linear readout at the last step, float32, the same weights in both libraries, the same thread
+count. Before anything is timed, fastrnn's loss and gradients are checked against the NumPy
+reference (tests/naive.py) and, when PyTorch is installed, against PyTorch. Each library is
+timed in blocks (warm-up first; compile time reported apart), blocks alternate over rounds with
+a pause between them, and the median is reported. Peak memory is measured in fresh processes.
+Writes bench/RESULTS.md, bench/results.json and bench/ratio.png.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the NumPy reference
+
+CELLS = ("tanh", "relu", "gru", "lstm")
+GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4}
+
+
+def grid(kind):
+    rows = []
+    if kind == "quick":
+        for cell in CELLS:
+            rows += [(cell, 2, 32, 32, 100), (cell, 1, 64, 1, 784)]
+        return rows
+    Hs = (32, 128, 512) if kind == "full" else (32, 128)
+    Bs = (1, 32, 64) if kind == "full" else (1, 32)
+    for cell in CELLS:
+        for H in Hs:
+            for B in Bs:
+                for T in (100, 784):
+                    for I in (2, H // 2):
+                        rows.append((cell, I, H, B, T))
+        if kind != "full":
+            rows.append((cell, 256, 512, 64, 100))  # the large-size target
+    return rows
+
+
+def flops(cell, I, H, B, T):
+    """Matrix-product FLOPs of one step (1 layer): forward W_ih x and W_hh h, backward
+    W_hh^T d, and the weight gradients."""
+    G = GATES[cell] * H
+    return 2 * T * B * G * (I + H) + 2 * T * B * G * H + 2 * T * B * G * (I + H)
+
+
+# ----------------------------------------------------------------------------- the three steps
+def fastrnn_step(cell, I, H, B, T, seed=0):
+    from fastrnn import RNN
+    from fastrnn.train.optim import clip_global_norm
+
+    model = RNN(cell, I, H, 1, dtype="float32", seed=seed, forget_bias=None)
+    r = np.random.default_rng(seed)
+    x = r.random((T, B, I), dtype=np.float32)
+    y = r.random((B, 1), dtype=np.float32)
+
+    def step():
+        res = model.loss_and_grad(x, y, "mse", "last")
+        clip_global_norm(res.grad, 1.0)
+        model.flat -= np.float32(0.01) * res.grad
+        return res
+    return model, x, y, step
+
+
+def torch_step(model, x, y, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    cell, I, H = model.cell.name, model.input_size, model.hidden_size
+    if cell in ("tanh", "relu"):
+        mod = torch.nn.RNN(I, H, nonlinearity=cell)
+    else:
+        mod = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H)
+    mod.load_state_dict({k: torch.from_numpy(v) for k, v in model.to_torch_state_dict().items()})
+    lin = torch.nn.Linear(H, 1)
+    lin.load_state_dict({k: torch.from_numpy(v) for k, v in model.readout_state_dict().items()})
+    params = list(mod.parameters()) + list(lin.parameters())
+    opt = torch.optim.SGD(params, lr=0.01)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        out, _ = mod(tx)
+        loss = torch.nn.functional.mse_loss(lin(out[-1]), ty)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return loss
+    return mod, lin, step
+
+
+def reference_step(model, x, y):
+    import naive
+
+    def step():
+        val, grads, _, _ = naive.loss_and_grad(model, x, y, "mse", "last")
+        g = np.concatenate([grads[k].ravel() for k in model.shapes])
+        n = np.sqrt((g * g).sum())
+        g *= min(1.0, 1.0 / n)
+        return val, g
+    return step
+
+
+# ----------------------------------------------------------------------------- checks
+def check(cell, have_torch, threads):
+    """fastrnn's gradients against the NumPy reference and PyTorch before timing."""
+    import naive
+    from fastrnn import RNN
+
+    model = RNN(cell, 3, 16, 1, dtype="float32", seed=1, forget_bias=None)
+    r = np.random.default_rng(1)
+    x, y = r.random((20, 8, 3), dtype=np.float32), r.random((8, 1), dtype=np.float32)
+    res = model.loss_and_grad(x, y, "mse", "last")
+    _, grads, _, _ = naive.loss_and_grad(model, x, y, "mse", "last")
+    ref = np.concatenate([grads[k].ravel() for k in model.shapes])
+    err_ref = float(np.abs(res.grad - ref).max() / np.abs(ref).max())
+    err_torch = None
+    if have_torch:
+        flat = res.grad.copy()
+        mod, lin, _ = torch_step(model, x, y, threads)
+        import torch
+        out, _ = mod(torch.from_numpy(x))
+        torch.nn.functional.mse_loss(lin(out[-1]), torch.from_numpy(y)).backward()
+        tg = np.concatenate([p.grad.numpy().ravel() for p in list(mod.parameters()) + list(lin.parameters())])
+        err_torch = float(np.abs(flat - tg).max() / np.abs(tg).max())
+    ok = err_ref < 1e-4 and (err_torch is None or err_torch < 1e-4)
+    return dict(cell=cell, max_rel_err_reference=err_ref, max_rel_err_torch=err_torch, ok=ok)
+
+
+# ----------------------------------------------------------------------------- timing
+def timed(fn, n):
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_row(cfg, have_torch, threads, rounds, per_block, with_reference):
+    cell, I, H, B, T = cfg
+    t0 = time.perf_counter()
+    model, x, y, ours = fastrnn_step(cell, I, H, B, T)
+    ours()
+    first_call = time.perf_counter() - t0  # includes compilation if this shape/dtype is new
+    peers = {"fastrnn": ours}
+    if have_torch:
+        peers["torch"] = torch_step(model, x, y, threads)[2]
+    for fn in peers.values():  # warm-up
+        fn()
+    samples = {k: [] for k in peers}
+    order = list(peers)
+    for rnd in range(rounds):
+        for name in (order if rnd % 2 == 0 else order[::-1]):
+            samples[name] += timed(peers[name], per_block)
+            time.sleep(0.2)  # let spinning worker threads of the other library go to sleep
+    med = {k: float(np.median(v)) for k, v in samples.items()}
+    row = dict(cell=cell, I=I, H=H, B=B, T=T, fastrnn_ms=med["fastrnn"] * 1e3,
+               fastrnn_first_call_s=first_call, samples=per_block * rounds)
+    row["steps_per_s"] = 1.0 / med["fastrnn"]
+    row["gflops"] = flops(cell, I, H, B, T) / med["fastrnn"] / 1e9
+    if have_torch:
+        row["torch_ms"] = med["torch"] * 1e3
+        row["speedup_vs_torch"] = med["torch"] / med["fastrnn"]
+    if with_reference:
+        ref = reference_step(model, x, y)
+        row["reference_ms"] = float(np.median(timed(ref, 2))) * 1e3
+    return row
+
+
+def gemm_peak():
+    """float32 GEMM throughput of this machine through NumPy's BLAS, 2048^3, median of 5."""
+    a = np.random.rand(2048, 2048).astype(np.float32)
+    b = np.random.rand(2048, 2048).astype(np.float32)
+    a @ b
+    ts = timed(lambda: a @ b, 5)
+    return 2 * 2048 ** 3 / float(np.median(ts)) / 1e9
+
+
+MEM_SCRIPT = r"""
+import resource, sys, json
+import numpy as np
+sys.path.insert(0, {bench!r})
+from bench import fastrnn_step, torch_step
+cell, I, H, B, T, which, threads = {args!r}
+model, x, y, step = fastrnn_step(cell, I, H, B, T)
+if which == "torch":
+    step = torch_step(model, x, y, threads)[2]
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+step(); step()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"peak_mb": (peak - base) / 1024}}))
+"""
+
+
+def peak_memory(cfg, which, threads):
+    """Growth of the peak resident set over two steps, in a fresh process (MB). The model,
+    data and imports are loaded before the baseline, so this is what the step itself needs."""
+    code = MEM_SCRIPT.format(bench=str(HERE), args=tuple(cfg) + (which, threads))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+COMPILE_SCRIPT = r"""
+import time
+t0 = time.perf_counter()
+import numpy as np
+from fastrnn import RNN, CELLS
+for dtype in ("float32", "float64"):
+    for cell in CELLS:
+        m = RNN(cell, 3, 4, 2, 2, dtype=dtype)
+        m.loss_and_grad(np.zeros((5, 2, 3), dtype), np.zeros((2, 2), dtype))
+print(time.perf_counter() - t0)
+"""
+
+
+def compile_times():
+    """Cold: a new process with an empty Numba cache compiles every kernel (4 cells x 2 dtypes).
+    Warm: a second process with that cache, `fastrnn train --steps 1` from start to end."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        t0 = time.perf_counter()
+        cold = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], env=env, capture_output=True, text=True)
+        cold_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            warm = subprocess.run([sys.executable, "-m", "fastrnn_cli", "train", "--steps", "1", "--eval-every", "1",
+                                   "--seq-len", "20", "--hidden", "16", "--quiet", "--out", out + "/r"],
+                                  env=env, capture_output=True, text=True)
+            warm_s = time.perf_counter() - t0
+    return dict(cold_compile_all_s=cold_s if cold.returncode == 0 else None,
+                warm_start_train_one_step_s=warm_s if warm.returncode == 0 else None)
+
+
+def machine():
+    info = dict(python=platform.python_version(), platform=platform.platform(), cpus=os.cpu_count())
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numba
+    import scipy
+    info.update(numpy=np.__version__, numba=numba.__version__, scipy=scipy.__version__)
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    info["env"] = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NUMBA_NUM_THREADS",
+                                                   "OMP_NUM_THREADS")}
+    return info
+
+
+# ----------------------------------------------------------------------------- report
+def write_results(doc, out):
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    rows, m, compile_ = doc["rows"], doc["machine"], doc.get("compile", {})
+    has_torch = any("torch_ms" in r for r in rows)
+    lines = [
+        "# fastrnn benchmark results", "",
+        f"Measured {doc['date']} on {m.get('cpu', '?')} ({m['cpus']} CPUs), {doc['threads']} threads for both "
+        f"libraries; Python {m['python']}, NumPy {m['numpy']}, Numba {m['numba']}, SciPy {m['scipy']}, "
+        f"PyTorch {m['torch'] or 'not installed'}. Grid: `{doc['grid']}`.", "",
+        "A training step = forward + BPTT + global-norm clip + SGD update, MSE at the last step, float32, "
+        "1 layer, the same weights in both libraries. Medians of "
+        f"{rows[0]['samples'] if rows else '?'} timed steps per library after warm-up, in alternating blocks. "
+        "This is a shared, noisy machine: read the ratios, not single absolute times.", "",
+        f"Machine float32 GEMM peak (2048^3 through NumPy's BLAS, same run): **{doc['gemm_peak_gflops']:.0f} GFLOP/s**. "
+        f"Cold compile of every kernel (4 cells x 2 dtypes, empty cache, new process): "
+        f"**{_f(compile_.get('cold_compile_all_s'))} s**; warm start (`fastrnn train --steps 1`, "
+        f"CLI start to end, cache present): **{_f(compile_.get('warm_start_train_one_step_s'))} s**.", "",
+        "Correctness before timing (max relative gradient error, float32):", "",
+        "| cell | vs NumPy reference | vs PyTorch |", "|---|---|---|",
+    ]
+    for c in doc["checks"]:
+        lines.append(f"| {c['cell']} | {c['max_rel_err_reference']:.1e} | {_e(c['max_rel_err_torch'])} |")
+    lines += ["", "| cell | I | H | B | T | fastrnn ms | steps/s | PyTorch ms | speedup | GFLOP/s | % peak | "
+              "ref ms | peak MB fastrnn / torch |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        speedup = r.get("speedup_vs_torch")
+        lines.append(
+            f"| {r['cell']} | {r['I']} | {r['H']} | {r['B']} | {r['T']} | {r['fastrnn_ms']:.2f} | "
+            f"{r['steps_per_s']:.1f} | {_f(r.get('torch_ms'))} | {'-' if speedup is None else f'{speedup:.2f}x'} | "
+            f"{r['gflops']:.1f} | {100 * r['gflops'] / doc['gemm_peak_gflops']:.0f}% | {_f(r.get('reference_ms'))} | "
+            f"{_f(r.get('peak_mb_fastrnn'))} / {_f(r.get('peak_mb_torch'))} |")
+    if has_torch:
+        lines += ["", "![speedup vs PyTorch](ratio.png)"]
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+def _f(v):
+    return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+
+def _e(v):
+    return "-" if v is None else f"{v:.1e}"
+
+
+def plot(doc, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fastrnn.report import COLORS
+    rows = [r for r in doc["rows"] if "speedup_vs_torch" in r]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for cell in CELLS:
+        rs = [r for r in rows if r["cell"] == cell]
+        size = [flops(r["cell"], r["I"], r["H"], r["B"], r["T"]) / 1e9 for r in rs]
+        ax.scatter(size, [r["speedup_vs_torch"] for r in rs], color=COLORS[cell], label=cell)
+    ax.axhline(1, color="k", lw=1)
+    ax.axhline(3, color="gray", ls=":", lw=1, label="3x target (H <= 128)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("GFLOP per training step")
+    ax.set_ylabel("speedup vs PyTorch (higher is better)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--grid", choices=("targets", "full", "quick"), default="targets")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--per-block", type=int, default=3)
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    ap.add_argument("--out", default=str(HERE))
+    args = ap.parse_args(argv)
+    if args.threads < 1:
+        ap.error("--threads: expected a positive integer")
+    from fastrnn import threads
+    threads.set_threads(args.threads)
+    os.environ["NUMBA_NUM_THREADS"] = str(args.threads)  # for the subprocesses
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+        print("PyTorch is not installed: timing fastrnn and the reference only", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checks = [check(c, have_torch, args.threads) for c in CELLS]
+    for c in checks:
+        print(f"check {c['cell']}: reference {c['max_rel_err_reference']:.1e} torch {c['max_rel_err_torch']}", flush=True)
+    if not all(c["ok"] for c in checks):
+        print("correctness check failed: nothing timed", file=sys.stderr)
+        return 1
+    doc = dict(date=datetime.date.today().isoformat(), grid=args.grid, threads=args.threads, machine=machine(),
+               checks=checks, gemm_peak_gflops=gemm_peak(), rows=[])
+    for cfg in grid(args.grid):
+        cell, I, H, B, T = cfg
+        row = bench_row(cfg, have_torch, args.threads, args.rounds, args.per_block,
+                        with_reference=H <= 128 and B * T <= 32 * 784)
+        if not args.no_memory and (H >= 128 or args.grid == "quick"):
+            row["peak_mb_fastrnn"] = peak_memory(cfg, "fastrnn", args.threads)
+            if have_torch:
+                row["peak_mb_torch"] = peak_memory(cfg, "torch", args.threads)
+        doc["rows"].append(row)
+        print(f"{cell:5s} I={I:<3d} H={H:<3d} B={B:<2d} T={T:<3d} fastrnn {row['fastrnn_ms']:8.2f} ms  "
+              f"torch {_f(row.get('torch_ms')):>8s} ms  speedup {_f(row.get('speedup_vs_torch')):>6s}  "
+              f"{row['gflops']:.1f} GFLOP/s", flush=True)
+        write_results(doc, out)  # partial results survive an interrupted run
+    doc["compile"] = compile_times()
+    write_results(doc, out)
+    plot(doc, out / "ratio.png")
+    print(f"wrote {out / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
