@@ -282,5 +282,82 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
     click.echo(f"wrote {out}/gradients.json and {out}/gradients.png")
 
 
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Sweep folder.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+              help="Run on this Dask cluster (pip install 'fastrnn[dask]') instead of a local pool.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, show_default="one per core",
+              help="Local pool size (without --scheduler).")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Times a run is retried after its worker process dies.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sweep(spec, out, scheduler, workers, retries, quiet):
+    """Run a grid of training runs from a TOML spec, locally or on a Dask cluster.
+
+    SPEC has a [base] table of training options and a [grid] table of option lists; every
+    combination is one run. Each finished run is appended to OUT/results.jsonl at once;
+    re-running the same command skips finished runs and resumes the rest. At the end,
+    OUT/report.md and OUT/sweep-TASK.png show the metric against sequence length per cell.
+
+    \b
+    Example spec:
+        [base]
+        task = "adding"
+        steps = 2000
+        [grid]
+        cell = ["tanh", "gru", "lstm"]
+        seq_len = [50, 100, 200]
+        seed = [0, 1, 2]
+
+    Example: fastrnn sweep study.toml --out study --scheduler tcp://10.0.0.5:8786
+    """
+    from fastrnn.sweep.engine import execute
+    from fastrnn.sweep.report import write_sweep_report
+    from fastrnn.sweep.spec import load_spec
+
+    with usage_errors():
+        runs = load_spec(spec)
+    prepare_out(out)
+    counts = {"done": 0, "running": 0, "failed": 0}
+    bar = None
+    if progress_enabled(quiet):
+        bar = click.progressbar(length=len(runs), label=f"{len(runs)} runs", file=sys.stderr, show_eta=True,
+                                item_show_func=lambda s: s)
+        bar.__enter__()
+    elif not quiet:
+        click.echo(f"sweep: {len(runs)} runs -> {out}", err=True)
+
+    def event(kind, name, rec):
+        if kind == "started":
+            counts["running"] += 1
+            return
+        if kind == "done":
+            counts["running"] = max(0, counts["running"] - 1)
+            counts["done"] += 1
+            counts["failed"] += rec.get("status") == "failed"
+        elif kind in ("retry", "interrupted"):
+            counts["running"] = max(0, counts["running"] - 1)
+        msg = f"done {counts['done']}, running {counts['running']}, failed {counts['failed']}"
+        if bar is not None:
+            bar.update(1 if kind == "done" else 0, msg)
+        elif not quiet:
+            status = rec.get("message", rec.get("status")) if rec else kind
+            click.echo(f"  {name}: {status}  ({msg})", err=True)
+
+    try:
+        with usage_errors():
+            records = execute(runs, out, scheduler=scheduler, workers=workers, retries=retries, on_event=event)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: finished runs are kept; the same command resumes the rest", err=True)
+        raise SystemExit(130)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    report = write_sweep_report(out, runs, records)
+    failed = sum(r.get("status") == "failed" for r in records.values())
+    click.echo(f"{len(records)} runs finished, {failed} failed; report: {report}")
+
+
 def main():
     cli()

@@ -6,10 +6,6 @@ skips the runs that already finished. OUT/spec.json records the grid; a differen
 the same OUT is refused rather than mixed in.
 """
 import json
-import multiprocessing
-import os
-import signal
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -28,94 +24,29 @@ def compare_grid(base: TrainConfig, cells, seeds):
     return runs
 
 
-# Each worker process computes with one thread: the workers themselves fill the cores.
-WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+def run_grid(runs, out, workers=None, on_done=None, scheduler=None):
+    """Run [(name, config)] through the sweep engine under OUT; returns {name: summary}.
 
-
-def _worker_init():
-    os.environ.update(WORKER_ENV)
-    # Ctrl-C reaches every process of the group; the parent decides, workers stop at a step
-    # boundary through train()'s own handler, installed when a run starts.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def run_one(cfg_dict, out):
-    """Train one run; any exception becomes a 'failed' summary instead of ending the grid."""
-    from .train.loop import train
-
-    try:
-        cfg = TrainConfig.from_dict(cfg_dict)
-        return train(cfg, out, resume=True)
-    except Exception as e:  # noqa: BLE001 - recorded, reported, never swallowed silently
-        summary = dict(status="failed", message=f"{type(e).__name__}: {e}", config=cfg_dict)
-        Path(out).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(out) / "failed.json", summary)
-        return summary
-
-
-def run_grid(runs, out, workers=None, on_done=None):
-    """Run [(name, config)] under OUT/runs/; returns {name: summary} (finished runs reused).
-
-    workers: processes (default: one per core, at most one per run). on_done(name, summary)
-    is called as each run ends. Ctrl-C stops the workers at a step boundary; their
-    checkpoints are kept and the same command resumes them.
+    OUT/spec.json records the grid: a different grid in the same OUT is refused rather than
+    mixed in. Finished runs are reused; interrupted ones resume (see fastrnn.sweep.engine).
     """
+    from .sweep.engine import execute
+
     out = Path(out)
     spec = {"runs": {name: cfg.to_dict() for name, cfg in runs}}
     spec_path = out / "spec.json"
-    if spec_path.exists():
-        old = json.loads(spec_path.read_text())
-        if old != spec:
-            raise ValueError(f"out: {out} already holds a comparison with other options; "
-                             f"use another --out (finished runs are never overwritten)")
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    if spec_path.exists() and json.loads(spec_path.read_text()) != spec:
+        raise ValueError(f"out: {out} already holds a comparison with other options; "
+                         f"use another --out (finished runs are never overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(spec_path, spec)
 
-    results, todo = {}, []
-    for name, cfg in runs:
-        summary = out / "runs" / name / "summary.json"
-        if summary.exists() and json.loads(summary.read_text()).get("status") != "interrupted":
-            results[name] = json.loads(summary.read_text())
-            if on_done:
-                on_done(name, results[name])
-        else:
-            todo.append((name, cfg))
-    if not todo:
-        return results
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    ctx = multiprocessing.get_context("spawn")  # no forked BLAS/Numba thread state
-    old_env = {k: os.environ.get(k) for k in WORKER_ENV}
-    os.environ.update(WORKER_ENV)  # read by the children as they start (Numba reads it on import)
-    try:
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(run_one, cfg.to_dict(), str(out / "runs" / name)): name
-                       for name, cfg in todo}
-            try:
-                for fut in as_completed(futures):
-                    name = futures[fut]
-                    try:
-                        results[name] = fut.result()
-                    except Exception as e:  # noqa: BLE001 - a worker process died
-                        results[name] = dict(status="failed", message=f"worker died: {e}")
-                    if on_done:
-                        on_done(name, results[name])
-            except KeyboardInterrupt:
-                # drop queued runs; running ones stop at a step boundary and checkpoint
-                # (their train() handles SIGINT, which a terminal's Ctrl-C already sent them)
-                pool.shutdown(wait=False, cancel_futures=True)
-                for p in list(getattr(pool, "_processes", {}).values()):
-                    try:
-                        os.kill(p.pid, signal.SIGINT)
-                    except ProcessLookupError:
-                        pass
-                raise
-    finally:
-        for k, v in old_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return results
+    def event(kind, name, rec):
+        if kind == "done" and on_done:
+            on_done(name, rec.get("summary") or rec)
+
+    records = execute(runs, out, scheduler=scheduler, workers=workers, on_event=event)
+    return {name: rec.get("summary") or rec for name, rec in records.items()}
 
 
 def aggregate(runs, results):

@@ -50,4 +50,5 @@ def test_one_failed_run_does_not_stop_the_others(tmp_path):
     res = run_grid([("good", good), ("bad", bad)], tmp_path / "g", workers=2)
     assert res["good"]["status"] == "unsolved" and res["good"]["steps"] == 10
     assert res["bad"]["status"] == "failed" and "data: no such file" in res["bad"]["message"]
-    assert json.loads((tmp_path / "g" / "runs" / "bad" / "failed.json").read_text())["status"] == "failed"
+    recorded = [json.loads(ln) for ln in (tmp_path / "g" / "results.jsonl").read_text().splitlines()]
+    assert {r["name"]: r["status"] for r in recorded} == {"good": "unsolved", "bad": "failed"}

@@ -1,0 +1,144 @@
+"""Sweeps: spec validation, durable results, a real Dask LocalCluster (same results as the
+local pool, a killed worker's run retried), and a killed driver losing nothing."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fastrnn.sweep.engine import ResultStore, execute
+from fastrnn.sweep.spec import expand, load_spec
+from fastrnn.train.loop import load_model
+from fastrnn_cli.main import cli
+
+SMALL = dict(task="adding", seq_len=6, hidden=6, batch_size=8, steps=40, eval_every=20, early_stop=False)
+
+
+def write(tmp_path, text, name="spec.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_spec_expands_the_grid(tmp_path):
+    p = write(tmp_path, '[base]\ntask = "adding"\nsteps = 10\n[grid]\ncell = ["tanh", "gru"]\nseq_len = [5, 8]\nseed = [0]\n')
+    runs = load_spec(p)
+    assert [n for n, _ in runs] == ["cell=tanh_seq_len=5_seed=0", "cell=tanh_seq_len=8_seed=0",
+                                    "cell=gru_seq_len=5_seed=0", "cell=gru_seq_len=8_seed=0"]
+    assert runs[3][1].cell == "gru" and runs[3][1].seq_len == 8 and runs[3][1].steps == 10
+
+
+@pytest.mark.parametrize("text, match", [
+    ('[grid]\ncells = ["tanh"]\n', r"\[grid\] has unknown option\(s\) cells"),
+    ('[base]\nlearning_rate = 0.1\n[grid]\ncell = ["tanh"]\n', r"\[base\] has unknown option\(s\) learning_rate"),
+    ('[grid]\ncell = []\n', "grid.cell must be a non-empty list"),
+    ('[grid]\n', r"\[grid\] is empty"),
+    ('[grid]\nhidden = ["many"]\n', "hidden: expected a positive integer; got 'many'"),
+    ('[grid]\ncell = "tanh"\n', "grid.cell must be a non-empty list; got 'tanh'"),
+    ('[runs]\nx = 1\n', r"unknown table\(s\) runs"),
+    ('[grid\ncell = [', "is not valid TOML"),
+    ('[base]\ncell = "gru"\n[grid]\ncell = ["tanh"]\n', "cell set in both"),
+])
+def test_malformed_specs(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        load_spec(write(tmp_path, text))
+
+
+def test_sweep_cli_errors(tmp_path):
+    r = CliRunner().invoke(cli, ["sweep", str(tmp_path / "none.toml"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "spec: no such file" in r.output and not (tmp_path / "o").exists()
+    p = write(tmp_path, '[grid]\ncell = ["tanh"]\n[base]\nsteps = 5\n')
+    r = CliRunner().invoke(cli, ["sweep", str(p), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1"])
+    assert r.exit_code == 2 and "scheduler: cannot reach tcp://127.0.0.1:1" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_torn_last_line_is_ignored(tmp_path):
+    (tmp_path / "results.jsonl").write_text('{"name": "a", "status": "solved"}\n{"name": "b", "sta')
+    assert set(ResultStore(tmp_path).records) == {"a"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as c, distributed.Client(c) as client:
+        yield c, client
+
+
+def test_dask_results_equal_local_pool(tmp_path, cluster):
+    _, client = cluster
+    runs = expand(SMALL, {"cell": ["tanh", "lstm"], "seed": [0, 1]})
+    local = execute(runs, tmp_path / "local", workers=2)
+    dask = execute(runs, tmp_path / "dask", scheduler=client)
+    assert set(local) == set(dask) == {n for n, _ in runs}
+    for name in local:
+        a, b = local[name]["summary"], dask[name]["summary"]
+        assert a["final_metric"] == b["final_metric"] and a["steps"] == b["steps"] == 40
+        wa, _ = load_model(tmp_path / "local" / "runs" / name / "checkpoint.npz")
+        wb, _ = load_model(tmp_path / "dask" / "runs" / name / "checkpoint.npz")
+        np.testing.assert_array_equal(wa.flat, wb.flat)
+    # the same command again: nothing is redone
+    before = (tmp_path / "dask" / "results.jsonl").read_text()
+    again = execute(runs, tmp_path / "dask", scheduler=client)
+    assert again.keys() == dask.keys() and (tmp_path / "dask" / "results.jsonl").read_text() == before
+
+
+def test_killed_worker_run_is_retried(tmp_path, cluster):
+    _, client = cluster
+    runs = expand(dict(SMALL, steps=4000, eval_every=100, seq_len=30, hidden=32), {"cell": ["lstm"]})
+    name = runs[0][0]
+    run_dir = tmp_path / "runs" / name
+    import threading
+
+    # kill the worker process that is running it, once it has written a checkpoint
+    t = threading.Thread(target=lambda: _kill_busy_worker(client, run_dir))
+    t.start()
+    res = execute(runs, tmp_path, scheduler=client, retries=3)
+    t.join()
+    rec = res[name]
+    assert rec["status"] in ("solved", "unsolved"), rec
+    assert rec["attempts"] >= 2  # started again after the kill, resumed from its checkpoint
+    assert rec["summary"]["steps"] == rec["summary"]["steps_to_solve"] or rec["summary"]["steps"] == 4000
+
+
+def _kill_busy_worker(client, run_dir):
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "checkpoint.npz").exists():
+        time.sleep(0.05)
+    busy = client.processing()  # worker address -> keys it is running
+    pids = client.run(os.getpid)
+    for addr, keys in busy.items():
+        if keys:
+            os.kill(pids[addr], signal.SIGKILL)
+            return
+
+
+def test_killed_driver_loses_nothing(tmp_path):
+    spec = write(tmp_path, '[base]\ntask = "adding"\nseq_len = 6\nhidden = 6\nbatch_size = 8\neval_every = 20\n'
+                           'early_stop = false\n[grid]\ncell = ["tanh", "relu", "gru"]\nsteps = [40, 3000]\n')
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "fastrnn_cli", "sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    results = out / "results.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)  # the driver and its workers, all at once
+    p.wait()
+    first = {json.loads(ln)["name"]: ln for ln in results.read_text().splitlines()}
+    assert len(first) >= 2
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = results.read_text().splitlines()
+    names = [json.loads(ln)["name"] for ln in lines]
+    assert len(names) == len(set(names)) == 6  # every run once, none redone
+    for name, line in first.items():
+        assert line in lines  # finished records untouched
+        assert (out / "runs" / name / "attempts").read_text() == "1"
+    assert (out / "report.md").exists() and (out / "sweep-adding.png").exists()
