@@ -73,8 +73,8 @@ def train(cell, seed, out, resume, quiet, **kw):
 
     with usage_errors():
         cfg = TrainConfig(cell=cell, seed=seed, **config_kwargs(kw))
-        from fastrnn.train.loop import build
-        build(cfg)  # checks the task's data before --out is touched
+        from fastrnn.train.loop import preflight
+        preflight(cfg)  # the task's data and the device are checked before --out is touched
     prepare_out(out)
     bar = None
     if progress_enabled(quiet):
@@ -166,7 +166,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
     from fastrnn.compare import aggregate, compare_grid, gradient_section, run_grid
     from fastrnn.report import write_report
     from fastrnn.train.config import TrainConfig
-    from fastrnn.train.loop import build
+    from fastrnn.train.loop import preflight
 
     names = [c.strip() for c in cells.split(",") if c.strip()]
     bad = [c for c in names if c not in CELL_NAMES]
@@ -175,7 +175,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
                                  param_hint="'--cells'")
     with usage_errors():
         base = TrainConfig(cell=names[0], **config_kwargs(kw))
-        task, _ = build(base)
+        task, _ = preflight(base)
         runs = compare_grid(base, names, seeds)
     out = out or f"compare-{base.task}-{getattr(task, 'seq_len', 'x')}"
     prepare_out(out)
@@ -219,7 +219,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
 @cli.command()
 @click.option("--cells", default="tanh,relu,gru,lstm", show_default=True,
               help="Comma-separated cells to profile.")
-@training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop"))
+@training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop", "device"))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Profile this trained model (and its initialization) instead of new ones.")

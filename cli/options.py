@@ -15,7 +15,7 @@ INIT_NAMES = ("pytorch", "xavier", "orthogonal", "irnn")
 # a config from **kwargs without repeating the list.
 FIELDS = ("task", "seq_len", "hidden", "layers", "batch_size", "steps", "lr", "optimizer", "momentum",
           "clip", "clip_value", "weight_decay", "eval_every", "early_stop", "init", "forget_bias",
-          "spectral_radius", "bptt_truncate", "data", "permuted", "dtype")
+          "spectral_radius", "bptt_truncate", "data", "permuted", "dtype", "device")
 
 
 def training_options(defaults, exclude=()):
@@ -63,6 +63,8 @@ def training_options(defaults, exclude=()):
                      help="Data file: UTF-8 text for 'text', mnist.npz for 'mnist'."),
         click.option("--permuted", is_flag=True, help="mnist: permute the pixels (fixed permutation)."),
         click.option("--dtype", type=click.Choice(("float32", "float64")), default="float32", show_default=True),
+        click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True,
+                     help="cuda: train on an NVIDIA GPU (pip install 'fastrnn[cuda]')."),
     ]
 
     def deco(f):

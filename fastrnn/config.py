@@ -5,6 +5,7 @@ FASTMATH lists LLVM fast-math flags explicitly instead of ``fastmath=True``: we 
 propagating honestly through the kernels. ``afn`` (approximate functions) is left out too,
 so that float64 kernels agree with the NumPy reference to ~1e-12.
 """
+import os
 
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
@@ -16,3 +17,8 @@ ERROR_MODEL = "numpy"
 
 # Compiled kernels are written to Numba's on-disk cache so that a second process starts fast.
 CACHE = True
+
+# CUDA: the GEMM tile edge (threads per block = TILE^2). Read once, when the CUDA kernels are
+# first imported; the CUDA-simulator tests lower it, since the simulator runs each thread as
+# a Python thread.
+CUDA_TILE = int(os.environ.get("FASTRNN_CUDA_TILE", "16"))

@@ -37,6 +37,7 @@ class TrainConfig:
     data: str | None = None  # text and mnist tasks
     permuted: bool = False  # mnist
     dtype: str = "float32"
+    device: str = "cpu"  # "cuda": parameters, optimizer state and activations on the GPU
 
     def __post_init__(self):
         self.check()
@@ -57,7 +58,7 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a positive number; got {v!r}")
 
         for name, options in (("task", TASKS), ("cell", tuple(CELLS)), ("optimizer", OPTIMIZERS),
-                              ("dtype", ("float32", "float64"))):
+                              ("dtype", ("float32", "float64")), ("device", ("cpu", "cuda"))):
             if getattr(self, name) not in options:
                 raise ValueError(f"{name}: expected one of {', '.join(options)}; got {getattr(self, name)!r}")
         if self.init is not None and self.init not in INITS:

@@ -35,6 +35,27 @@ def build(cfg: TrainConfig, vocab=None):
     return task, model
 
 
+def check_device(cfg, task):
+    """Raise a ValueError naming the option if cfg cannot run on its device here."""
+    if cfg.device != "cuda":
+        return
+    from ..cuda import require
+
+    require()
+    if cfg.bptt_truncate is not None:
+        raise ValueError("bptt_truncate: not supported with --device cuda yet (full BPTT only)")
+    if task.stateful:
+        raise ValueError(f"task: {task.name} carries state between batches, not supported with --device cuda yet")
+
+
+def preflight(cfg):
+    """Everything that can fail before a run writes anything: the task and its data file,
+    the model, the device. Returns (task, model)."""
+    task, model = build(cfg)
+    check_device(cfg, task)
+    return task, model
+
+
 def load_run(path, data=None):
     """(cfg, task, model, meta) from a checkpoint file; ``data`` overrides the data file path."""
     meta, params, _, _ = ckpt.load(path)
@@ -102,6 +123,7 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None):
         raise RunExists(f"out: {out} holds an unfinished run; pass --resume to continue it")
     out.mkdir(parents=True, exist_ok=True)
 
+    check_device(cfg, task)
     opt = make_optimizer(cfg.optimizer, model.flat.size, cfg.lr, cfg.weight_decay, cfg.momentum, model.dtype)
     rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
     step, carry, history, wall_before = 0, None, [], 0.0
@@ -125,7 +147,17 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None):
             history = [r for r in history if r["step"] <= step]
     ckpt.atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode())
 
+    dev = None
+    if cfg.device == "cuda":
+        from ..cuda.model import CudaRNN
+
+        dev = CudaRNN(model)  # after a resume has loaded the parameters; opt state moves on first step
+
     def save_checkpoint():
+        if dev is not None:  # the only times parameters and optimizer state cross to the host
+            dev.to_host()
+            if dev.opt_state:
+                dev.sync_optimizer(opt)
         ostate, oarrays = opt.state_dict()
         meta = dict(config=cfg.to_dict(), model=model.config(), task=task.describe(),
                     task_state=task.state_dict(), step=step, optimizer=ostate,
@@ -134,7 +166,7 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None):
         ckpt.save(ckpt_path, meta, model.flat, oarrays, c)
 
     def evaluate(train_loss, norm):
-        ev = task.evaluate(model)
+        ev = task.evaluate(model if dev is None else dev)
         rec = dict(step=step, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
                    grad_norm=norm, wall_seconds=round(wall_before + time.perf_counter() - t0, 3))
         history.append(rec)
@@ -159,21 +191,30 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None):
                 status = "interrupted"
                 break
             x, target, lengths = task.batch(rng, cfg.batch_size)
-            res = model.loss_and_grad(x, target, task.loss, task.output, lengths,
-                                      state=carry if task.stateful else None,
-                                      bptt_truncate=cfg.bptt_truncate)
-            norm = clip_global_norm(res.grad, cfg.clip)
-            if not (_finite(res.loss) and _finite(norm)):
+            if dev is not None:
+                loss = dev.loss_and_grad(x, target, task.loss, task.output, lengths)
+                norm = dev.clip(cfg.clip)
+            else:
+                res = model.loss_and_grad(x, target, task.loss, task.output, lengths,
+                                          state=carry if task.stateful else None,
+                                          bptt_truncate=cfg.bptt_truncate)
+                loss, norm = res.loss, clip_global_norm(res.grad, cfg.clip)
+            if not (_finite(loss) and _finite(norm)):
                 status, diverged_at = "diverged", step + 1
                 break
-            if cfg.clip_value is not None:
-                clip_by_value(res.grad, cfg.clip_value)
-            opt.step(model.flat, res.grad)
-            if task.stateful:
-                carry = res.state
+            if dev is not None:
+                if cfg.clip_value is not None:
+                    dev.clip_by_value(cfg.clip_value)
+                dev.step(opt)
+            else:
+                if cfg.clip_value is not None:
+                    clip_by_value(res.grad, cfg.clip_value)
+                opt.step(model.flat, res.grad)
+                if task.stateful:
+                    carry = res.state
             step += 1
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                rec = evaluate(res.loss, norm)
+                rec = evaluate(loss, norm)
                 if not (_finite(rec["loss"]) and _finite(rec["metric"])):
                     status, diverged_at = "diverged", step
                     break

@@ -1,0 +1,351 @@
+"""CUDA kernels: one thread per (sequence, hidden unit) for each cell's pointwise step, a tiled
+shared-memory GEMM for the products, and small kernels for losses, sums and optimizers.
+
+The math and layouts are those of fastrnn/cells/*.py (see their docstrings); per time step the
+host launches the recurrent GEMM and then the cell's pointwise kernel. Shapes as on the CPU:
+T steps, B batch, H hidden, G = gates * H; h and c hold T+1 states, h[0] the initial one.
+"""
+import math
+
+import numpy as np
+from numba import cuda, float32, float64
+
+from ..config import CUDA_TILE as TILE
+
+
+def _make_gemm(dtype):
+    @cuda.jit
+    def gemm(A, B, C, ta, tb, beta):
+        """C = op(A) @ op(B) + beta * C; op(A) is (M, K): A itself, or A.T when ta;
+        op(B) is (K, N): B, or B.T when tb. Tiles of TILE x TILE through shared memory."""
+        sA = cuda.shared.array((TILE, TILE), dtype)
+        sB = cuda.shared.array((TILE, TILE), dtype)
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        row = cuda.blockIdx.y * TILE + ty
+        col = cuda.blockIdx.x * TILE + tx
+        M, N = C.shape
+        K = A.shape[0] if ta else A.shape[1]
+        acc = 0.0
+        for k0 in range(0, K, TILE):
+            ka, kb = k0 + tx, k0 + ty
+            if row < M and ka < K:
+                sA[ty, tx] = A[ka, row] if ta else A[row, ka]
+            else:
+                sA[ty, tx] = 0.0
+            if col < N and kb < K:
+                sB[ty, tx] = B[col, kb] if tb else B[kb, col]
+            else:
+                sB[ty, tx] = 0.0
+            cuda.syncthreads()
+            for k in range(TILE):
+                acc += sA[ty, k] * sB[k, tx]
+            cuda.syncthreads()
+        if row < M and col < N:
+            C[row, col] = acc + beta * C[row, col] if beta != 0 else acc
+    return gemm
+
+
+_GEMM = {np.dtype(np.float32): _make_gemm(float32), np.dtype(np.float64): _make_gemm(float64)}
+
+
+def gemm(A, B, C, ta=False, tb=False, beta=0.0):
+    """Launch C = op(A) @ op(B) + beta C on 2-D device arrays."""
+    M, N = C.shape
+    grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE)
+    _GEMM[np.dtype(C.dtype)][grid, (TILE, TILE)](A, B, C, ta, tb, beta)
+
+
+def _block_edge(n):
+    e = 1
+    while e < n and e < 16:
+        e *= 2
+    return e
+
+
+def grid2(B, H):
+    """Launch shape covering a (B, H) grid: blocks of at most 16 x 16, no larger than needed."""
+    bx, by = _block_edge(B), _block_edge(H)
+    return ((B + bx - 1) // bx, (H + by - 1) // by), (bx, by)
+
+
+@cuda.jit(device=True)
+def sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# --------------------------------------------------------------------------- Elman (tanh, relu)
+@cuda.jit
+def elman_fwd(gh, xproj, bias, lengths, t, relu, h):
+    b, j = cuda.grid(2)
+    if b < gh.shape[0] and j < gh.shape[1]:
+        if t >= lengths[b]:
+            h[t + 1, b, j] = h[t, b, j]
+        else:
+            a = gh[b, j] + xproj[t, b, j] + bias[j]
+            h[t + 1, b, j] = (a if a > 0 else 0.0) if relu else math.tanh(a)
+
+
+@cuda.jit
+def elman_bwd(dh, dh_in, t, lengths, relu, h, dpre, dh_seq):
+    """dh (B, H): carry in; on return the part of dL/dh_{t-1} that does not go through W_hh
+    (the host then adds dpre[t] @ W_hh)."""
+    b, j = cuda.grid(2)
+    if b < dh.shape[0] and j < dh.shape[1]:
+        g = dh[b, j] + dh_in[t, b, j]
+        dh_seq[t, b, j] = g
+        if t >= lengths[b]:
+            dpre[t, b, j] = 0.0
+            dh[b, j] = g
+        else:
+            y = h[t + 1, b, j]
+            dpre[t, b, j] = (g if y > 0 else 0.0) if relu else g * (1.0 - y * y)
+            dh[b, j] = 0.0
+
+
+# --------------------------------------------------------------------------- GRU
+@cuda.jit
+def gru_fwd(gh, xproj, bias, b_hn, lengths, t, h, gates, ghn):
+    b, j = cuda.grid(2)
+    H = h.shape[2]
+    if b < h.shape[1] and j < H:
+        if t >= lengths[b]:
+            h[t + 1, b, j] = h[t, b, j]
+            for k in range(3):
+                gates[t, b, k * H + j] = 0.0
+            ghn[t, b, j] = 0.0
+            return
+        r = sigmoid(gh[b, j] + xproj[t, b, j] + bias[j])
+        z = sigmoid(gh[b, H + j] + xproj[t, b, H + j] + bias[H + j])
+        q = gh[b, 2 * H + j] + b_hn[j]
+        n = math.tanh(xproj[t, b, 2 * H + j] + bias[2 * H + j] + r * q)
+        h[t + 1, b, j] = n + z * (h[t, b, j] - n)
+        gates[t, b, j] = r
+        gates[t, b, H + j] = z
+        gates[t, b, 2 * H + j] = n
+        ghn[t, b, j] = q
+
+
+@cuda.jit
+def gru_bwd(dh, dh_in, t, lengths, h, gates, ghn, dgi, dgh, dh_seq):
+    b, j = cuda.grid(2)
+    H = dh.shape[1]
+    if b < dh.shape[0] and j < H:
+        g = dh[b, j] + dh_in[t, b, j]
+        dh_seq[t, b, j] = g
+        if t >= lengths[b]:
+            for k in range(3):
+                dgi[t, b, k * H + j] = 0.0
+                dgh[t, b, k * H + j] = 0.0
+            dh[b, j] = g
+            return
+        r, z, n = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j]
+        dnp = g * (1.0 - z) * (1.0 - n * n)
+        drp = dnp * ghn[t, b, j] * r * (1.0 - r)
+        dzp = g * (h[t, b, j] - n) * z * (1.0 - z)
+        dgi[t, b, j] = drp
+        dgi[t, b, H + j] = dzp
+        dgi[t, b, 2 * H + j] = dnp
+        dgh[t, b, j] = drp
+        dgh[t, b, H + j] = dzp
+        dgh[t, b, 2 * H + j] = dnp * r
+        dh[b, j] = g * z
+
+
+# --------------------------------------------------------------------------- LSTM
+@cuda.jit
+def lstm_fwd(gh, xproj, bias, lengths, t, h, c, gates):
+    b, j = cuda.grid(2)
+    H = h.shape[2]
+    if b < h.shape[1] and j < H:
+        if t >= lengths[b]:
+            h[t + 1, b, j] = h[t, b, j]
+            c[t + 1, b, j] = c[t, b, j]
+            for k in range(4):
+                gates[t, b, k * H + j] = 0.0
+            return
+        i = sigmoid(gh[b, j] + xproj[t, b, j] + bias[j])
+        f = sigmoid(gh[b, H + j] + xproj[t, b, H + j] + bias[H + j])
+        g = math.tanh(gh[b, 2 * H + j] + xproj[t, b, 2 * H + j] + bias[2 * H + j])
+        o = sigmoid(gh[b, 3 * H + j] + xproj[t, b, 3 * H + j] + bias[3 * H + j])
+        cn = f * c[t, b, j] + i * g
+        c[t + 1, b, j] = cn
+        h[t + 1, b, j] = o * math.tanh(cn)
+        gates[t, b, j] = i
+        gates[t, b, H + j] = f
+        gates[t, b, 2 * H + j] = g
+        gates[t, b, 3 * H + j] = o
+
+
+@cuda.jit
+def lstm_bwd(dh, dc, dh_in, t, lengths, c, gates, dpre, dh_seq):
+    b, j = cuda.grid(2)
+    H = dh.shape[1]
+    if b < dh.shape[0] and j < H:
+        g = dh[b, j] + dh_in[t, b, j]
+        dh_seq[t, b, j] = g
+        if t >= lengths[b]:
+            for k in range(4):
+                dpre[t, b, k * H + j] = 0.0
+            dh[b, j] = g
+            return
+        i, f = gates[t, b, j], gates[t, b, H + j]
+        gg, o = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
+        tc = math.tanh(c[t + 1, b, j])
+        dcn = dc[b, j] + g * o * (1.0 - tc * tc)
+        dpre[t, b, j] = dcn * gg * i * (1.0 - i)
+        dpre[t, b, H + j] = dcn * c[t, b, j] * f * (1.0 - f)
+        dpre[t, b, 2 * H + j] = dcn * i * (1.0 - gg * gg)
+        dpre[t, b, 3 * H + j] = g * tc * o * (1.0 - o)
+        dc[b, j] = dcn * f
+        dh[b, j] = 0.0
+
+
+# --------------------------------------------------------------------------- small helpers
+@cuda.jit
+def gather_columns(w, ids, out):
+    """out[n, g] = w[g, ids[n]]: the input projection of token ids (no one-hot)."""
+    n, g = cuda.grid(2)
+    if n < out.shape[0] and g < out.shape[1]:
+        out[n, g] = w[g, ids[n]]
+
+
+@cuda.jit
+def scatter_columns(dw, ids, dg):
+    """dw[:, ids[n]] += dg[n]: its gradient (atomics: the same token can repeat)."""
+    n, g = cuda.grid(2)
+    if n < dg.shape[0] and g < dg.shape[1]:
+        cuda.atomic.add(dw, (g, ids[n]), dg[n, g])
+
+
+@cuda.jit
+def column_sums(a, out):
+    """out[j] = sum_i a[i, j] (bias gradients)."""
+    j = cuda.grid(1)
+    if j < out.shape[0]:
+        s = 0.0
+        for i in range(a.shape[0]):
+            s += a[i, j]
+        out[j] = s
+
+
+@cuda.jit
+def add_row(a, v):
+    i, j = cuda.grid(2)
+    if i < a.shape[0] and j < a.shape[1]:
+        a[i, j] += v[j]
+
+
+@cuda.jit
+def gather_last(h, lengths, out):
+    """out[b] = h[lengths[b], b]: each sequence's state after its last real step."""
+    b, j = cuda.grid(2)
+    if b < out.shape[0] and j < out.shape[1]:
+        out[b, j] = h[lengths[b], b, j]
+
+
+@cuda.jit
+def scatter_last(rows, lengths, dh):
+    """dh[lengths[b] - 1, b] = rows[b] (dh zero elsewhere)."""
+    b, j = cuda.grid(2)
+    if b < rows.shape[0] and j < rows.shape[1]:
+        dh[lengths[b] - 1, b, j] = rows[b, j]
+
+
+@cuda.jit
+def mse_grad(y, target, valid, count, dy, row_loss):
+    """dy = 2 (y - target) / count on valid rows; row_loss[i] = sum of squares of row i."""
+    i = cuda.grid(1)
+    if i < y.shape[0]:
+        s = 0.0
+        for k in range(y.shape[1]):
+            d = (y[i, k] - target[i, k]) if valid[i] else 0.0
+            dy[i, k] = 2.0 * d / count
+            s += d * d
+        row_loss[i] = s
+
+
+@cuda.jit
+def softmax_ce_grad(y, target, valid, count, dy, row_loss):
+    """Softmax cross-entropy per row (target < 0 or invalid: ignored)."""
+    i = cuda.grid(1)
+    if i < y.shape[0]:
+        C = y.shape[1]
+        ok = valid[i] and target[i] >= 0
+        if not ok:
+            for k in range(C):
+                dy[i, k] = 0.0
+            row_loss[i] = 0.0
+            return
+        m = y[i, 0]
+        for k in range(1, C):
+            m = max(m, y[i, k])
+        s = 0.0
+        for k in range(C):
+            s += math.exp(y[i, k] - m)
+        lse = m + math.log(s)
+        for k in range(C):
+            p = math.exp(y[i, k] - lse)
+            dy[i, k] = (p - (1.0 if k == target[i] else 0.0)) / count
+        row_loss[i] = lse - y[i, target[i]]
+
+
+@cuda.jit
+def sum_squares(g, out):
+    """out[0] += sum g^2 (float64 accumulator, atomics per thread)."""
+    i = cuda.grid(1)
+    if i < g.shape[0]:
+        cuda.atomic.add(out, 0, float64(g[i]) * float64(g[i]))
+
+
+@cuda.jit
+def scale(g, factor):
+    i = cuda.grid(1)
+    if i < g.shape[0]:
+        g[i] *= factor
+
+
+@cuda.jit
+def clip_values(g, limit):
+    i = cuda.grid(1)
+    if i < g.shape[0]:
+        g[i] = min(max(g[i], -limit), limit)
+
+
+@cuda.jit
+def sgd_update(p, g, v, lr, mu, wd):
+    i = cuda.grid(1)
+    if i < p.shape[0]:
+        d = g[i] + wd * p[i]
+        if mu != 0:
+            v[i] = mu * v[i] + d
+            d = v[i]
+        p[i] -= lr * d
+
+
+@cuda.jit
+def adam_update(p, g, m, v, lr, wd, c1, c2):
+    """c1 = 1 - 0.9^t, c2 = 1 - 0.999^t (bias corrections, computed on the host)."""
+    i = cuda.grid(1)
+    if i < p.shape[0]:
+        d = g[i] + wd * p[i]
+        m[i] = 0.9 * m[i] + 0.1 * d
+        v[i] = 0.999 * v[i] + 0.001 * d * d
+        p[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + 1e-8)
+
+
+@cuda.jit
+def rmsprop_update(p, g, v, lr, wd, alpha):
+    i = cuda.grid(1)
+    if i < p.shape[0]:
+        d = g[i] + wd * p[i]
+        v[i] = alpha * v[i] + (1.0 - alpha) * d * d
+        p[i] -= lr * d / (math.sqrt(v[i]) + 1e-8)
+
+
+@cuda.jit
+def adagrad_update(p, g, s, lr, wd):
+    i = cuda.grid(1)
+    if i < p.shape[0]:
+        d = g[i] + wd * p[i]
+        s[i] += d * d
+        p[i] -= lr * d / (math.sqrt(s[i]) + 1e-8)
