@@ -10,8 +10,8 @@ import click
 
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
-from .options import (CELL_NAMES, config_kwargs, prepare_out, progress_enabled, training_options,
-                      usage_errors)
+from .options import (CELL_NAMES, config_kwargs, prepare_out, progress_enabled, run_progress,
+                      training_options, usage_errors)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -181,30 +181,11 @@ def compare(cells, seeds, workers, out, quiet, **kw):
     prepare_out(out)
     info = task.describe()
     info.pop("vocab", None)
-    bar = None
-    if progress_enabled(quiet):
-        bar = click.progressbar(length=len(runs), label=f"{len(runs)} runs", file=sys.stderr,
-                                show_eta=True, item_show_func=lambda s: s)
-        bar.__enter__()
-    elif not quiet:
+    if not quiet:
         click.echo(f"compare: {len(runs)} runs -> {out}", err=True)
-
-    def on_done(name, summary):
-        msg = f"{name}: {summary.get('message', summary.get('status'))}"
-        if bar is not None:
-            bar.update(1, msg)
-        elif not quiet:
-            click.echo(f"  {msg}", err=True)
-
-    try:
-        with usage_errors():
-            results = run_grid(runs, out, workers, on_done)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: finished runs are kept; the same command resumes the rest", err=True)
-        raise SystemExit(130)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    with run_progress(len(runs), f"{len(runs)} runs", quiet) as report, usage_errors():
+        results = run_grid(runs, out, workers,
+                           lambda name, s: report(1, f"{name}: {s.get('message', s.get('status'))}"))
     table = aggregate(runs, results)
     with usage_errors():
         section = gradient_section(out, runs, task)
@@ -320,12 +301,7 @@ def sweep(spec, out, scheduler, workers, retries, quiet):
         runs = load_spec(spec)
     prepare_out(out)
     counts = {"done": 0, "running": 0, "failed": 0}
-    bar = None
-    if progress_enabled(quiet):
-        bar = click.progressbar(length=len(runs), label=f"{len(runs)} runs", file=sys.stderr, show_eta=True,
-                                item_show_func=lambda s: s)
-        bar.__enter__()
-    elif not quiet:
+    if not quiet:
         click.echo(f"sweep: {len(runs)} runs -> {out}", err=True)
 
     def event(kind, name, rec):
@@ -338,22 +314,12 @@ def sweep(spec, out, scheduler, workers, retries, quiet):
             counts["failed"] += rec.get("status") == "failed"
         elif kind in ("retry", "interrupted"):
             counts["running"] = max(0, counts["running"] - 1)
-        msg = f"done {counts['done']}, running {counts['running']}, failed {counts['failed']}"
-        if bar is not None:
-            bar.update(1 if kind == "done" else 0, msg)
-        elif not quiet:
-            status = rec.get("message", rec.get("status")) if rec else kind
-            click.echo(f"  {name}: {status}  ({msg})", err=True)
+        status = rec.get("message", rec.get("status")) if rec else kind
+        report(1 if kind == "done" else 0, f"{name}: {status} (done {counts['done']}, running "
+                                           f"{counts['running']}, failed {counts['failed']})")
 
-    try:
-        with usage_errors():
-            records = execute(runs, out, scheduler=scheduler, workers=workers, retries=retries, on_event=event)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: finished runs are kept; the same command resumes the rest", err=True)
-        raise SystemExit(130)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    with run_progress(len(runs), f"{len(runs)} runs", quiet) as report, usage_errors():
+        records = execute(runs, out, scheduler=scheduler, workers=workers, retries=retries, on_event=event)
     report = write_sweep_report(out, runs, records)
     failed = sum(r.get("status") == "failed" for r in records.values())
     click.echo(f"{len(records)} runs finished, {failed} failed; report: {report}")

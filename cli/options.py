@@ -109,3 +109,29 @@ def prepare_out(out):
 
 def progress_enabled(quiet):
     return not quiet and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def run_progress(total, label, quiet):
+    """Progress over many runs: a bar on a terminal, one line per run otherwise, nothing with
+    --quiet. Yields report(advance, message). Ctrl-C ends with a note and exit status 130:
+    finished runs are kept and the same command resumes the rest."""
+    bar = None
+    if progress_enabled(quiet):
+        bar = click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True, item_show_func=lambda m: m)
+        bar.__enter__()
+
+    def report(advance, message):
+        if bar is not None:
+            bar.update(advance, message)
+        elif not quiet:
+            click.echo(f"  {message}", err=True)
+
+    try:
+        yield report
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: finished runs are kept; the same command resumes the rest", err=True)
+        raise SystemExit(130)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)

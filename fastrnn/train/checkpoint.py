@@ -16,12 +16,14 @@ FORMAT = "fastrnn-checkpoint"
 VERSION = 1
 
 
-def atomic_write_bytes(path, data):
+def _atomic_write(path, write, suffix=""):
+    """write(f) into a temporary file beside path, flush it to disk, then rename it over path:
+    readers see the old file or the new one, never a torn one."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=os.path.dirname(path) or ".")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -29,6 +31,10 @@ def atomic_write_bytes(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path, data):
+    _atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_json(path, obj):
@@ -49,18 +55,7 @@ def save(path, meta, params, opt_arrays=None, carry=None):
         arrays[f"opt.{k}"] = a
     for i, a in enumerate(carry or ()):
         arrays[f"carry.{i}"] = a
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_write(path, lambda f: np.savez(f, **arrays), suffix=".npz")
 
 
 def load(path):
