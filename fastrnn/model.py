@@ -192,7 +192,6 @@ class RNN:
 
     def _check_target(self, target, loss, output, T, B):
         O = self.output_size
-        lead = ("T", "B") if output == "all" else ("B",)
         lead_n = (T, B) if output == "all" else (B,)
         if loss == "mse":
             target = v.array("target", target, lead_n + (O,), "f", self.dtype)
@@ -201,7 +200,6 @@ class RNN:
             if target.size and (target.max() >= O or target.min() < -1):
                 raise ValueError(f"target: class ids must lie in [0, {O}) (or -1 to ignore); "
                                  f"got values in [{target.min()}, {target.max()}]")
-        del lead
         return target.reshape((-1, O) if loss == "mse" else (-1,))
 
     # ----------------------------------------------------------------- forward

@@ -12,7 +12,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ..config import FASTMATH  # noqa: F401  (kernels import both from here and config)
+from ..config import FASTMATH
 
 # numerator (odd powers 1..13) and denominator (even powers 0..6) coefficients
 A1, A3, A5 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04), np.float32(1.48572235717979e-05)

@@ -19,8 +19,8 @@ def status():
     try:
         if not cuda.is_available():
             return False, "no usable NVIDIA GPU or driver (numba.cuda.is_available() is false)"
-        return True, cuda.get_current_device().name.decode() if isinstance(
-            cuda.get_current_device().name, bytes) else str(cuda.get_current_device().name)
+        name = cuda.get_current_device().name
+        return True, name.decode() if isinstance(name, bytes) else str(name)
     except Exception as e:  # noqa: BLE001 - a broken driver reports in many ways
         return False, f"CUDA could not be initialized ({e})"
 
