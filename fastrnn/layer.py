@@ -6,7 +6,8 @@ Shapes (T steps, B batch, H hidden, G = gates * H):
     c      (T+1, B, H)   LSTM cell state, same indexing
     gates  (T, B, G)     activated gates (GRU, LSTM)
     ghn    (T, B, H)     GRU: W_hn h_{t-1} + b_hn
-    dgi    (T, B, G)     gradient of the input-side pre-activations (all windows summed)
+    dgi    (T, B, G)     gradient of the input-side pre-activations (all windows summed); it
+                         shares xproj's memory, which the backward pass never reads
     dgh    (T, B, G)     GRU only: recurrent-side pre-activation gradient; else same array as dgi
     dh_seq (T, B, H)     total dL/dh_t seen by the reverse sweep
 """
@@ -24,7 +25,7 @@ class LayerTape:
         self.gates = z(T, B, G) if cell.gates > 1 else z(1, 1, 1)
         self.ghn = z(T, B, H) if cell.name == "gru" else z(1, 1, 1)
         self.gh = z(B, G)
-        self.dgi = z(T, B, G)
+        self.dgi = self.xproj  # the forward's input projection is dead once backward starts
         self.dgh = z(T, B, G) if cell.split_grad else self.dgi
         self.dh_seq = z(T, B, H)
         self.dh = z(B, H)
