@@ -193,3 +193,24 @@ def test_unknown_task_and_missing_data():
     with pytest.raises(ValueError, match="data: the text task needs a data file"):
         make_task("text")
     assert set(TASKS) == {"adding", "copy", "order", "agreement", "text", "mnist"}
+
+
+@pytest.mark.parametrize("name, solved, unsolved", [
+    ("order", 0.99, 0.989), ("agreement", 0.99, 0.98), ("copy", 1.0, 0.985), ("adding", 0.0099, 0.0101),
+])
+def test_solved_criteria(name, solved, unsolved):
+    t = make_task(name, 20)
+    assert t.solved(solved) and not t.solved(unsolved)
+    # the chance level itself is never "solved"
+    assert not t.solved(t.metric_baseline)
+
+
+def test_text_and_mnist_solved_criteria(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("abcabcabd " * 60)
+    t = make_task("text", 5, data=p)
+    assert t.solved(t.solved_at - 1e-9) and not t.solved(t.solved_at) and not t.solved(t.metric_baseline)
+    m = tmp_path / "m.npz"
+    make_mnist(m)
+    task = make_task("mnist", data=m)
+    assert task.solved(0.97) and not task.solved(0.969) and not task.solved(task.metric_baseline)
