@@ -202,6 +202,23 @@ def lstm_bwd(dh, dc, dh_in, t, lengths, c, gates, dpre, dh_seq):
 
 # --------------------------------------------------------------------------- small helpers
 @cuda.jit
+def fill_zero(a):
+    """a[:] = 0 for a 1-D (flattened) device array: zeroing without a host transfer."""
+    i = cuda.grid(1)
+    if i < a.shape[0]:
+        a[i] = 0.0
+
+
+@cuda.jit
+def combine_bias(b_ih, b_hh, n, out):
+    """out = b_ih + b_hh on the first n entries, b_ih after them (GRU: n = 2H, since b_hn
+    sits inside r * (.)); the device twin of Cell.combined_bias."""
+    j = cuda.grid(1)
+    if j < out.shape[0]:
+        out[j] = b_ih[j] + (b_hh[j] if j < n else 0.0)
+
+
+@cuda.jit
 def gather_columns(w, ids, out):
     """out[n, g] = w[g, ids[n]]: the input projection of token ids (no one-hot)."""
     n, g = cuda.grid(2)

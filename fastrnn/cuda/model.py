@@ -14,6 +14,13 @@ from . import kernels as k
 OPT_SLOTS = {"sgd": ("velocity",), "adam": ("m", "v"), "rmsprop": ("v",), "adagrad": ("sum",)}
 
 
+def _zero(a):
+    """Zero a contiguous device array in place, on the device."""
+    flat = a.reshape(a.size)
+    gr, bl = _grid1(flat.shape[0])
+    k.fill_zero[gr, bl](flat)
+
+
 def _grid1(n):
     block = min(256, max(32, 1 << (max(n, 1) - 1).bit_length()))
     return ((n + block - 1) // block,), (block,)
@@ -74,13 +81,15 @@ class CudaRNN:
             else:
                 src = cuda.to_device(np.ascontiguousarray(x.reshape(T * B, -1))) if layer == 0 else inp
                 k.gemm(src, p[f"weight_ih_l{layer}"], x2, tb=True)
-            b_ih = p[f"bias_ih_l{layer}"].copy_to_host()
-            b_hh = p[f"bias_hh_l{layer}"].copy_to_host()
-            tp["bias"] = cuda.to_device(self.cell.combined_bias(b_ih, b_hh))
+            if "bias" not in tp:
+                tp["bias"] = cuda.device_array(G, self.dtype)
+            gr, bl = _grid1(G)
+            k.combine_bias[gr, bl](p[f"bias_ih_l{layer}"], p[f"bias_hh_l{layer}"],
+                                   2 * H if self.cell.name == "gru" else G, tp["bias"])
             tp["b_hn"] = p[f"bias_hh_l{layer}"][2 * H:]
             w_hh = p[f"weight_hh_l{layer}"]
-            tp["h"][0].copy_to_device(np.zeros((B, H), self.dtype))
-            tp["c"][0].copy_to_device(np.zeros((B, H), self.dtype))
+            _zero(tp["h"][0])
+            _zero(tp["c"][0])
             grid, block = k.grid2(B, H)
             for t in range(T):
                 k.gemm(tp["h"][t], w_hh, tp["gh"], tb=True)
@@ -152,7 +161,8 @@ class CudaRNN:
         if output == "all":
             arr = dh_rows.reshape(T, B, H)
         else:
-            arr = cuda.to_device(np.zeros((T, B, H), self.dtype))
+            arr = cuda.device_array((T, B, H), self.dtype)
+            _zero(arr)
             gg, bb = k.grid2(B, H)
             k.scatter_last[gg, bb](dh_rows, d_len, arr)
 
@@ -160,8 +170,8 @@ class CudaRNN:
         for layer in reversed(range(m.num_layers)):
             tp = tapes[layer]
             w_hh = p[f"weight_hh_l{layer}"]
-            tp["dh"].copy_to_device(np.zeros((B, H), self.dtype))
-            tp["dc"].copy_to_device(np.zeros((B, H), self.dtype))
+            _zero(tp["dh"])
+            _zero(tp["dc"])
             rec = tp["dgh"] if self.cell.split_grad else tp["dgi"]
             for t in range(T - 1, -1, -1):
                 if self.cell.name in ("tanh", "relu"):
@@ -177,7 +187,7 @@ class CudaRNN:
             G = self.cell.gates * H
             dgi, dgh = tp["dgi"].reshape(T * B, G), rec.reshape(T * B, G)
             if layer == 0 and m.tokens:
-                g[f"weight_ih_l{layer}"].copy_to_device(np.zeros(m.shapes["weight_ih_l0"], self.dtype))
+                _zero(g["weight_ih_l0"])
                 ids = cuda.to_device(np.ascontiguousarray(x.reshape(-1)))
                 gg, bb = k.grid2(T * B, G)
                 k.scatter_columns[gg, bb](g["weight_ih_l0"], ids, dgi)
@@ -200,7 +210,8 @@ class CudaRNN:
         norm before clipping (a host float: inf or NaN when the gradient is not finite)."""
         n = self.grad_flat.shape[0]
         gr, bl = _grid1(n)
-        acc = cuda.to_device(np.zeros(1, np.float64))
+        acc = cuda.device_array(1, np.float64)
+        _zero(acc)
         k.sum_squares[gr, bl](self.grad_flat, acc)
         norm = float(np.sqrt(acc.copy_to_host()[0]))
         if max_norm is not None and np.isfinite(norm) and norm > max_norm:
