@@ -95,7 +95,7 @@ def train(cell, seed, out, resume, quiet, **kw):
     click.echo(json.dumps({k: summary[k] for k in ("status", "message", "final_metric", "baseline",
                                                    "steps", "steps_to_solve", "wall_seconds")}))
     if summary["status"] == "interrupted":
-        click.echo(f"interrupted: checkpoint written; continue with the same command and --resume", err=True)
+        click.echo("interrupted: checkpoint written; continue with the same command and --resume", err=True)
         raise SystemExit(130)
 
 

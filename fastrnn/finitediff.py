@@ -58,8 +58,8 @@ def truncated_objective(model, x, target, loss, output, lengths, K):
             wl = np.clip(lengths - s0, 0, W)
             c_init = cs[:, s0] if cs is not None else None
             model._forward(x[s0:s1 + 1], wl, hs[:, s0], c_init)
-            top = model._tapes[-1].h[-1]  # (B, H): state after step s1 (frozen if past len)
-            rows.append((s1, top @ model.params["readout.weight"].T + model.params["readout.bias"]))
+            # the model's own readout of h[W], the state after step s1 (frozen if past a length)
+            rows.append((s1, model._readout("last", np.full(B, W, np.int64))[1]))
         if output == "all":
             y = np.concatenate([r for _, r in rows])  # (T*B, O), origins are 0..T-1 in order
         else:

@@ -43,7 +43,6 @@ def step_backward(cell, p, k, cache, dh, dc, live, grads):
     """Backward of one step of layer k; rows where live is False were frozen (identity).
     Accumulates parameter gradients into grads. Returns dx, dh_prev, dc_prev."""
     x, h, c, aux = cache
-    H = h.shape[1]
     m = live[:, None].astype(float)
     dc_prev = dc
     if cell in ("tanh", "relu"):

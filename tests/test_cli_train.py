@@ -1,7 +1,6 @@
 """The training commands through the CLI: results, and one-line usage errors (exit 2, no
 traceback, nothing written) for bad input."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -51,9 +51,6 @@ class CudaRNN:
         self.flat.copy_to_host(self.model.flat)
         return self.model
 
-    def load_from_host(self):
-        self.flat.copy_to_device(self.model.flat)
-
     # ------------------------------------------------------------------ forward
     def _tape(self, T, B):
         if self._tapes is None or self._tapes[0]["T"] != T or self._tapes[0]["B"] != B:

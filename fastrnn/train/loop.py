@@ -7,7 +7,6 @@ Files in the run folder:
     checkpoint.npz   model + optimizer + RNG state + step (+ carried state), written atomically
 """
 import json
-import os
 import signal
 import threading
 import time
