@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH
-from ._math import one_like, tanh
+from ._math import add_recurrent_grad, one_like, tanh
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -86,8 +86,4 @@ def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_hh, dpre, dh_seq, dh,
                 for j in range(H):
                     dp[j] = ds[j] * (one - y[j] * y[j])
             d[:] = 0
-        np.dot(dpre[w, b0:b1], w_hh, tmp[b0:b1])
-        for b in range(b0, b1):
-            d, tm = dh[b], tmp[b]
-            for j in range(H):
-                d[j] += tm[j]
+        add_recurrent_grad(dpre[w], w_hh, tmp, dh, b0, b1)

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH
-from ._math import one_like, sigmoid, tanh
+from ._math import add_recurrent_grad, one_like, sigmoid, tanh
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -100,8 +100,4 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_hh, dgi, dgh, dh_
                 dr[H + j] = dzp
                 dr[2 * H + j] = dnp * r[j]
                 d[j] = g * z[j]
-        np.dot(dgh[w, b0:b1], w_hh, tmp[b0:b1])
-        for b in range(b0, b1):
-            d, tm = dh[b], tmp[b]
-            for j in range(H):
-                d[j] += tm[j]
+        add_recurrent_grad(dgh[w], w_hh, tmp, dh, b0, b1)

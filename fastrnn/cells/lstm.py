@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH
-from ._math import one_like, sigmoid, tanh
+from ._math import add_recurrent_grad, one_like, sigmoid, tanh
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -96,8 +96,4 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_hh, dpre, dh_seq, dh,
                 do[j] = ds[j] * tc * o[j] * (one - o[j])
                 dcb[j] = dcn * f[j]
             d[:] = 0
-        np.dot(dpre[w, b0:b1], w_hh, tmp[b0:b1])
-        for b in range(b0, b1):
-            d, tm = dh[b], tmp[b]
-            for j in range(H):
-                d[j] += tm[j]
+        add_recurrent_grad(dpre[w], w_hh, tmp, dh, b0, b1)
