@@ -3,6 +3,7 @@
 Heavy imports (NumPy, Numba kernels) happen inside command bodies so `fastrnn --help`
 stays instant and never compiles anything.
 """
+import contextlib
 import json
 import sys
 
@@ -74,7 +75,7 @@ def train(cell, seed, out, resume, quiet, **kw):
     with usage_errors():
         cfg = TrainConfig(cell=cell, seed=seed, **config_kwargs(kw))
         from fastrnn.train.loop import preflight
-        preflight(cfg)  # the task's data and the device are checked before --out is touched
+        prepared = preflight(cfg)  # the task's data and the device are checked before --out is touched
     prepare_out(out)
     bar = None
     if progress_enabled(quiet):
@@ -86,12 +87,8 @@ def train(cell, seed, out, resume, quiet, **kw):
             bar.update(step - bar.pos, None if rec is None else
                        f"loss {rec['loss']:.4g} metric {rec['metric']:.4g}")
 
-    with usage_errors():
-        if bar is not None:
-            with bar:
-                summary = run(cfg, out, resume=resume, progress=progress)
-        else:
-            summary = run(cfg, out, resume=resume)
+    with usage_errors(), (bar or contextlib.nullcontext()):
+        summary = run(cfg, out, resume=resume, progress=progress, prepared=prepared)
     click.echo(json.dumps({k: summary[k] for k in ("status", "message", "final_metric", "baseline",
                                                    "steps", "steps_to_solve", "wall_seconds")}))
     if summary["status"] == "interrupted":
@@ -251,7 +248,7 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
                 profiles["init"].append(profile(model, task, profile_batch, seed, K))
                 if train_steps:
                     run_dir = f"{out}/train-{cfg.cell}"
-                    run_train(cfg, run_dir, resume=True)
+                    run_train(cfg, run_dir, resume=True, prepared=(task, model))
                     trained, _ = load_model(f"{run_dir}/checkpoint.npz")
                     profiles["trained"].append(profile(trained, task, profile_batch, seed, K))
     T = profiles["init"][0]["seq_len"]

@@ -98,15 +98,16 @@ def _finite(x):
     return bool(np.isfinite(x))
 
 
-def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None):
+def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepared=None):
     """Run (or resume) one training run in folder ``out``; returns the summary dict.
 
     progress: optional callable(step, steps, record) called after every step (record is the
     latest evaluation). stop: optional object with a boolean ``stop`` attribute checked
-    between steps (defaults to a Ctrl-C handler).
+    between steps (defaults to a Ctrl-C handler). prepared: (task, model) from preflight(cfg),
+    so the task's data file is not read twice.
     """
     out = Path(out)
-    task, model = build(cfg)  # validates the data file before anything is written
+    task, model = prepared or build(cfg)  # validates the data file before anything is written
     summary_path, ckpt_path, metrics_path = out / "summary.json", out / "checkpoint.npz", out / "metrics.jsonl"
     if summary_path.exists():
         if resume:
