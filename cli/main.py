@@ -26,7 +26,10 @@ def cli():
 @click.option("--cell", type=click.Choice(CELL_NAMES + ("all",)), default="all", show_default=True,
               help="Which cell to check.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def gradcheck(cell, seed):
+@click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True,
+              help="Whose kernels to check: the CPU's, or the CUDA ones (analytic gradient and every "
+                   "perturbed loss on the GPU).")
+def gradcheck(cell, seed, device):
     """Check every gradient against central differences in float64.
 
     Runs each cell over every loss, full and truncated BPTT, one and two layers, equal and
@@ -37,8 +40,13 @@ def gradcheck(cell, seed):
     """
     from fastrnn.finitediff import TOLERANCE, gradcheck as run
 
+    if device == "cuda":
+        from fastrnn.cuda import require
+
+        with usage_errors():
+            click.echo(f"device: {require()}")
     worst_all = 0.0
-    for c, cfg, errors in run(cell, seed=seed):
+    for c, cfg, errors in run(cell, seed=seed, device=device):
         desc = (f"{cfg['loss']}/{cfg['output']} L={cfg['num_layers']} "
                 f"K={cfg['bptt_truncate']} {'var' if cfg['variable_lengths'] else 'eq'}-len"
                 f"{' tokens' if cfg.get('tokens') else ''}")
@@ -197,7 +205,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
 @cli.command()
 @click.option("--cells", default="tanh,relu,gru,lstm", show_default=True,
               help="Comma-separated cells to profile.")
-@training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop", "device"))
+@training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop"))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Profile this trained model (and its initialization) instead of new ones.")
@@ -224,33 +232,34 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
     from fastrnn.gradients import plot_profiles, profile, table
     from fastrnn.train.checkpoint import atomic_write_json
     from fastrnn.train.config import TrainConfig
-    from fastrnn.train.loop import build, load_model, load_run, train as run_train
+    from fastrnn.train.loop import build, check_device, load_model, load_run, train as run_train
 
     names = [c.strip() for c in cells.split(",") if c.strip()]
     if not names or any(c not in CELL_NAMES for c in names):
         raise click.BadParameter(f"expected a comma-separated list of {', '.join(CELL_NAMES)}; got {cells!r}",
                                  param_hint="'--cells'")
     profiles = {"init": [], "trained": []}
-    K = kw.get("bptt_truncate")
+    K, device = kw.get("bptt_truncate"), kw.get("device", "cpu")
     with usage_errors():
+        check_device(TrainConfig(device=device))
         if checkpoint:
             cfg, task, trained, _ = load_run(checkpoint, kw.get("data"))
             _, fresh = build(cfg)  # the same seed gives the initialization the run started from
             prepare_out(out)
-            profiles["init"].append(profile(fresh, task, profile_batch, seed, K))
-            profiles["trained"].append(profile(trained, task, profile_batch, seed, K))
+            profiles["init"].append(profile(fresh, task, profile_batch, seed, K, device=device))
+            profiles["trained"].append(profile(trained, task, profile_batch, seed, K, device=device))
         else:
             configs = [TrainConfig(cell=c, seed=seed, steps=train_steps or 1, eval_every=train_steps or 1,
                                    early_stop=False, **config_kwargs(kw)) for c in names]
             built = [build(cfg) for cfg in configs]  # every option and data file checked first
             prepare_out(out)
             for cfg, (task, model) in zip(configs, built):
-                profiles["init"].append(profile(model, task, profile_batch, seed, K))
+                profiles["init"].append(profile(model, task, profile_batch, seed, K, device=device))
                 if train_steps:
                     run_dir = f"{out}/train-{cfg.cell}"
                     run_train(cfg, run_dir, resume=True, prepared=(task, model))
                     trained, _ = load_model(f"{run_dir}/checkpoint.npz")
-                    profiles["trained"].append(profile(trained, task, profile_batch, seed, K))
+                    profiles["trained"].append(profile(trained, task, profile_batch, seed, K, device=device))
     T = profiles["init"][0]["seq_len"]
     title = f"{task.name}, T = {T}: gradient of the last step's loss, by lag"
     plot_profiles(profiles, f"{out}/gradients.png", title)

@@ -36,30 +36,53 @@ def make_problem(cell, *, loss="mse", output="last", num_layers=2, variable_leng
     return model, dict(x=x, target=target, loss=loss, output=output, lengths=lengths)
 
 
-def truncated_objective(model, x, target, loss, output, lengths, K):
+def _window_readout(net, x, wl, h0, c0):
+    """Run a window of steps from frozen states (lengths wl may be 0: already ended) and read
+    out h[W], the state after its last step: host (B, O). net: an RNN or a CudaRNN."""
+    W, B = x.shape[:2]
+    full = np.full(B, W, np.int64)
+    if isinstance(net, RNN):
+        net._forward(x, wl, h0, c0)
+        return net._readout("last", full)[1]
+    from numba import cuda
+
+    net._forward(x, wl, cuda.to_device(h0), None if c0 is None else cuda.to_device(c0))
+    return net._readout("last", cuda.to_device(full), W, B)[1].copy_to_host()
+
+
+def truncated_objective(model, x, target, loss, output, lengths, K, net=None):
     """A function of model.flat whose gradient is the truncated-BPTT gradient at the
-    current parameters (see module docstring). Returns f() -> float."""
+    current parameters (see module docstring). Returns f() -> float. net: a CudaRNN of the
+    model to run the windows on the device (f then copies model.flat there first)."""
+    net = net or model
     x, lengths, (h0, c0) = model._check_inputs(x, lengths, None)
     T, B = x.shape[:2]
     tgt = model._check_target(target, loss, output, T, B)
-    model._forward(x, lengths, h0, c0)
+    if net is model:
+        model._forward(x, lengths, h0, c0)
+        tapes = model._tapes
+    else:
+        net.from_host()
+        net._forward(x, lengths)
+        tapes = net.tape_arrays()
     # states before each step, per layer, frozen at the current parameters
-    hs = np.stack([t.h.copy() for t in model._tapes])  # (L, T+1, B, H)
-    cs = np.stack([t.c.copy() for t in model._tapes]) if model.cell.has_cell_state else None
+    hs = np.stack([t.h.copy() for t in tapes])  # (L, T+1, B, H)
+    cs = np.stack([t.c.copy() for t in tapes]) if model.cell.has_cell_state else None
     valid = model._valid_rows(output, lengths, T, B)
     fn = get_loss(loss)
     origins = range(T) if output == "all" else np.unique(lengths - 1)
 
     def f():
+        if net is not model:
+            net.from_host()
         rows = []
         for s1 in origins:
             s0 = max(0, s1 - K)
             W = s1 - s0 + 1
             wl = np.clip(lengths - s0, 0, W)
-            c_init = cs[:, s0] if cs is not None else None
-            model._forward(x[s0:s1 + 1], wl, hs[:, s0], c_init)
+            c_init = np.ascontiguousarray(cs[:, s0]) if cs is not None else None
             # the model's own readout of h[W], the state after step s1 (frozen if past a length)
-            rows.append((s1, model._readout("last", np.full(B, W, np.int64))[1]))
+            rows.append((s1, _window_readout(net, x[s0:s1 + 1], wl, np.ascontiguousarray(hs[:, s0]), c_init)))
         if output == "all":
             y = np.concatenate([r for _, r in rows])  # (T*B, O), origins are 0..T-1 in order
         else:
@@ -73,21 +96,40 @@ def truncated_objective(model, x, target, loss, output, lengths, K):
 
 
 def check_gradients(model, x, target, loss="mse", output="last", lengths=None,
-                    bptt_truncate=None, eps=1e-6):
+                    bptt_truncate=None, eps=1e-6, device="cpu"):
     """Max relative error per parameter between analytic and central-difference gradients.
 
     relative error = max_i |analytic_i - numeric_i| / max(max|analytic|, max|numeric|, 1e-8)
-    Returns {parameter name: error}.
+    device 'cuda': both the analytic gradient and every perturbed loss come from the CUDA
+    kernels. Returns {parameter name: error}.
     """
     if model.dtype != np.float64:
         raise ValueError(f"model: gradcheck needs a float64 model; got {model.dtype}")
-    res = model.loss_and_grad(x, target, loss, output, lengths, bptt_truncate=bptt_truncate)
-    analytic = res.grad.copy()
-    if bptt_truncate is None:
+    net = model
+    if device == "cuda":
+        from .cuda import require
+        from .cuda.model import CudaRNN
+
+        require()
+        net = CudaRNN(model)
+    elif device != "cpu":
+        raise ValueError(f"device: expected cpu or cuda; got {device!r}")
+    res = net.loss_and_grad(x, target, loss, output, lengths, bptt_truncate=bptt_truncate)
+    analytic = res.grad.copy_to_host() if net is not model else res.grad.copy()
+    if bptt_truncate is None and net is model:
         def f():
             return model.loss_and_grad(x, target, loss, output, lengths).loss
+    elif bptt_truncate is None:
+        xv, lv, _ = model._check_inputs(x, lengths, None)
+        tgt = model._check_target(target, loss, output, *xv.shape[:2])
+        valid = model._valid_rows(output, lv, *xv.shape[:2])
+
+        def f():  # the device's forward pass; the loss (float64 either way) on the host
+            net.from_host()
+            y, _ = net.forward(x, lengths, output=output)
+            return get_loss(loss)(y.reshape(tgt.shape[0], -1), tgt, valid)[0]
     else:
-        f = truncated_objective(model, x, target, loss, output, lengths, bptt_truncate)
+        f = truncated_objective(model, x, target, loss, output, lengths, bptt_truncate, net=net)
     numeric = np.zeros_like(analytic)
     theta = model.flat
     for i in range(theta.size):
@@ -121,18 +163,19 @@ SUITE = [
 ]
 
 
-def gradcheck(cell="all", seed=0):
-    """Run SUITE for one cell or all; returns a list of (cell, config, {param: error})."""
+def gradcheck(cell="all", seed=0, device="cpu", suite=None):
+    """Run SUITE (or ``suite``) for one cell or all, on the device's kernels; returns a list
+    of (cell, config, {param: error})."""
     cells = list(CELLS) if cell == "all" else [cell]
     for c in cells:
         if c not in CELLS:
             raise ValueError(f"cell: expected one of all, {', '.join(CELLS)}; got {c!r}")
     out = []
     for c in cells:
-        for cfg in SUITE:
+        for cfg in suite or SUITE:
             cfg = dict(cfg)
             K = cfg.pop("bptt_truncate")
             model, batch = make_problem(c, seed=seed, **cfg)
-            errs = check_gradients(model, bptt_truncate=K, **batch)
+            errs = check_gradients(model, bptt_truncate=K, device=device, **batch)
             out.append((c, dict(cfg, bptt_truncate=K), errs))
     return out

@@ -32,7 +32,8 @@ def last_step_only(task, x, target):
 
 
 def grad_norm_by_lag(model, task, x, target, lengths=None, bptt_truncate=None):
-    """Mean over the batch of ||dL/dh_k|| for the top layer, indexed by lag (0 = last step)."""
+    """Mean over the batch of ||dL/dh_k|| for the top layer, indexed by lag (0 = last step).
+    model: an RNN or a CudaRNN."""
     model.loss_and_grad(x, last_step_only(task, x, target), task.loss, task.output, lengths,
                         bptt_truncate=bptt_truncate)
     dh = model.hidden_grads()[-1].astype(np.float64)  # (T, B, H)
@@ -71,11 +72,11 @@ def step_jacobians(model, x_one):
     return J
 
 
-def saturation(model):
+def saturation(model, tapes=None):
     """Fractions of saturated units per nonlinearity (and dead ReLU units), from the last
-    forward pass, over every layer, step and sequence."""
+    forward pass, over every layer, step and sequence (tapes: host copies of a device's)."""
     H, name, out = model.hidden_size, model.cell.name, {}
-    tapes = model._tapes
+    tapes = tapes or model._tapes
     if name == "tanh":
         h = np.concatenate([t.h[1:].ravel() for t in tapes])
         out["tanh"] = float(np.mean(1 - h * h < SATURATION))
@@ -109,20 +110,30 @@ def recurrent_spectrum(model):
     return rows
 
 
-def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_samples=4):
-    """Everything above for one model on a batch of the task (seeded)."""
+def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_samples=4, device="cpu"):
+    """Everything above for one model on a batch of the task (seeded). device 'cuda': the
+    gradients, Jacobians and saturation come from the CUDA kernels (the spectra from the host)."""
     rng = np.random.default_rng([seed, 7])
     x, target, lengths = task.batch(rng, batch_size)
-    norms = grad_norm_by_lag(model, task, x, target, lengths, bptt_truncate)
-    sat = saturation(model)  # from the same forward pass
-    jn = np.concatenate([np.linalg.norm(step_jacobians(model, x[:, b:b + 1]), ord=2, axis=(1, 2))
+    if device == "cuda":
+        from .cuda.model import CudaRNN
+
+        net = CudaRNN(model)
+        norms = grad_norm_by_lag(net, task, x, target, lengths, bptt_truncate)
+        sat = saturation(model, net.tape_arrays())  # from the same forward pass
+        jacobians = net.step_jacobians
+    else:
+        norms = grad_norm_by_lag(model, task, x, target, lengths, bptt_truncate)
+        sat = saturation(model)
+        jacobians = lambda x_one: step_jacobians(model, x_one)  # noqa: E731
+    jn = np.concatenate([np.linalg.norm(jacobians(x[:, b:b + 1]), ord=2, axis=(1, 2))
                          for b in range(min(jacobian_samples, batch_size))])
     T = len(norms)
     # geometric mean decay per step over the lags that carry a gradient
     pos = np.nonzero(norms > 0)[0]
     decay = float(np.exp(np.log(norms[pos[-1]] / norms[0]) / pos[-1])) if len(pos) > 1 and norms[0] > 0 else None
     return dict(
-        cell=model.cell.name, seq_len=T, batch_size=batch_size, bptt_truncate=bptt_truncate,
+        cell=model.cell.name, seq_len=T, batch_size=batch_size, bptt_truncate=bptt_truncate, device=device,
         grad_norm_by_lag=[float(v) for v in norms],
         ratio_last_to_first=float(norms[-1] / norms[0]) if norms[0] > 0 else None,
         decay_per_step=decay,

@@ -289,10 +289,7 @@ class RNN:
         """
         v.choice("loss", loss, ("mse", "ce"))
         v.choice("output", output, OUTPUTS)
-        if bptt_truncate is not None:
-            if isinstance(bptt_truncate, bool) or not isinstance(bptt_truncate, (int, np.integer)) \
-                    or bptt_truncate < 0:
-                raise ValueError(f"bptt_truncate: expected None or an integer >= 0; got {bptt_truncate!r}")
+        bptt_truncate = v.truncation(bptt_truncate)
         x, lengths, (h0, c0) = self._check_inputs(x, lengths, state)
         T, B = x.shape[:2]
         target = self._check_target(target, loss, output, T, B)

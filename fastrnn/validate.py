@@ -11,6 +11,13 @@ def positive_int(name, value):
     return int(value)
 
 
+def truncation(value, name="bptt_truncate"):
+    """None (full BPTT) or an integer K >= 0: how many steps back each loss's gradient flows."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+        raise ValueError(f"{name}: expected None or an integer >= 0; got {value!r}")
+    return None if value is None else int(value)
+
+
 def choice(name, value, options):
     if value not in options:
         raise ValueError(f"{name}: expected one of {', '.join(map(str, options))}; got {value!r}")

@@ -86,19 +86,21 @@ def elman_fwd(gh, xproj, bias, lengths, t, relu, h):
 
 
 @cuda.jit
-def elman_bwd(dh, dh_in, t, lengths, relu, h, dpre, dh_seq):
-    """dh (B, H): carry in; on return the part of dL/dh_{t-1} that does not go through W_hh
-    (the host then adds dpre[t] @ W_hh)."""
+def elman_bwd(dh, dh_in, t, s0, lengths, relu, h, dpre, dh_seq):
+    """Step t of a reverse window that starts at step s0: dh_in, dpre and dh_seq are
+    window-relative (index t - s0), h and lengths absolute. dh (B, H): carry in; on return the
+    part of dL/dh_{t-1} that does not go through W_hh (the host then adds dpre[t-s0] @ W_hh)."""
     b, j = cuda.grid(2)
     if b < dh.shape[0] and j < dh.shape[1]:
-        g = dh[b, j] + dh_in[t, b, j]
-        dh_seq[t, b, j] = g
+        w = t - s0
+        g = dh[b, j] + dh_in[w, b, j]
+        dh_seq[w, b, j] = g
         if t >= lengths[b]:
-            dpre[t, b, j] = 0.0
+            dpre[w, b, j] = 0.0
             dh[b, j] = g
         else:
             y = h[t + 1, b, j]
-            dpre[t, b, j] = (g if y > 0 else 0.0) if relu else g * (1.0 - y * y)
+            dpre[w, b, j] = (g if y > 0 else 0.0) if relu else g * (1.0 - y * y)
             dh[b, j] = 0.0
 
 
@@ -126,28 +128,30 @@ def gru_fwd(gh, xproj, bias, b_hn, lengths, t, h, gates, ghn):
 
 
 @cuda.jit
-def gru_bwd(dh, dh_in, t, lengths, h, gates, ghn, dgi, dgh, dh_seq):
+def gru_bwd(dh, dh_in, t, s0, lengths, h, gates, ghn, dgi, dgh, dh_seq):
+    """As elman_bwd; dgi and dgh (window-relative) differ in the n block (r * dn)."""
     b, j = cuda.grid(2)
     H = dh.shape[1]
     if b < dh.shape[0] and j < H:
-        g = dh[b, j] + dh_in[t, b, j]
-        dh_seq[t, b, j] = g
+        w = t - s0
+        g = dh[b, j] + dh_in[w, b, j]
+        dh_seq[w, b, j] = g
         if t >= lengths[b]:
             for k in range(3):
-                dgi[t, b, k * H + j] = 0.0
-                dgh[t, b, k * H + j] = 0.0
+                dgi[w, b, k * H + j] = 0.0
+                dgh[w, b, k * H + j] = 0.0
             dh[b, j] = g
             return
         r, z, n = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j]
         dnp = g * (1.0 - z) * (1.0 - n * n)
         drp = dnp * ghn[t, b, j] * r * (1.0 - r)
         dzp = g * (h[t, b, j] - n) * z * (1.0 - z)
-        dgi[t, b, j] = drp
-        dgi[t, b, H + j] = dzp
-        dgi[t, b, 2 * H + j] = dnp
-        dgh[t, b, j] = drp
-        dgh[t, b, H + j] = dzp
-        dgh[t, b, 2 * H + j] = dnp * r
+        dgi[w, b, j] = drp
+        dgi[w, b, H + j] = dzp
+        dgi[w, b, 2 * H + j] = dnp
+        dgh[w, b, j] = drp
+        dgh[w, b, H + j] = dzp
+        dgh[w, b, 2 * H + j] = dnp * r
         dh[b, j] = g * z
 
 
@@ -177,25 +181,27 @@ def lstm_fwd(gh, xproj, bias, lengths, t, h, c, gates):
 
 
 @cuda.jit
-def lstm_bwd(dh, dc, dh_in, t, lengths, c, gates, dpre, dh_seq):
+def lstm_bwd(dh, dc, dh_in, t, s0, lengths, c, gates, dpre, dh_seq):
+    """As elman_bwd, with the cell-state carry dc (B, H) alongside dh."""
     b, j = cuda.grid(2)
     H = dh.shape[1]
     if b < dh.shape[0] and j < H:
-        g = dh[b, j] + dh_in[t, b, j]
-        dh_seq[t, b, j] = g
+        w = t - s0
+        g = dh[b, j] + dh_in[w, b, j]
+        dh_seq[w, b, j] = g
         if t >= lengths[b]:
             for k in range(4):
-                dpre[t, b, k * H + j] = 0.0
+                dpre[w, b, k * H + j] = 0.0
             dh[b, j] = g
             return
         i, f = gates[t, b, j], gates[t, b, H + j]
         gg, o = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
         tc = math.tanh(c[t + 1, b, j])
         dcn = dc[b, j] + g * o * (1.0 - tc * tc)
-        dpre[t, b, j] = dcn * gg * i * (1.0 - i)
-        dpre[t, b, H + j] = dcn * c[t, b, j] * f * (1.0 - f)
-        dpre[t, b, 2 * H + j] = dcn * i * (1.0 - gg * gg)
-        dpre[t, b, 3 * H + j] = g * tc * o * (1.0 - o)
+        dpre[w, b, j] = dcn * gg * i * (1.0 - i)
+        dpre[w, b, H + j] = dcn * c[t, b, j] * f * (1.0 - f)
+        dpre[w, b, 2 * H + j] = dcn * i * (1.0 - gg * gg)
+        dpre[w, b, 3 * H + j] = g * tc * o * (1.0 - o)
         dc[b, j] = dcn * f
         dh[b, j] = 0.0
 
@@ -207,6 +213,14 @@ def fill_zero(a):
     i = cuda.grid(1)
     if i < a.shape[0]:
         a[i] = 0.0
+
+
+@cuda.jit
+def add_into(dst, src):
+    """dst[:] += src for 1-D (flattened) device arrays: summing truncated windows."""
+    i = cuda.grid(1)
+    if i < dst.shape[0]:
+        dst[i] += src[i]
 
 
 @cuda.jit

@@ -34,24 +34,19 @@ def build(cfg: TrainConfig, vocab=None):
     return task, model
 
 
-def check_device(cfg, task):
+def check_device(cfg):
     """Raise a ValueError naming the option if cfg cannot run on its device here."""
-    if cfg.device != "cuda":
-        return
-    from ..cuda import require
+    if cfg.device == "cuda":
+        from ..cuda import require
 
-    require()
-    if cfg.bptt_truncate is not None:
-        raise ValueError("bptt_truncate: not supported with --device cuda yet (full BPTT only)")
-    if task.stateful:
-        raise ValueError(f"task: {task.name} carries state between batches, not supported with --device cuda yet")
+        require()
 
 
 def preflight(cfg):
     """Everything that can fail before a run writes anything: the task and its data file,
     the model, the device. Returns (task, model)."""
     task, model = build(cfg)
-    check_device(cfg, task)
+    check_device(cfg)
     return task, model
 
 
@@ -123,7 +118,7 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
         raise RunExists(f"out: {out} holds an unfinished run; pass --resume to continue it")
     out.mkdir(parents=True, exist_ok=True)
 
-    check_device(cfg, task)
+    check_device(cfg)
     opt = make_optimizer(cfg.optimizer, model.flat.size, cfg.lr, cfg.weight_decay, cfg.momentum, model.dtype)
     rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
     step, carry, history, wall_before = 0, None, [], 0.0
@@ -162,7 +157,8 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
         meta = dict(config=cfg.to_dict(), model=model.config(), task=task.describe(),
                     task_state=task.state_dict(), step=step, optimizer=ostate,
                     rng=rng.bit_generator.state, wall_seconds=wall_before + time.perf_counter() - t0)
-        c = None if carry is None else (list(carry) if isinstance(carry, tuple) else [carry])
+        c = None if carry is None else [np.asarray(a.copy_to_host() if hasattr(a, "copy_to_host") else a)
+                                        for a in (carry if isinstance(carry, tuple) else (carry,))]
         ckpt.save(ckpt_path, meta, model.flat, oarrays, c)
 
     def evaluate(train_loss, norm):
@@ -191,14 +187,12 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
                 status = "interrupted"
                 break
             x, target, lengths = task.batch(rng, cfg.batch_size)
-            if dev is not None:
-                loss = dev.loss_and_grad(x, target, task.loss, task.output, lengths)
-                norm = dev.clip(cfg.clip)
-            else:
-                res = model.loss_and_grad(x, target, task.loss, task.output, lengths,
-                                          state=carry if task.stateful else None,
-                                          bptt_truncate=cfg.bptt_truncate)
-                loss, norm = res.loss, clip_global_norm(res.grad, cfg.clip)
+            # the same call on either device; on cuda the gradient and the carried state stay there
+            res = (dev or model).loss_and_grad(x, target, task.loss, task.output, lengths,
+                                               state=carry if task.stateful else None,
+                                               bptt_truncate=cfg.bptt_truncate)
+            loss = res.loss
+            norm = dev.clip(cfg.clip) if dev is not None else clip_global_norm(res.grad, cfg.clip)
             if not (_finite(loss) and _finite(norm)):
                 status, diverged_at = "diverged", step + 1
                 break
@@ -210,8 +204,8 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
                 if cfg.clip_value is not None:
                     clip_by_value(res.grad, cfg.clip_value)
                 opt.step(model.flat, res.grad)
-                if task.stateful:
-                    carry = res.state
+            if task.stateful:
+                carry = res.state
             step += 1
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 rec = evaluate(loss, norm)
