@@ -373,13 +373,24 @@ def plot(doc, path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--grid", choices=("targets", "full", "quick"), default="targets")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: fastrnn's CUDA kernels vs PyTorch/cuDNN on this GPU (bench/gpu.py)")
+    ap.add_argument("--grid", choices=("targets", "full", "quick", "smoke"), default="targets",
+                    help="smoke: tiny shapes, --device cuda only (runs in the CUDA simulator)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-block", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    ap.add_argument("--out", default=str(HERE))
+    ap.add_argument("--out", default=None, help="results folder (default: bench/, or bench/gpu/ for cuda)")
     args = ap.parse_args(argv)
+    if args.device == "cuda":
+        import gpu
+
+        args.out = args.out or str(HERE / "gpu")
+        return gpu.main(args)
+    if args.grid == "smoke":
+        ap.error("--grid smoke: only with --device cuda")
+    args.out = args.out or str(HERE)
     if args.threads < 1:
         ap.error("--threads: expected a positive integer")
     from fastrnn import threads

@@ -202,3 +202,19 @@ def test_cuda_without_a_gpu_is_one_clear_error(tmp_path, command):
     assert out.returncode == 2, out.stderr
     assert "device: cuda is not usable here" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_gpu_benchmark_runs_and_checks_first(tmp_path):
+    """bench/bench.py --device cuda on its smoke grid: correctness checked, rows written (the
+    simulator's times mean nothing; the point is that a lent GPU finds a working script)."""
+    import argparse
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    import gpu
+
+    args = argparse.Namespace(grid="smoke", rounds=1, per_block=1, out=str(tmp_path))
+    assert gpu.main(args) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert [r["cell"] for r in doc["rows"]] == ["tanh", "relu", "gru", "lstm"]
+    assert all(r["check"]["ok"] and r["check"]["max_rel_err_cpu"] < 1e-5 for r in doc["rows"])
+    assert "say nothing about speed" in (tmp_path / "RESULTS.md").read_text()

@@ -1,0 +1,247 @@
+"""fastrnn's CUDA kernels vs PyTorch's cuDNN RNNs on the same GPU, in the same run.
+
+    python bench/bench.py --device cuda                 # the target rows (H 64..1024, B 16/64, T 100)
+    python bench/bench.py --device cuda --grid smoke    # tiny shapes: runs under NUMBA_ENABLE_CUDASIM=1
+
+A training step = the batch copied to the GPU + forward + BPTT + global-norm clip + SGD update,
+MSE at the last step, float32, 1 layer, the same weights in both libraries; each step ends
+with a device synchronize. fastrnn reads the loss and the gradient norm back every step (its
+training loop needs them for divergence detection); PyTorch does not. PyTorch runs with its
+defaults (cuDNN; TF32 allowed where cuDNN uses it). Before anything is timed, every row's
+gradients are checked against PyTorch with TF32 off (and against fastrnn's CPU kernels on the
+smoke grid). Timing: warm-up first (the first call, which compiles the kernels, reported
+apart), then alternating blocks, medians. Writes RESULTS.md and results.json to --out.
+"""
+import datetime
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CELLS = ("tanh", "relu", "gru", "lstm")
+TARGETS = [
+    ("no slower than cuDNN at H <= 256, B <= 64, T >= 100",
+     lambda r: r["H"] <= 256 and r["B"] <= 64 and r["T"] >= 100, 1.0),
+    ("within 2x of cuDNN at H = 1024", lambda r: r["H"] == 1024, 0.5),
+]
+
+
+def grid(kind):
+    if kind == "smoke":
+        return [(cell, 2, 3, 2, 3) for cell in CELLS]
+    return [(cell, 32, H, B, 100) for cell in CELLS for H in (64, 256, 1024) for B in (16, 64)]
+
+
+def problem(cell, I, H, B, T, seed=0):
+    from fastrnn import RNN
+
+    model = RNN(cell, I, H, 1, dtype="float32", seed=seed, forget_bias=None)
+    r = np.random.default_rng(seed)
+    return model, r.random((T, B, I), dtype=np.float32), r.random((B, 1), dtype=np.float32)
+
+
+def fastrnn_step(model, x, y):
+    from numba import cuda
+
+    from fastrnn.cuda.model import CudaRNN
+    from fastrnn.train.optim import make_optimizer
+
+    dev = CudaRNN(model)
+    opt = make_optimizer("sgd", model.flat.size, 0.01, 0.0, 0.0, np.float32)  # its state moves to the device
+
+    def step():
+        res = dev.loss_and_grad(x, y, "mse", "last")
+        dev.clip(1.0)
+        dev.step(opt)
+        cuda.synchronize()
+        return res.loss
+    return dev, step
+
+
+def torch_step(model, x, y):
+    import torch
+
+    cell, I, H = model.cell.name, model.input_size, model.hidden_size
+    mod = (torch.nn.RNN(I, H, nonlinearity=cell) if cell in ("tanh", "relu")
+           else {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H))
+    mod.load_state_dict({k: torch.from_numpy(v) for k, v in model.to_torch_state_dict().items()})
+    lin = torch.nn.Linear(H, 1)
+    lin.load_state_dict({k: torch.from_numpy(v) for k, v in model.readout_state_dict().items()})
+    mod, lin = mod.cuda(), lin.cuda()
+    params = list(mod.parameters()) + list(lin.parameters())
+    opt = torch.optim.SGD(params, lr=0.01)
+
+    def step():
+        tx, ty = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+        opt.zero_grad()
+        out, _ = mod(tx)
+        loss = torch.nn.functional.mse_loss(lin(out[-1]), ty)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        torch.cuda.synchronize()
+        return loss
+    return mod, lin, params, step
+
+
+def check(cfg, have_torch):
+    """Max relative gradient error of the device kernels vs PyTorch/cuDNN (TF32 off) and, on
+    small shapes, vs fastrnn's CPU kernels."""
+    model, x, y = problem(*cfg, seed=1)
+    from fastrnn.cuda.model import CudaRNN
+
+    dev = CudaRNN(model)
+    dev.loss_and_grad(x, y, "mse", "last")
+    g = dev.grad_flat.copy_to_host()
+    out = {}
+    if cfg[2] <= 64:
+        cpu = model.loss_and_grad(x, y, "mse", "last").grad
+        out["max_rel_err_cpu"] = float(np.abs(g - cpu).max() / np.abs(cpu).max())
+    if have_torch:
+        import torch
+
+        keep = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            mod, lin, params, _ = torch_step(model, x, y)
+            out_t, _ = mod(torch.from_numpy(x).cuda())
+            torch.nn.functional.mse_loss(lin(out_t[-1]), torch.from_numpy(y).cuda()).backward()
+            tg = np.concatenate([p.grad.detach().cpu().numpy().ravel() for p in params])
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = keep
+        out["max_rel_err_torch"] = float(np.abs(g - tg).max() / np.abs(tg).max())
+    out["ok"] = all(v < 1e-3 for v in out.values())
+    return out
+
+
+def timed(fn, n):
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def bench_row(cfg, have_torch, rounds, per_block):
+    cell, I, H, B, T = cfg
+    model, x, y = problem(*cfg)
+    t0 = time.perf_counter()
+    _, ours = fastrnn_step(model, x, y)
+    ours()
+    first_call = time.perf_counter() - t0  # includes compiling the kernels for a new dtype
+    peers = {"fastrnn": ours}
+    if have_torch:
+        model2, _, _ = problem(*cfg)  # the same initial weights (fastrnn's step updated model's)
+        peers["torch"] = torch_step(model2, x, y)[3]
+    for fn in peers.values():
+        fn()
+        fn()
+    samples = {k: [] for k in peers}
+    order = list(peers)
+    for rnd in range(rounds):
+        for name in (order if rnd % 2 == 0 else order[::-1]):
+            samples[name] += timed(peers[name], per_block)
+    med = {k: float(np.median(v)) for k, v in samples.items()}
+    row = dict(cell=cell, I=I, H=H, B=B, T=T, fastrnn_ms=med["fastrnn"] * 1e3, fastrnn_first_call_s=first_call,
+               samples=rounds * per_block)
+    if have_torch:
+        row["torch_ms"] = med["torch"] * 1e3
+        row["speedup_vs_torch"] = med["torch"] / med["fastrnn"]
+    return row
+
+
+def machine(have_torch):
+    from fastrnn.cuda import status
+
+    import numba
+    info = dict(python=platform.python_version(), platform=platform.platform(), gpu=status()[1],
+                numpy=np.__version__, numba=numba.__version__)
+    try:
+        from importlib.metadata import version
+        info["numba_cuda"] = version("numba-cuda")
+    except Exception:  # noqa: BLE001 - only a label
+        info["numba_cuda"] = None
+    if have_torch:
+        import torch
+        info.update(torch=torch.__version__, cudnn=torch.backends.cudnn.version(),
+                    torch_gpu=torch.cuda.get_device_name(0))
+    return info
+
+
+def write_results(doc, out):
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    m, rows = doc["machine"], doc["rows"]
+    lines = [
+        "# fastrnn on the GPU vs PyTorch/cuDNN", "",
+        f"Measured {doc['date']} on **{m['gpu']}**; numba-cuda {m['numba_cuda']}, Numba {m['numba']}, "
+        f"PyTorch {m.get('torch', 'not installed')} (cuDNN {m.get('cudnn', '-')}). Grid `{doc['grid']}`.", "",
+        "A training step = batch to the GPU + forward + BPTT + global-norm clip + SGD, MSE at the last step, "
+        "float32, 1 layer, same weights; each step ends with a synchronize. PyTorch with its defaults. "
+        f"Medians of {rows[0]['samples'] if rows else '?'} steps per library after warm-up, alternating blocks.", "",
+        "| cell | I | H | B | T | grad err vs cuDNN | vs CPU | fastrnn ms | cuDNN ms | speedup | first call s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    if "simulator" in m["gpu"]:
+        lines[3:3] = ["**The CUDA simulator runs each GPU thread as a Python thread: these times check that the "
+                      "benchmark runs, they say nothing about speed.**", ""]
+    for r in rows:
+        sp = r.get("speedup_vs_torch")
+        lines.append(f"| {r['cell']} | {r['I']} | {r['H']} | {r['B']} | {r['T']} | "
+                     f"{_e(r['check'].get('max_rel_err_torch'))} | {_e(r['check'].get('max_rel_err_cpu'))} | "
+                     f"{r['fastrnn_ms']:.2f} | {_f(r.get('torch_ms'))} | "
+                     f"{'-' if sp is None else f'{sp:.2f}x'} | {r['fastrnn_first_call_s']:.1f} |")
+    if any("speedup_vs_torch" in r for r in rows):
+        lines += ["", "| target | rows | met | worst speedup |", "|---|---|---|---|"]
+        for label, sel, need in TARGETS:
+            rs = [r for r in rows if sel(r) and "speedup_vs_torch" in r]
+            if rs:
+                lines.append(f"| {label} | {len(rs)} | {sum(r['speedup_vs_torch'] >= need for r in rs)}/{len(rs)} | "
+                             f"{min(r['speedup_vs_torch'] for r in rs):.2f}x |")
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+def _f(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _e(v):
+    return "-" if v is None else f"{v:.1e}"
+
+
+def main(args):
+    from fastrnn.cuda import status
+
+    ok, why = status()
+    if not ok:
+        print(f"device: cuda is not usable here: {why}", file=sys.stderr)
+        return 2
+    try:
+        import torch
+        have_torch = bool(torch.cuda.is_available())
+    except ImportError:
+        have_torch = False
+    if not have_torch:
+        print("PyTorch with CUDA is not available: timing fastrnn only (no cuDNN peer)", file=sys.stderr)
+    kind = args.grid if args.grid in ("smoke", "targets") else "targets"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = dict(date=datetime.date.today().isoformat(), grid=kind, machine=machine(have_torch), rows=[])
+    for cfg in grid(kind):
+        chk = check(cfg, have_torch)
+        if not chk["ok"]:
+            print(f"correctness check failed for {cfg}: {chk}; nothing more timed", file=sys.stderr)
+            doc["failed_check"] = dict(config=list(cfg), **chk)
+            write_results(doc, out)
+            return 1
+        row = bench_row(cfg, have_torch, args.rounds, args.per_block)
+        row["check"] = chk
+        doc["rows"].append(row)
+        print(f"{cfg[0]:5s} I={cfg[1]} H={cfg[2]} B={cfg[3]} T={cfg[4]}  fastrnn {row['fastrnn_ms']:.2f} ms  "
+              f"cuDNN {_f(row.get('torch_ms'))} ms  speedup {_f(row.get('speedup_vs_torch'))}", flush=True)
+        write_results(doc, out)  # partial results survive an interrupted run
+    print(f"wrote {out / 'RESULTS.md'}")
+    return 0
