@@ -22,3 +22,9 @@ CACHE = True
 # first imported; the CUDA-simulator tests lower it, since the simulator runs each thread as
 # a Python thread.
 CUDA_TILE = int(os.environ.get("FASTRNN_CUDA_TILE", "16"))
+
+# CUDA: how a layer runs over the steps. "sequence": one launch per layer and direction, one
+# block per sequence (fastrnn/cuda/sequence.py); "steps": a GEMM and a pointwise launch per
+# step (kernels.py); "auto": "sequence" where the hidden size fits its shared memory. Both are
+# tested against the CPU kernels; which is faster on a given GPU is for bench.py --device cuda.
+CUDA_PATH = os.environ.get("FASTRNN_CUDA_PATH", "auto")

@@ -42,17 +42,19 @@ def _host(s):
     return tuple(a.copy_to_host() for a in s) if isinstance(s, tuple) else s.copy_to_host()
 
 
+@pytest.mark.parametrize("path", ["sequence", "steps"])
 @pytest.mark.parametrize("cfg", CASES, ids=lambda c: f"{c['loss']}-{c['output']}-L{c['num_layers']}-K{c['K']}"
                          + ("-state" if c.get("state") else ""))
 @pytest.mark.parametrize("cell", ["tanh", "relu", "gru", "lstm"])
-def test_forward_and_every_gradient_match_the_cpu(cell, cfg):
+def test_forward_and_every_gradient_match_the_cpu(cell, cfg, path):
+    """Both ways of running a layer over the steps: one launch per sequence, or two per step."""
     cfg = dict(cfg)
     K, with_state = cfg.pop("K"), cfg.pop("state", False)
     model, b = make_problem(cell, T=4, B=3, I=2, H=3, O=2, seed=1, **cfg)
     state = _state(cell, cfg["num_layers"], 3, 3) if with_state else None
     cpu = model.loss_and_grad(**b, state=state, bptt_truncate=K)
     cpu_grad, cpu_dh = cpu.grad.copy(), model.hidden_grads()
-    dev = CudaRNN(model)
+    dev = CudaRNN(model, path)
     res = dev.loss_and_grad(**b, state=state, bptt_truncate=K)
     assert abs(res.loss - cpu.loss) < 1e-12
     np.testing.assert_allclose(dev.grad_flat.copy_to_host(), cpu_grad, rtol=0, atol=1e-12)
@@ -67,12 +69,13 @@ def test_forward_and_every_gradient_match_the_cpu(cell, cfg):
         assert abs(dev.loss_and_grad(**b, state=res.state, bptt_truncate=K).loss - nxt_cpu) < 1e-12
 
 
+@pytest.mark.parametrize("path", ["sequence", "steps"])
 @pytest.mark.parametrize("cell", ["tanh", "gru", "lstm"])
-def test_step_jacobians_match_the_cpu(cell):
+def test_step_jacobians_match_the_cpu(cell, path):
     from fastrnn.gradients import step_jacobians
 
     model, b = make_problem(cell, T=3, B=2, I=2, H=2, O=2, num_layers=2, seed=4)
-    dev = CudaRNN(model)
+    dev = CudaRNN(model, path)
     np.testing.assert_allclose(dev.step_jacobians(b["x"][:, :1]), step_jacobians(model, b["x"][:, :1]),
                                rtol=0, atol=1e-12)
 
@@ -85,6 +88,32 @@ def test_device_gradients_match_finite_differences(cell, K, layers, loss, output
     model, b = make_problem(cell, T=3, B=2, I=2, H=2, O=2, num_layers=layers, seed=1, loss=loss, output=output)
     errors = check_gradients(model, bptt_truncate=K, device="cuda", **b)
     assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("threads", [2, 7], ids=["units-per-thread", "idle-threads"])
+@pytest.mark.parametrize("cell", ["relu", "gru", "lstm"])
+def test_sequence_kernels_with_more_units_than_threads_and_idle_threads(cell, threads, monkeypatch):
+    from fastrnn.cuda import sequence
+
+    monkeypatch.setattr(sequence, "threads_for", lambda H, cap=256: threads)
+    model, b = make_problem(cell, T=3, B=2, I=2, H=5, O=2, num_layers=1, seed=6)
+    cpu = model.loss_and_grad(**b, bptt_truncate=1).grad.copy()
+    dev = CudaRNN(model, "sequence")
+    dev.loss_and_grad(**b, bptt_truncate=1)
+    np.testing.assert_allclose(dev.grad_flat.copy_to_host(), cpu, rtol=0, atol=1e-12)
+
+
+def test_path_choice():
+    model, _ = make_problem("gru", T=3, B=2, I=2, H=3, O=2, num_layers=1)
+    assert CudaRNN(model).path == "sequence" and CudaRNN(model, "steps").path == "steps"
+    with pytest.raises(ValueError, match="path"):
+        CudaRNN(model, "fast")
+    from fastrnn import RNN
+    from fastrnn.cuda import sequence
+    wide = RNN("tanh", 1, sequence.MAX_H + 1, 1)
+    assert CudaRNN(wide).path == "steps"  # too wide for the sequence kernels' shared memory
+    with pytest.raises(ValueError, match="hidden_size"):
+        CudaRNN(wide, "sequence")
 
 
 def test_token_inputs_and_float32():

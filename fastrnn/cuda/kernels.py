@@ -216,6 +216,14 @@ def fill_zero(a):
 
 
 @cuda.jit
+def transpose(a, out):
+    """out = a.T for 2-D arrays."""
+    i, j = cuda.grid(2)
+    if i < a.shape[0] and j < a.shape[1]:
+        out[j, i] = a[i, j]
+
+
+@cuda.jit
 def add_into(dst, src):
     """dst[:] += src for 1-D (flattened) device arrays: summing truncated windows."""
     i = cuda.grid(1)

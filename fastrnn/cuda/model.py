@@ -16,8 +16,12 @@ import numpy as np
 from numba import cuda
 
 from .. import validate as v
+from ..config import CUDA_PATH
 from ..model import OUTPUTS, StepResult
 from . import kernels as k
+from . import sequence as seq
+
+PATHS = ("auto", "sequence", "steps")
 
 OPT_SLOTS = {"sgd": ("velocity",), "adam": ("m", "v"), "rmsprop": ("v",), "adagrad": ("sum",)}
 
@@ -56,10 +60,17 @@ def _device_copy(a, dtype):
 
 
 class CudaRNN:
-    def __init__(self, model):
+    """path: 'sequence' (one launch per layer and direction), 'steps' (two per step) or 'auto'
+    (None: FASTRNN_CUDA_PATH, default auto = sequence when H <= sequence.MAX_H)."""
+
+    def __init__(self, model, path=None):
         self.model = model
         self.cell = model.cell
         self.dtype = model.dtype
+        path = v.choice("path", path or CUDA_PATH, PATHS)
+        self.path = ("sequence" if model.hidden_size <= seq.MAX_H else "steps") if path == "auto" else path
+        if self.path == "sequence" and model.hidden_size > seq.MAX_H:
+            raise ValueError(f"path: 'sequence' needs hidden_size <= {seq.MAX_H}; got {model.hidden_size}")
         self.flat = cuda.to_device(model.flat)
         self.grad_flat = cuda.device_array_like(model.flat)
         self.params = self._views(self.flat)
@@ -156,6 +167,10 @@ class CudaRNN:
                 _zero(tp.c[0])
             else:
                 tp.c[0].copy_to_device(c0[layer])
+            if self.path == "sequence":
+                self._sequence_forward(tp, w_hh, b_hn, d_len)
+                inp = tp.h[1:].reshape(T * B, H)
+                continue
             for t in range(T):
                 k.gemm(tp.h[t], w_hh, tp.gh, tb=True)
                 if self.cell.name in ("tanh", "relu"):
@@ -167,6 +182,21 @@ class CudaRNN:
             inp = tp.h[1:].reshape(T * B, H)
         self._x, self._lengths = d_x, d_len
         return d_len
+
+    def _sequence_forward(self, tp, w_hh, b_hn, d_len):
+        """One layer over every step in one launch (sequence.py): W_hh transposed first."""
+        G, H = w_hh.shape
+        if getattr(self, "_w_t", None) is None or self._w_t.shape != (H, G):
+            self._w_t = cuda.device_array((H, G), self.dtype)
+        g, b = k.grid2(G, H)
+        k.transpose[g, b](w_hh, self._w_t)
+        ks, grid, block = seq.kernels(self.dtype), (tp.B,), (seq.threads_for(H),)
+        if self.cell.name in ("tanh", "relu"):
+            ks["elman_fwd"][grid, block](tp.xproj, tp.bias, self._w_t, d_len, self.cell.name == "relu", tp.h)
+        elif self.cell.name == "gru":
+            ks["gru_fwd"][grid, block](tp.xproj, tp.bias, b_hn, self._w_t, d_len, tp.h, tp.gates, tp.ghn)
+        else:
+            ks["lstm_fwd"][grid, block](tp.xproj, tp.bias, self._w_t, d_len, tp.h, tp.c, tp.gates)
 
     def _readout(self, output, d_len, T, B):
         """Top-layer states feeding the readout (N, H) and the outputs (N, O), on the device."""
@@ -282,6 +312,15 @@ class CudaRNN:
         if not seeded:
             _zero(tp.dh)
             _zero(tp.dc)
+        if self.path == "sequence":
+            ks, sg, sb, relu = seq.kernels(self.dtype), (B,), (seq.threads_for(H),), self.cell.name == "relu"
+            if self.cell.name in ("tanh", "relu"):
+                ks["elman_bwd"][sg, sb](tp.dh, arr, s0, s1, d_len, relu, tp.h, w_hh, dgi, dhs)
+            elif self.cell.name == "gru":
+                ks["gru_bwd"][sg, sb](tp.dh, arr, s0, s1, d_len, tp.h, tp.gates, tp.ghn, w_hh, dgi, dgh, dhs)
+            else:
+                ks["lstm_bwd"][sg, sb](tp.dh, tp.dc, arr, s0, s1, d_len, tp.c, tp.gates, w_hh, dgi, dhs)
+            return
         rec = dgh if self.cell.split_grad else dgi
         for t in range(s1, s0 - 1, -1):
             if self.cell.name in ("tanh", "relu"):
