@@ -11,6 +11,7 @@ import numpy as np
 from numba import cuda, float32, float64
 
 from ..config import CUDA_TILE as TILE
+from .cellmath import elman_backward, elman_forward, gru_backward, gru_forward, lstm_backward, lstm_forward
 
 
 def _make_gemm(dtype):
@@ -68,11 +69,6 @@ def grid2(B, H):
     return ((B + bx - 1) // bx, (H + by - 1) // by), (bx, by)
 
 
-@cuda.jit(device=True)
-def sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x))
-
-
 # --------------------------------------------------------------------------- Elman (tanh, relu)
 @cuda.jit
 def elman_fwd(gh, xproj, bias, lengths, t, relu, h):
@@ -81,8 +77,7 @@ def elman_fwd(gh, xproj, bias, lengths, t, relu, h):
         if t >= lengths[b]:
             h[t + 1, b, j] = h[t, b, j]
         else:
-            a = gh[b, j] + xproj[t, b, j] + bias[j]
-            h[t + 1, b, j] = (a if a > 0 else 0.0) if relu else math.tanh(a)
+            h[t + 1, b, j] = elman_forward(gh[b, j] + xproj[t, b, j] + bias[j], relu)
 
 
 @cuda.jit
@@ -99,8 +94,7 @@ def elman_bwd(dh, dh_in, t, s0, lengths, relu, h, dpre, dh_seq):
             dpre[w, b, j] = 0.0
             dh[b, j] = g
         else:
-            y = h[t + 1, b, j]
-            dpre[w, b, j] = (g if y > 0 else 0.0) if relu else g * (1.0 - y * y)
+            dpre[w, b, j] = elman_backward(g, h[t + 1, b, j], relu)
             dh[b, j] = 0.0
 
 
@@ -116,11 +110,10 @@ def gru_fwd(gh, xproj, bias, b_hn, lengths, t, h, gates, ghn):
                 gates[t, b, k * H + j] = 0.0
             ghn[t, b, j] = 0.0
             return
-        r = sigmoid(gh[b, j] + xproj[t, b, j] + bias[j])
-        z = sigmoid(gh[b, H + j] + xproj[t, b, H + j] + bias[H + j])
         q = gh[b, 2 * H + j] + b_hn[j]
-        n = math.tanh(xproj[t, b, 2 * H + j] + bias[2 * H + j] + r * q)
-        h[t + 1, b, j] = n + z * (h[t, b, j] - n)
+        r, z, n, h[t + 1, b, j] = gru_forward(gh[b, j] + xproj[t, b, j] + bias[j],
+                                              gh[b, H + j] + xproj[t, b, H + j] + bias[H + j],
+                                              xproj[t, b, 2 * H + j] + bias[2 * H + j], q, h[t, b, j])
         gates[t, b, j] = r
         gates[t, b, H + j] = z
         gates[t, b, 2 * H + j] = n
@@ -142,10 +135,8 @@ def gru_bwd(dh, dh_in, t, s0, lengths, h, gates, ghn, dgi, dgh, dh_seq):
                 dgh[w, b, k * H + j] = 0.0
             dh[b, j] = g
             return
-        r, z, n = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j]
-        dnp = g * (1.0 - z) * (1.0 - n * n)
-        drp = dnp * ghn[t, b, j] * r * (1.0 - r)
-        dzp = g * (h[t, b, j] - n) * z * (1.0 - z)
+        r, z = gates[t, b, j], gates[t, b, H + j]
+        drp, dzp, dnp = gru_backward(g, r, z, gates[t, b, 2 * H + j], ghn[t, b, j], h[t, b, j])
         dgi[w, b, j] = drp
         dgi[w, b, H + j] = dzp
         dgi[w, b, 2 * H + j] = dnp
@@ -167,13 +158,10 @@ def lstm_fwd(gh, xproj, bias, lengths, t, h, c, gates):
             for k in range(4):
                 gates[t, b, k * H + j] = 0.0
             return
-        i = sigmoid(gh[b, j] + xproj[t, b, j] + bias[j])
-        f = sigmoid(gh[b, H + j] + xproj[t, b, H + j] + bias[H + j])
-        g = math.tanh(gh[b, 2 * H + j] + xproj[t, b, 2 * H + j] + bias[2 * H + j])
-        o = sigmoid(gh[b, 3 * H + j] + xproj[t, b, 3 * H + j] + bias[3 * H + j])
-        cn = f * c[t, b, j] + i * g
-        c[t + 1, b, j] = cn
-        h[t + 1, b, j] = o * math.tanh(cn)
+        i, f, g, o, c[t + 1, b, j], h[t + 1, b, j] = lstm_forward(
+            gh[b, j] + xproj[t, b, j] + bias[j], gh[b, H + j] + xproj[t, b, H + j] + bias[H + j],
+            gh[b, 2 * H + j] + xproj[t, b, 2 * H + j] + bias[2 * H + j],
+            gh[b, 3 * H + j] + xproj[t, b, 3 * H + j] + bias[3 * H + j], c[t, b, j])
         gates[t, b, j] = i
         gates[t, b, H + j] = f
         gates[t, b, 2 * H + j] = g
@@ -194,15 +182,9 @@ def lstm_bwd(dh, dc, dh_in, t, s0, lengths, c, gates, dpre, dh_seq):
                 dpre[w, b, k * H + j] = 0.0
             dh[b, j] = g
             return
-        i, f = gates[t, b, j], gates[t, b, H + j]
-        gg, o = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
-        tc = math.tanh(c[t + 1, b, j])
-        dcn = dc[b, j] + g * o * (1.0 - tc * tc)
-        dpre[w, b, j] = dcn * gg * i * (1.0 - i)
-        dpre[w, b, H + j] = dcn * c[t, b, j] * f * (1.0 - f)
-        dpre[w, b, 2 * H + j] = dcn * i * (1.0 - gg * gg)
-        dpre[w, b, 3 * H + j] = g * tc * o * (1.0 - o)
-        dc[b, j] = dcn * f
+        dpre[w, b, j], dpre[w, b, H + j], dpre[w, b, 2 * H + j], dpre[w, b, 3 * H + j], dc[b, j] = lstm_backward(
+            g, dc[b, j], gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j],
+            c[t + 1, b, j], c[t, b, j])
         dh[b, j] = 0.0
 
 

@@ -13,18 +13,36 @@ pointwise part for each unit, then dL/dh_{t-1}[k] = sum_g dpre[g] W_hh[g, k] (W_
 again contiguous in k). Same math, masks, windows and seeding as the step kernels; shapes as
 in kernels.py. Shared memory holds h_{t-1} (or the carry) and one row of dpre: H <= MAX_H.
 """
-import math
-
 import numpy as np
 from numba import cuda, float32, float64
+
+from .cellmath import elman_backward, elman_forward, gru_backward, gru_forward, lstm_backward, lstm_forward
 
 MAX_H = 1024  # shared arrays are static: MAX_H + 4 * MAX_H floats (40 KB in float64)
 MAX_G = 4 * MAX_H
 
 
 @cuda.jit(device=True)
-def _sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x))
+def _copy(dst, src, H):
+    """dst[j] = src[j] for j < H, the units split over the block's threads."""
+    for j in range(cuda.threadIdx.x, H, cuda.blockDim.x):
+        dst[j] = src[j]
+
+
+@cuda.jit(device=True)
+def _next_carry(carry, dp, w_hh, live, g_row, z_row, gru):
+    """The block's new carry, dL/dh_{t-1}[k]: on a live step sum_g dp[g] W_hh[g, k], plus
+    g_k z_k for the GRU (its direct path h_prev -> h); on a padded step g_k passes through.
+    g_row: this step's dL/dh_t; z_row: the GRU's z gates (any row otherwise)."""
+    G, H = w_hh.shape
+    for k in range(cuda.threadIdx.x, H, cuda.blockDim.x):
+        if live:
+            s = g_row[k] * z_row[k] if gru else 0.0
+            for gj in range(G):
+                s += dp[gj] * w_hh[gj, k]
+            carry[k] = s
+        else:
+            carry[k] = g_row[k]
 
 
 def _make(dtype):
@@ -33,8 +51,7 @@ def _make(dtype):
         b, tid, nt = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
         H, T = h.shape[2], xproj.shape[0]
         hs = cuda.shared.array(MAX_H, dtype)
-        for j in range(tid, H, nt):
-            hs[j] = h[0, b, j]
+        _copy(hs, h[0, b], H)
         cuda.syncthreads()
         for t in range(T):
             live = t < lengths[b]  # the same for the whole block: syncthreads stays uniform
@@ -43,12 +60,11 @@ def _make(dtype):
                     a = xproj[t, b, j] + bias[j]
                     for k in range(H):
                         a += hs[k] * w_t[k, j]
-                    h[t + 1, b, j] = (a if a > 0 else 0.0) if relu else math.tanh(a)
+                    h[t + 1, b, j] = elman_forward(a, relu)
                 else:
                     h[t + 1, b, j] = hs[j]
             cuda.syncthreads()
-            for j in range(tid, H, nt):
-                hs[j] = h[t + 1, b, j]
+            _copy(hs, h[t + 1, b], H)
             cuda.syncthreads()
 
     @cuda.jit
@@ -56,8 +72,7 @@ def _make(dtype):
         b, tid, nt = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
         H, T = h.shape[2], xproj.shape[0]
         hs = cuda.shared.array(MAX_H, dtype)
-        for j in range(tid, H, nt):
-            hs[j] = h[0, b, j]
+        _copy(hs, h[0, b], H)
         cuda.syncthreads()
         for t in range(T):
             live = t < lengths[b]
@@ -71,21 +86,13 @@ def _make(dtype):
                         ar += hk * w_t[k, j]
                         az += hk * w_t[k, H + j]
                         q += hk * w_t[k, 2 * H + j]
-                    r, z = _sigmoid(ar), _sigmoid(az)
-                    n = math.tanh(xproj[t, b, 2 * H + j] + bias[2 * H + j] + r * q)
-                    h[t + 1, b, j] = n + z * (hs[j] - n)
-                    gates[t, b, j] = r
-                    gates[t, b, H + j] = z
-                    gates[t, b, 2 * H + j] = n
-                    ghn[t, b, j] = q
+                    r, z, n, h[t + 1, b, j] = gru_forward(ar, az, xproj[t, b, 2 * H + j] + bias[2 * H + j], q, hs[j])
                 else:
                     h[t + 1, b, j] = hs[j]
-                    for g in range(3):
-                        gates[t, b, g * H + j] = 0.0
-                    ghn[t, b, j] = 0.0
+                    r = z = n = q = 0.0
+                gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], ghn[t, b, j] = r, z, n, q
             cuda.syncthreads()
-            for j in range(tid, H, nt):
-                hs[j] = h[t + 1, b, j]
+            _copy(hs, h[t + 1, b], H)
             cuda.syncthreads()
 
     @cuda.jit
@@ -93,8 +100,7 @@ def _make(dtype):
         b, tid, nt = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
         H, T = h.shape[2], xproj.shape[0]
         hs = cuda.shared.array(MAX_H, dtype)
-        for j in range(tid, H, nt):
-            hs[j] = h[0, b, j]
+        _copy(hs, h[0, b], H)
         cuda.syncthreads()
         for t in range(T):
             live = t < lengths[b]
@@ -110,26 +116,17 @@ def _make(dtype):
                         af += hk * w_t[k, H + j]
                         ag += hk * w_t[k, 2 * H + j]
                         ao += hk * w_t[k, 3 * H + j]
-                    i, f, g, o = _sigmoid(ai), _sigmoid(af), math.tanh(ag), _sigmoid(ao)
-                    cn = f * c[t, b, j] + i * g
-                    c[t + 1, b, j] = cn
-                    h[t + 1, b, j] = o * math.tanh(cn)
-                    gates[t, b, j] = i
-                    gates[t, b, H + j] = f
-                    gates[t, b, 2 * H + j] = g
-                    gates[t, b, 3 * H + j] = o
+                    i, f, g, o, c[t + 1, b, j], h[t + 1, b, j] = lstm_forward(ai, af, ag, ao, c[t, b, j])
                 else:
-                    h[t + 1, b, j] = hs[j]
-                    c[t + 1, b, j] = c[t, b, j]
-                    for g in range(4):
-                        gates[t, b, g * H + j] = 0.0
+                    h[t + 1, b, j], c[t + 1, b, j] = hs[j], c[t, b, j]
+                    i = f = g = o = 0.0
+                gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = i, f, g, o
             cuda.syncthreads()
-            for j in range(tid, H, nt):
-                hs[j] = h[t + 1, b, j]
+            _copy(hs, h[t + 1, b], H)
             cuda.syncthreads()
 
     # ------------------------------------------------------------------ backward
-    # carry[k] holds dL/dh of the step being processed (from later steps); dp one row of the
+    # carry holds dL/dh of the step being processed (from later steps); dp one row of the
     # recurrent-side pre-activation gradient, read by every thread for the W_hh product.
     @cuda.jit
     def elman_bwd(dh, dh_in, s0, s1, lengths, relu, h, w_hh, dpre, dh_seq):
@@ -137,32 +134,18 @@ def _make(dtype):
         H = dh.shape[1]
         carry = cuda.shared.array(MAX_H, dtype)
         dp = cuda.shared.array(MAX_G, dtype)
-        for j in range(tid, H, nt):
-            carry[j] = dh[b, j]
+        _copy(carry, dh[b], H)
         cuda.syncthreads()
         for t in range(s1, s0 - 1, -1):
             w, live = t - s0, t < lengths[b]
             for j in range(tid, H, nt):
                 g = carry[j] + dh_in[w, b, j]
                 dh_seq[w, b, j] = g
-                d = 0.0
-                if live:
-                    y = h[t + 1, b, j]
-                    d = (g if y > 0 else 0.0) if relu else g * (1.0 - y * y)
-                dpre[w, b, j] = d
-                dp[j] = d
+                dpre[w, b, j] = dp[j] = elman_backward(g, h[t + 1, b, j], relu) if live else 0.0
             cuda.syncthreads()
-            for k in range(tid, H, nt):
-                if live:
-                    s = 0.0
-                    for gj in range(H):
-                        s += dp[gj] * w_hh[gj, k]
-                    carry[k] = s
-                else:
-                    carry[k] = dh_seq[w, b, k]  # a padded step passes the gradient through
+            _next_carry(carry, dp, w_hh, live, dh_seq[w, b], dh_seq[w, b], False)
             cuda.syncthreads()
-        for j in range(tid, H, nt):
-            dh[b, j] = carry[j]
+        _copy(dh[b], carry, H)
 
     @cuda.jit
     def gru_bwd(dh, dh_in, s0, s1, lengths, h, gates, ghn, w_hh, dgi, dgh, dh_seq):
@@ -170,43 +153,26 @@ def _make(dtype):
         H = dh.shape[1]
         carry = cuda.shared.array(MAX_H, dtype)
         dp = cuda.shared.array(MAX_G, dtype)
-        for j in range(tid, H, nt):
-            carry[j] = dh[b, j]
+        _copy(carry, dh[b], H)
         cuda.syncthreads()
         for t in range(s1, s0 - 1, -1):
             w, live = t - s0, t < lengths[b]
             for j in range(tid, H, nt):
                 g = carry[j] + dh_in[w, b, j]
                 dh_seq[w, b, j] = g
+                r = gates[t, b, j]
+                drp = dzp = dnp = 0.0
                 if live:
-                    r, z, n = gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j]
-                    dnp = g * (1.0 - z) * (1.0 - n * n)
-                    drp = dnp * ghn[t, b, j] * r * (1.0 - r)
-                    dzp = g * (h[t, b, j] - n) * z * (1.0 - z)
-                    dgi[w, b, j] = drp
-                    dgi[w, b, H + j] = dzp
-                    dgi[w, b, 2 * H + j] = dnp
-                    dgh[w, b, j] = drp
-                    dgh[w, b, H + j] = dzp
-                    dgh[w, b, 2 * H + j] = dnp * r
-                    dp[j], dp[H + j], dp[2 * H + j] = drp, dzp, dnp * r
-                else:
-                    for q in range(3):
-                        dgi[w, b, q * H + j] = 0.0
-                        dgh[w, b, q * H + j] = 0.0
-                        dp[q * H + j] = 0.0
+                    drp, dzp, dnp = gru_backward(g, r, gates[t, b, H + j], gates[t, b, 2 * H + j], ghn[t, b, j],
+                                                 h[t, b, j])
+                dgi[w, b, j], dgi[w, b, H + j], dgi[w, b, 2 * H + j] = drp, dzp, dnp
+                dgh[w, b, j] = dp[j] = drp
+                dgh[w, b, H + j] = dp[H + j] = dzp
+                dgh[w, b, 2 * H + j] = dp[2 * H + j] = dnp * r
             cuda.syncthreads()
-            for k in range(tid, H, nt):
-                if live:
-                    s = dh_seq[w, b, k] * gates[t, b, H + k]  # the direct path, g * z
-                    for gj in range(3 * H):
-                        s += dp[gj] * w_hh[gj, k]
-                    carry[k] = s
-                else:
-                    carry[k] = dh_seq[w, b, k]
+            _next_carry(carry, dp, w_hh, live, dh_seq[w, b], gates[t, b, H:], True)
             cuda.syncthreads()
-        for j in range(tid, H, nt):
-            dh[b, j] = carry[j]
+        _copy(dh[b], carry, H)
 
     @cuda.jit
     def lstm_bwd(dh, dc, dh_in, s0, s1, lengths, c, gates, w_hh, dpre, dh_seq):
@@ -214,42 +180,26 @@ def _make(dtype):
         H = dh.shape[1]
         carry = cuda.shared.array(MAX_H, dtype)
         dp = cuda.shared.array(MAX_G, dtype)
-        for j in range(tid, H, nt):
-            carry[j] = dh[b, j]
+        _copy(carry, dh[b], H)
         cuda.syncthreads()
         for t in range(s1, s0 - 1, -1):
             w, live = t - s0, t < lengths[b]
             for j in range(tid, H, nt):  # dc[b, j] is this thread's own carry
                 g = carry[j] + dh_in[w, b, j]
                 dh_seq[w, b, j] = g
+                d0 = d1 = d2 = d3 = 0.0
                 if live:
-                    i, f = gates[t, b, j], gates[t, b, H + j]
-                    gg, o = gates[t, b, 2 * H + j], gates[t, b, 3 * H + j]
-                    tc = math.tanh(c[t + 1, b, j])
-                    dcn = dc[b, j] + g * o * (1.0 - tc * tc)
-                    d0 = dcn * gg * i * (1.0 - i)
-                    d1 = dcn * c[t, b, j] * f * (1.0 - f)
-                    d2 = dcn * i * (1.0 - gg * gg)
-                    d3 = g * tc * o * (1.0 - o)
-                    dpre[w, b, j], dpre[w, b, H + j], dpre[w, b, 2 * H + j], dpre[w, b, 3 * H + j] = d0, d1, d2, d3
-                    dp[j], dp[H + j], dp[2 * H + j], dp[3 * H + j] = d0, d1, d2, d3
-                    dc[b, j] = dcn * f
-                else:
-                    for q in range(4):
-                        dpre[w, b, q * H + j] = 0.0
-                        dp[q * H + j] = 0.0
+                    d0, d1, d2, d3, dc[b, j] = lstm_backward(g, dc[b, j], gates[t, b, j], gates[t, b, H + j],
+                                                             gates[t, b, 2 * H + j], gates[t, b, 3 * H + j],
+                                                             c[t + 1, b, j], c[t, b, j])
+                dpre[w, b, j] = dp[j] = d0
+                dpre[w, b, H + j] = dp[H + j] = d1
+                dpre[w, b, 2 * H + j] = dp[2 * H + j] = d2
+                dpre[w, b, 3 * H + j] = dp[3 * H + j] = d3
             cuda.syncthreads()
-            for k in range(tid, H, nt):
-                if live:
-                    s = 0.0
-                    for gj in range(4 * H):
-                        s += dp[gj] * w_hh[gj, k]
-                    carry[k] = s
-                else:
-                    carry[k] = dh_seq[w, b, k]
+            _next_carry(carry, dp, w_hh, live, dh_seq[w, b], dh_seq[w, b], False)
             cuda.syncthreads()
-        for j in range(tid, H, nt):
-            dh[b, j] = carry[j]
+        _copy(dh[b], carry, H)
 
     return dict(elman_fwd=elman_fwd, gru_fwd=gru_fwd, lstm_fwd=lstm_fwd,
                 elman_bwd=elman_bwd, gru_bwd=gru_bwd, lstm_bwd=lstm_bwd)

@@ -1,0 +1,60 @@
+"""The pointwise math of each cell for one hidden unit, forward and backward side by side, as
+CUDA device functions shared by the per-step kernels (kernels.py) and the whole-sequence
+kernels (sequence.py). The same formulas as fastrnn/cells/*.py; "pre" values already hold
+W_ih x + W_hh h + biases (GRU's n gate: the input side an_x and q = W_hn h + b_hn apart).
+"""
+import math
+
+from numba import cuda
+
+
+@cuda.jit(device=True)
+def sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# ------------------------------------------------------------------ Elman: h = f(a)
+@cuda.jit(device=True)
+def elman_forward(a, relu):
+    return (a if a > 0 else 0.0) if relu else math.tanh(a)
+
+
+@cuda.jit(device=True)
+def elman_backward(g, y, relu):
+    """dL/da from dL/dh = g and the output y = f(a)."""
+    return (g if y > 0 else 0.0) if relu else g * (1.0 - y * y)
+
+
+# ------------------------------------------------------------------ GRU: h = n + z (h_prev - n)
+@cuda.jit(device=True)
+def gru_forward(ar, az, an_x, q, h_prev):
+    """(r, z, n, h) from the r and z pre-activations, n's input side and q = W_hn h + b_hn."""
+    r, z = sigmoid(ar), sigmoid(az)
+    n = math.tanh(an_x + r * q)
+    return r, z, n, n + z * (h_prev - n)
+
+
+@cuda.jit(device=True)
+def gru_backward(g, r, z, n, q, h_prev):
+    """(d ar, d az, d an) from dL/dh = g; the recurrent side of n gets r * d an, h_prev g * z."""
+    dnp = g * (1.0 - z) * (1.0 - n * n)
+    return dnp * q * r * (1.0 - r), g * (h_prev - n) * z * (1.0 - z), dnp
+
+
+# ------------------------------------------------------------------ LSTM: c = f c_prev + i g, h = o tanh(c)
+@cuda.jit(device=True)
+def lstm_forward(ai, af, ag, ao, c_prev):
+    """(i, f, g, o, c, h)."""
+    i, f, g, o = sigmoid(ai), sigmoid(af), math.tanh(ag), sigmoid(ao)
+    c = f * c_prev + i * g
+    return i, f, g, o, c, o * math.tanh(c)
+
+
+@cuda.jit(device=True)
+def lstm_backward(dh, dc, i, f, g, o, c, c_prev):
+    """(d ai, d af, d ag, d ao, dL/dc_prev) from dL/dh = dh, the carried dL/dc = dc and the
+    cell states after (c) and before (c_prev) the step."""
+    tc = math.tanh(c)
+    dcn = dc + dh * o * (1.0 - tc * tc)
+    return (dcn * g * i * (1.0 - i), dcn * c_prev * f * (1.0 - f), dcn * i * (1.0 - g * g),
+            dh * tc * o * (1.0 - o), dcn * f)
