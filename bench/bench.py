@@ -84,18 +84,26 @@ def fastrnn_step(cell, I, H, B, T, seed=0):
     return model, x, y, step
 
 
-def torch_step(model, x, y, threads):
+def torch_model(model):
+    """The PyTorch twin of a 1-layer fastrnn model: (nn.RNN/GRU/LSTM, nn.Linear readout), same weights."""
     import torch
 
-    torch.set_num_threads(threads)
     cell, I, H = model.cell.name, model.input_size, model.hidden_size
     if cell in ("tanh", "relu"):
         mod = torch.nn.RNN(I, H, nonlinearity=cell)
     else:
         mod = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H)
     mod.load_state_dict({k: torch.from_numpy(v) for k, v in model.to_torch_state_dict().items()})
-    lin = torch.nn.Linear(H, 1)
+    lin = torch.nn.Linear(H, model.output_size)
     lin.load_state_dict({k: torch.from_numpy(v) for k, v in model.readout_state_dict().items()})
+    return mod, lin
+
+
+def torch_step(model, x, y, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    mod, lin = torch_model(model)
     params = list(mod.parameters()) + list(lin.parameters())
     opt = torch.optim.SGD(params, lr=0.01)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
@@ -159,6 +167,21 @@ def timed(fn, n):
     return out
 
 
+def alternate(peers, rounds, per_block, pause=0.0, warmup=1):
+    """Median seconds per call of each peer {name: fn}: warm-up calls first, then ``rounds``
+    rounds of ``per_block`` calls per peer, the order reversed every other round."""
+    for fn in peers.values():
+        for _ in range(warmup):
+            fn()
+    samples = {k: [] for k in peers}
+    order = list(peers)
+    for rnd in range(rounds):
+        for name in (order if rnd % 2 == 0 else order[::-1]):
+            samples[name] += timed(peers[name], per_block)
+            time.sleep(pause)
+    return {k: float(np.median(v)) for k, v in samples.items()}
+
+
 def bench_row(cfg, have_torch, threads, rounds, per_block, with_reference):
     cell, I, H, B, T = cfg
     t0 = time.perf_counter()
@@ -168,15 +191,8 @@ def bench_row(cfg, have_torch, threads, rounds, per_block, with_reference):
     peers = {"fastrnn": ours}
     if have_torch:
         peers["torch"] = torch_step(model, x, y, threads)[2]
-    for fn in peers.values():  # warm-up
-        fn()
-    samples = {k: [] for k in peers}
-    order = list(peers)
-    for rnd in range(rounds):
-        for name in (order if rnd % 2 == 0 else order[::-1]):
-            samples[name] += timed(peers[name], per_block)
-            time.sleep(0.2)  # let spinning worker threads of the other library go to sleep
-    med = {k: float(np.median(v)) for k, v in samples.items()}
+    # the pause lets spinning worker threads of the other library go to sleep
+    med = alternate(peers, rounds, per_block, pause=0.2)
     row = dict(cell=cell, I=I, H=H, B=B, T=T, fastrnn_ms=med["fastrnn"] * 1e3,
                fastrnn_first_call_s=first_call, samples=per_block * rounds)
     row["steps_per_s"] = 1.0 / med["fastrnn"]

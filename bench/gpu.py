@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import _e, _f, alternate, torch_model  # bench/ is on sys.path: bench.py imports this module
+
 CELLS = ("tanh", "relu", "gru", "lstm")
 TARGETS = [
     ("no slower than cuDNN at H <= 256, B <= 64, T >= 100",
@@ -64,13 +66,7 @@ def fastrnn_step(model, x, y, path="auto"):
 def torch_step(model, x, y):
     import torch
 
-    cell, I, H = model.cell.name, model.input_size, model.hidden_size
-    mod = (torch.nn.RNN(I, H, nonlinearity=cell) if cell in ("tanh", "relu")
-           else {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H))
-    mod.load_state_dict({k: torch.from_numpy(v) for k, v in model.to_torch_state_dict().items()})
-    lin = torch.nn.Linear(H, 1)
-    lin.load_state_dict({k: torch.from_numpy(v) for k, v in model.readout_state_dict().items()})
-    mod, lin = mod.cuda(), lin.cuda()
+    mod, lin = (m.cuda() for m in torch_model(model))
     params = list(mod.parameters()) + list(lin.parameters())
     opt = torch.optim.SGD(params, lr=0.01)
 
@@ -120,15 +116,6 @@ def check(cfg, have_torch):
     return out
 
 
-def timed(fn, n):
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def bench_row(cfg, have_torch, rounds, per_block):
     """Both of fastrnn's paths (where the sequence kernels fit) and cuDNN, timed alternately;
     the speedup is that of the default ('auto') path."""
@@ -147,15 +134,7 @@ def bench_row(cfg, have_torch, rounds, per_block):
     if have_torch:
         model, x, y = problem(*cfg)
         peers["torch"] = torch_step(model, x, y)[3]
-    for fn in peers.values():
-        fn()
-        fn()
-    samples = {k: [] for k in peers}
-    order = list(peers)
-    for rnd in range(rounds):
-        for name in (order if rnd % 2 == 0 else order[::-1]):
-            samples[name] += timed(peers[name], per_block)
-    med = {k: float(np.median(v)) for k, v in samples.items()}
+    med = alternate(peers, rounds, per_block, warmup=2)
     row = dict(cell=cell, I=I, H=H, B=B, T=T, path=auto_path, fastrnn_ms=med[auto_path] * 1e3,
                sequence_ms=med["sequence"] * 1e3 if "sequence" in med else None, steps_ms=med["steps"] * 1e3,
                fastrnn_first_call_s=first_call, samples=rounds * per_block)
@@ -217,14 +196,6 @@ def write_results(doc, out):
                 lines.append(f"| {label} | {len(rs)} | {sum(r['speedup_vs_torch'] >= need for r in rs)}/{len(rs)} | "
                              f"{min(r['speedup_vs_torch'] for r in rs):.2f}x |")
     (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
-
-
-def _f(v):
-    return "-" if v is None else f"{v:.2f}"
-
-
-def _e(v):
-    return "-" if v is None else f"{v:.1e}"
 
 
 def main(args):
