@@ -176,19 +176,20 @@ class RNN:
             if lengths.min() < 1 or lengths.max() > T:
                 raise ValueError(f"lengths: expected values in [1, {T}] (T = {T}); "
                                  f"got values in [{lengths.min()}, {lengths.max()}]")
+        return x, lengths, self._check_state(state, B)
+
+    def _check_state(self, state, B):
+        """(h0, c0) for B sequences: zeros for None; else validated (L, B, H) arrays (c0 None
+        except for the LSTM, whose state is a pair)."""
         L, H = self.num_layers, self.hidden_size
         if state is None:
-            h0 = np.zeros((L, B, H), self.dtype)
-            c0 = np.zeros((L, B, H), self.dtype)
-        elif self.cell.has_cell_state:
+            return np.zeros((L, B, H), self.dtype), np.zeros((L, B, H), self.dtype)
+        if self.cell.has_cell_state:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise ValueError("state: expected a pair (h, c) of arrays (L, B, H) for the lstm cell")
-            h0 = v.array("state[0]", state[0], (L, B, H), "f", self.dtype)
-            c0 = v.array("state[1]", state[1], (L, B, H), "f", self.dtype)
-        else:
-            h0 = v.array("state", state, (L, B, H), "f", self.dtype)
-            c0 = None
-        return x, lengths, (h0, c0)
+            return (v.array("state[0]", state[0], (L, B, H), "f", self.dtype),
+                    v.array("state[1]", state[1], (L, B, H), "f", self.dtype))
+        return v.array("state", state, (L, B, H), "f", self.dtype), None
 
     def _check_target(self, target, loss, output, T, B):
         O = self.output_size

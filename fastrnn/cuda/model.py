@@ -19,6 +19,7 @@ from .. import validate as v
 from ..config import CUDA_PATH
 from ..model import OUTPUTS, StepResult
 from . import kernels as k
+from . import require
 from . import sequence as seq
 
 PATHS = ("auto", "sequence", "steps")
@@ -50,20 +51,12 @@ def _on_device(a):
     return hasattr(a, "copy_to_host")
 
 
-def _device_copy(a, dtype):
-    """A device copy of a host array, or of a device array (no host round trip)."""
-    if _on_device(a):
-        out = cuda.device_array(a.shape, dtype)
-        out.copy_to_device(a)
-        return out
-    return cuda.to_device(np.ascontiguousarray(a, dtype=dtype))
-
-
 class CudaRNN:
     """path: 'sequence' (one launch per layer and direction), 'steps' (two per step) or 'auto'
     (None: FASTRNN_CUDA_PATH, default auto = sequence when H <= sequence.MAX_H)."""
 
     def __init__(self, model, path=None):
+        require()  # one clear error without numba-cuda, a GPU or a driver, whoever builds one
         self.model = model
         self.cell = model.cell
         self.dtype = model.dtype
@@ -97,24 +90,24 @@ class CudaRNN:
 
     # ------------------------------------------------------------------ inputs
     def _check_state(self, state, B):
-        """(h0, c0): device arrays (L, B, H) or None for zeros. Host arrays are validated as on
-        the CPU; device arrays (a state this class returned) are checked for shape and dtype."""
+        """(h0, c0): device arrays (L, B, H), or None for zeros. Host arrays are validated as on
+        the CPU and copied over; device arrays (a state this class returned, never written to
+        again) are checked for shape and dtype and used as they are."""
         if state is None:
             return None, None
-        L, H = self.model.num_layers, self.model.hidden_size
         lstm = self.cell.has_cell_state
         parts = state if lstm and isinstance(state, (tuple, list)) else (state,)
-        if any(_on_device(p) for p in parts):
-            for i, p in enumerate(parts):
-                if tuple(p.shape) != (L, B, H) or np.dtype(p.dtype) != self.dtype:
-                    raise ValueError(f"state: expected device arrays ({L}, {B}, {H}) of {self.dtype}; "
-                                     f"got {tuple(p.shape)} of {p.dtype}")
-            if lstm and len(parts) != 2:
-                raise ValueError("state: expected a pair (h, c) of arrays (L, B, H) for the lstm cell")
-            return _device_copy(parts[0], self.dtype), (_device_copy(parts[1], self.dtype) if lstm else None)
-        _, _, (h0, c0) = self.model._check_inputs(np.zeros((1, B), np.int64) if self.model.tokens else
-                                                  np.zeros((1, B, self.model.input_size), self.dtype), None, state)
-        return cuda.to_device(h0), (cuda.to_device(c0) if c0 is not None else None)
+        if not any(_on_device(p) for p in parts):
+            h0, c0 = self.model._check_state(state, B)
+            return cuda.to_device(h0), (cuda.to_device(c0) if lstm else None)
+        L, H = self.model.num_layers, self.model.hidden_size
+        if lstm and len(parts) != 2:
+            raise ValueError("state: expected a pair (h, c) of arrays (L, B, H) for the lstm cell")
+        for p in parts:
+            if not _on_device(p) or tuple(p.shape) != (L, B, H) or np.dtype(p.dtype) != self.dtype:
+                raise ValueError(f"state: expected device arrays ({L}, {B}, {H}) of {self.dtype}; "
+                                 f"got {tuple(p.shape)} of {p.dtype}")
+        return parts[0], (parts[1] if lstm else None)
 
     # ------------------------------------------------------------------ forward
     def _tape(self, T, B):
@@ -123,9 +116,12 @@ class CudaRNN:
             z = lambda *s: cuda.to_device(np.zeros(s, dt))  # noqa: E731
             self._tapes = []
             for _ in range(self.model.num_layers):
-                tp = SimpleNamespace(T=T, B=B, xproj=z(T, B, G), h=z(T + 1, B, H), c=z(T + 1, B, H),
-                                     gates=z(T, B, G), ghn=z(T, B, H), gh=z(B, G), dh_seq=z(T, B, H),
-                                     dh=z(B, H), dc=z(B, H), bias=z(G))
+                # as LayerTape: c, gates and ghn only for the cells that use them
+                tp = SimpleNamespace(T=T, B=B, xproj=z(T, B, G), h=z(T + 1, B, H),
+                                     c=z(T + 1, B, H) if self.cell.has_cell_state else z(1, 1, 1),
+                                     gates=z(T, B, G) if self.cell.gates > 1 else z(1, 1, 1),
+                                     ghn=z(T, B, H) if self.cell.name == "gru" else z(1, 1, 1),
+                                     gh=z(B, G), dh_seq=z(T, B, H), dh=z(B, H), dc=z(B, H), bias=z(G))
                 tp.dgi = tp.xproj  # as on the CPU: the projection is dead once backward starts
                 tp.dgh = z(T, B, G) if self.cell.split_grad else tp.dgi
                 self._tapes.append(tp)
@@ -146,7 +142,6 @@ class CudaRNN:
         d_len = cuda.to_device(lengths)
         d_x = self._to_device_inputs(x)
         inp = d_x
-        grid, block = k.grid2(B, H)
         for layer, tp in enumerate(tapes):
             x2 = tp.xproj.reshape(T * B, G)
             if layer == 0 and m.tokens:
@@ -163,25 +158,30 @@ class CudaRNN:
                 _zero(tp.h[0])
             else:
                 tp.h[0].copy_to_device(h0[layer])
-            if c0 is None:
-                _zero(tp.c[0])
-            else:
-                tp.c[0].copy_to_device(c0[layer])
+            if self.cell.has_cell_state:
+                if c0 is None:
+                    _zero(tp.c[0])
+                else:
+                    tp.c[0].copy_to_device(c0[layer])
             if self.path == "sequence":
                 self._sequence_forward(tp, w_hh, b_hn, d_len)
-                inp = tp.h[1:].reshape(T * B, H)
-                continue
-            for t in range(T):
-                k.gemm(tp.h[t], w_hh, tp.gh, tb=True)
-                if self.cell.name in ("tanh", "relu"):
-                    k.elman_fwd[grid, block](tp.gh, tp.xproj, tp.bias, d_len, t, self.cell.name == "relu", tp.h)
-                elif self.cell.name == "gru":
-                    k.gru_fwd[grid, block](tp.gh, tp.xproj, tp.bias, b_hn, d_len, t, tp.h, tp.gates, tp.ghn)
-                else:
-                    k.lstm_fwd[grid, block](tp.gh, tp.xproj, tp.bias, d_len, t, tp.h, tp.c, tp.gates)
+            else:
+                self._steps_forward(tp, w_hh, b_hn, d_len)
             inp = tp.h[1:].reshape(T * B, H)
         self._x, self._lengths = d_x, d_len
         return d_len
+
+    def _steps_forward(self, tp, w_hh, b_hn, d_len):
+        """One layer, two launches per step: gh = h_{t-1} W_hh^T (GEMM), then the cell."""
+        grid, block = k.grid2(tp.B, w_hh.shape[1])
+        for t in range(tp.T):
+            k.gemm(tp.h[t], w_hh, tp.gh, tb=True)
+            if self.cell.name in ("tanh", "relu"):
+                k.elman_fwd[grid, block](tp.gh, tp.xproj, tp.bias, d_len, t, self.cell.name == "relu", tp.h)
+            elif self.cell.name == "gru":
+                k.gru_fwd[grid, block](tp.gh, tp.xproj, tp.bias, b_hn, d_len, t, tp.h, tp.gates, tp.ghn)
+            else:
+                k.lstm_fwd[grid, block](tp.gh, tp.xproj, tp.bias, d_len, t, tp.h, tp.c, tp.gates)
 
     def _sequence_forward(self, tp, w_hh, b_hn, d_len):
         """One layer over every step in one launch (sequence.py): W_hh transposed first."""
@@ -305,22 +305,17 @@ class CudaRNN:
         dL/dh_{s0-1} (dL/dc_{s0-1}) in the tape's dh (dc); seeded: start from the carries
         already there instead of zero (Jacobians)."""
         tp = self._tapes[layer]
-        B, H = tp.dh.shape
-        grid, block = k.grid2(B, H)
-        dgi, dgh, dhs = out
-        w_hh, d_len = self.params[f"weight_hh_l{layer}"], self._lengths
         if not seeded:
             _zero(tp.dh)
             _zero(tp.dc)
-        if self.path == "sequence":
-            ks, sg, sb, relu = seq.kernels(self.dtype), (B,), (seq.threads_for(H),), self.cell.name == "relu"
-            if self.cell.name in ("tanh", "relu"):
-                ks["elman_bwd"][sg, sb](tp.dh, arr, s0, s1, d_len, relu, tp.h, w_hh, dgi, dhs)
-            elif self.cell.name == "gru":
-                ks["gru_bwd"][sg, sb](tp.dh, arr, s0, s1, d_len, tp.h, tp.gates, tp.ghn, w_hh, dgi, dgh, dhs)
-            else:
-                ks["lstm_bwd"][sg, sb](tp.dh, tp.dc, arr, s0, s1, d_len, tp.c, tp.gates, w_hh, dgi, dhs)
-            return
+        sweep = self._sequence_backward if self.path == "sequence" else self._steps_backward
+        sweep(tp, self.params[f"weight_hh_l{layer}"], s0, s1, arr, out)
+
+    def _steps_backward(self, tp, w_hh, s0, s1, arr, out):
+        """Two launches per step: the cell, then dh_{t-1} = direct part + dpre W_hh (GEMM)."""
+        dgi, dgh, dhs = out
+        B, H = tp.dh.shape
+        grid, block, d_len = *k.grid2(B, H), self._lengths
         rec = dgh if self.cell.split_grad else dgi
         for t in range(s1, s0 - 1, -1):
             if self.cell.name in ("tanh", "relu"):
@@ -329,7 +324,19 @@ class CudaRNN:
                 k.gru_bwd[grid, block](tp.dh, arr, t, s0, d_len, tp.h, tp.gates, tp.ghn, dgi, dgh, dhs)
             else:
                 k.lstm_bwd[grid, block](tp.dh, tp.dc, arr, t, s0, d_len, tp.c, tp.gates, dgi, dhs)
-            k.gemm(rec[t - s0], w_hh, tp.dh, beta=1.0)  # dh_{t-1} = direct part + dpre W_hh
+            k.gemm(rec[t - s0], w_hh, tp.dh, beta=1.0)
+
+    def _sequence_backward(self, tp, w_hh, s0, s1, arr, out):
+        """The whole window in one launch (sequence.py)."""
+        dgi, dgh, dhs = out
+        B, H = tp.dh.shape
+        ks, grid, block, d_len = seq.kernels(self.dtype), (B,), (seq.threads_for(H),), self._lengths
+        if self.cell.name in ("tanh", "relu"):
+            ks["elman_bwd"][grid, block](tp.dh, arr, s0, s1, d_len, self.cell.name == "relu", tp.h, w_hh, dgi, dhs)
+        elif self.cell.name == "gru":
+            ks["gru_bwd"][grid, block](tp.dh, arr, s0, s1, d_len, tp.h, tp.gates, tp.ghn, w_hh, dgi, dgh, dhs)
+        else:
+            ks["lstm_bwd"][grid, block](tp.dh, tp.dc, arr, s0, s1, d_len, tp.c, tp.gates, w_hh, dgi, dhs)
 
     def _backward_truncated(self, dh_top, origins, K):
         """Exact gradient of the truncated graph (as RNN._backward_truncated): one reverse
@@ -418,9 +425,9 @@ class CudaRNN:
         return J
 
     # ------------------------------------------------------------------ clipping and updates
-    def clip(self, max_norm=None, value=None):
-        """Global-norm clip of the device gradient (then element-wise, if value); returns the
-        norm before clipping (a host float: inf or NaN when the gradient is not finite)."""
+    def clip(self, max_norm=None):
+        """Global-norm clip of the device gradient; returns the norm before clipping (a host
+        float: inf or NaN when the gradient is not finite)."""
         n = self.grad_flat.shape[0]
         gr, bl = _grid1(n)
         acc = cuda.device_array(1, np.float64)
@@ -429,8 +436,6 @@ class CudaRNN:
         norm = float(np.sqrt(acc.copy_to_host()[0]))
         if max_norm is not None and np.isfinite(norm) and norm > max_norm:
             k.scale[gr, bl](self.grad_flat, max_norm / norm)
-        if value is not None:
-            k.clip_values[gr, bl](self.grad_flat, value)
         return norm
 
     def clip_by_value(self, limit):
