@@ -41,10 +41,10 @@ def gradcheck(cell, seed, device):
     from fastrnn.finitediff import TOLERANCE, gradcheck as run
 
     if device == "cuda":
-        from fastrnn.cuda import require
+        from fastrnn.train.loop import check_device
 
         with usage_errors():
-            click.echo(f"device: {require()}")
+            click.echo(f"device: {check_device(device)}")
     worst_all = 0.0
     for c, cfg, errors in run(cell, seed=seed, device=device):
         desc = (f"{cfg['loss']}/{cfg['output']} L={cfg['num_layers']} "
@@ -241,7 +241,7 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
     profiles = {"init": [], "trained": []}
     K, device = kw.get("bptt_truncate"), kw.get("device", "cpu")
     with usage_errors():
-        check_device(TrainConfig(device=device))
+        check_device(device)
         if checkpoint:
             cfg, task, trained, _ = load_run(checkpoint, kw.get("data"))
             _, fresh = build(cfg)  # the same seed gives the initialization the run started from

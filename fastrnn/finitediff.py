@@ -107,10 +107,8 @@ def check_gradients(model, x, target, loss="mse", output="last", lengths=None,
         raise ValueError(f"model: gradcheck needs a float64 model; got {model.dtype}")
     net = model
     if device == "cuda":
-        from .cuda import require
         from .cuda.model import CudaRNN
 
-        require()
         net = CudaRNN(model)
     elif device != "cpu":
         raise ValueError(f"device: expected cpu or cuda; got {device!r}")
@@ -163,16 +161,16 @@ SUITE = [
 ]
 
 
-def gradcheck(cell="all", seed=0, device="cpu", suite=None):
-    """Run SUITE (or ``suite``) for one cell or all, on the device's kernels; returns a list
-    of (cell, config, {param: error})."""
+def gradcheck(cell="all", seed=0, device="cpu"):
+    """Run SUITE for one cell or all, on the device's kernels; returns a list of
+    (cell, config, {param: error})."""
     cells = list(CELLS) if cell == "all" else [cell]
     for c in cells:
         if c not in CELLS:
             raise ValueError(f"cell: expected one of all, {', '.join(CELLS)}; got {c!r}")
     out = []
     for c in cells:
-        for cfg in suite or SUITE:
+        for cfg in SUITE:
             cfg = dict(cfg)
             K = cfg.pop("bptt_truncate")
             model, batch = make_problem(c, seed=seed, **cfg)

@@ -34,19 +34,20 @@ def build(cfg: TrainConfig, vocab=None):
     return task, model
 
 
-def check_device(cfg):
-    """Raise a ValueError naming the option if cfg cannot run on its device here."""
-    if cfg.device == "cuda":
-        from ..cuda import require
+def check_device(device):
+    """Raise a ValueError naming the option if ``device`` cannot run here; else describe it."""
+    if device != "cuda":
+        return "cpu"
+    from ..cuda import require
 
-        require()
+    return require()
 
 
 def preflight(cfg):
     """Everything that can fail before a run writes anything: the task and its data file,
     the model, the device. Returns (task, model)."""
     task, model = build(cfg)
-    check_device(cfg)
+    check_device(cfg.device)
     return task, model
 
 
@@ -118,7 +119,7 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
         raise RunExists(f"out: {out} holds an unfinished run; pass --resume to continue it")
     out.mkdir(parents=True, exist_ok=True)
 
-    check_device(cfg)
+    check_device(cfg.device)
     opt = make_optimizer(cfg.optimizer, model.flat.size, cfg.lr, cfg.weight_decay, cfg.momentum, model.dtype)
     rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
     step, carry, history, wall_before = 0, None, [], 0.0
