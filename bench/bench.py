@@ -400,6 +400,8 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="results folder (default: bench/, or bench/gpu/ for cuda)")
     args = ap.parse_args(argv)
     if args.device == "cuda":
+        if args.grid not in ("targets", "smoke"):
+            ap.error(f"--grid {args.grid}: with --device cuda, use targets or smoke")
         import gpu
 
         args.out = args.out or str(HERE / "gpu")

@@ -219,4 +219,4 @@ def kernels(dtype):
 def threads_for(H, cap=256):
     """Threads per block: a whole number of warps covering H where it can (each thread then
     owns one or a few units)."""
-    return min(cap, max(1, H) if H < 32 else 32 * ((min(H, cap) + 31) // 32))
+    return H if H < 32 else min(cap, 32 * ((H + 31) // 32))
