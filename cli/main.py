@@ -4,7 +4,6 @@ Heavy imports (NumPy, Numba kernels) happen inside command bodies so `fastrnn --
 stays instant and never compiles anything.
 """
 import contextlib
-import json
 import sys
 
 import click
@@ -20,6 +19,14 @@ from .options import (CELL_NAMES, config_kwargs, prepare_out, progress_enabled, 
 def cli():
     """fastrnn: train tanh, ReLU, GRU and LSTM networks with exact BPTT, and see why
     plain RNNs fail to learn long-range dependencies."""
+    import logging
+
+    log = logging.getLogger("fastrnn")  # the library's notes (a torn line dropped on resume)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("note: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 @cli.command()
@@ -77,6 +84,7 @@ def train(cell, seed, out, resume, quiet, **kw):
 
     Example: fastrnn train --task adding --cell lstm --seq-len 100 --out runs/lstm
     """
+    from fastrnn.train.checkpoint import json_line
     from fastrnn.train.config import TrainConfig
     from fastrnn.train.loop import train as run
 
@@ -97,11 +105,11 @@ def train(cell, seed, out, resume, quiet, **kw):
 
     with usage_errors(), (bar or contextlib.nullcontext()):
         summary = run(cfg, out, resume=resume, progress=progress, prepared=prepared)
-    click.echo(json.dumps({k: summary[k] for k in ("status", "message", "final_metric", "baseline",
-                                                   "steps", "steps_to_solve", "wall_seconds")}))
+    click.echo(json_line({k: summary[k] for k in ("status", "message", "final_metric", "baseline",
+                                                  "steps", "steps_to_solve", "wall_seconds")}), nl=False)
     if summary["status"] == "interrupted":
         click.echo("interrupted: checkpoint written; continue with the same command and --resume", err=True)
-        raise SystemExit(130)
+        raise SystemExit(128 + summary["signal"])  # 130 for SIGINT, 143 for SIGTERM
 
 
 @cli.command()
@@ -113,14 +121,21 @@ def evaluate(checkpoint, data):
 
     Example: fastrnn evaluate runs/lstm/checkpoint.npz
     """
+    import math
+
+    from fastrnn.train.checkpoint import json_line
     from fastrnn.train.loop import load_run
 
     with usage_errors():
         cfg, task, model, meta = load_run(checkpoint, data)
         ev = task.evaluate(model)
-    click.echo(json.dumps(dict(task=cfg.task, cell=cfg.cell, step=meta["step"], loss=ev["loss"],
-                               metric_name=task.metric_name, metric=ev["metric"],
-                               baseline=task.metric_baseline, solved=task.solved(ev["metric"]))))
+    finite = math.isfinite(ev["loss"]) and math.isfinite(ev["metric"])
+    click.echo(json_line(dict(task=cfg.task, cell=cfg.cell, step=meta.get("step"), loss=ev["loss"],
+                              metric_name=task.metric_name, metric=ev["metric"], finite=finite,
+                              baseline=task.metric_baseline, solved=finite and task.solved(ev["metric"]))), nl=False)
+    if not finite:  # a diverged model: its outputs are NaN or infinite (written as null above)
+        click.echo(f"evaluate: {checkpoint} gives a non-finite loss or metric (a diverged model)", err=True)
+        raise SystemExit(1)
 
 
 @cli.command()
@@ -139,9 +154,13 @@ def sample(checkpoint, length, temperature, prime, seed):
 
     with usage_errors():
         model, meta = load_model(checkpoint)
-        vocab = meta.get("task", {}).get("vocab")
-        if meta.get("config", {}).get("task") != "text" or not isinstance(vocab, str):
+        vocab = meta["task"].get("vocab") if isinstance(meta.get("task"), dict) else None
+        config = meta.get("config")
+        if not isinstance(config, dict) or config.get("task") != "text" or not isinstance(vocab, str):
             raise ValueError(f"checkpoint: {checkpoint} is not a character model (task 'text')")
+        if len(vocab) != model.input_size or len(set(vocab)) != len(vocab) or not model.tokens:
+            raise ValueError(f"checkpoint: {checkpoint} has a vocabulary of {len(vocab)} characters "
+                             f"for a model of {model.input_size} inputs")
         click.echo(prime + gen(model, vocab, length, temperature, prime, seed))
 
 
@@ -278,14 +297,18 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
               help="Local pool size (without --scheduler).")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Times a run is retried after its worker process dies.")
+@click.option("--skip-failed", is_flag=True,
+              help="Leave runs recorded as failed alone (by default a rerun retries them).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sweep(spec, out, scheduler, workers, retries, quiet):
+def sweep(spec, out, scheduler, workers, retries, skip_failed, quiet):
     """Run a grid of training runs from a TOML spec, locally or on a Dask cluster.
 
     SPEC has a [base] table of training options and a [grid] table of option lists; every
     combination is one run. Each finished run is appended to OUT/results.jsonl at once;
-    re-running the same command skips finished runs and resumes the rest. At the end,
-    OUT/report.md and OUT/sweep-TASK.png show the metric against sequence length per cell.
+    re-running the same command skips finished runs, resumes interrupted ones and retries
+    failed ones. Ctrl-C or SIGTERM stops every run at a step boundary with a checkpoint (exit
+    130 / 143). At the end, OUT/report.md and OUT/sweep-TASK.png show the metric against
+    sequence length per cell.
 
     \b
     Example spec:
@@ -299,16 +322,18 @@ def sweep(spec, out, scheduler, workers, retries, quiet):
 
     Example: fastrnn sweep study.toml --out study --scheduler tcp://10.0.0.5:8786
     """
-    from fastrnn.sweep.engine import execute
+    from fastrnn.sweep.engine import estimate, execute
     from fastrnn.sweep.report import write_sweep_report
     from fastrnn.sweep.spec import load_spec
 
     with usage_errors():
-        runs = load_spec(spec)
+        runs = load_spec(spec, local=scheduler is None)
     prepare_out(out)
     counts = {"done": 0, "running": 0, "failed": 0}
     if not quiet:
-        click.echo(f"sweep: {len(runs)} runs -> {out}", err=True)
+        cost = estimate(runs)
+        click.echo(f"sweep: {cost['runs']} runs, {cost['steps']:,} training steps at most, about "
+                   f"{cost['tflop']:.3g} TFLOP -> {out}", err=True)
 
     def event(kind, name, rec):
         if kind == "started":
@@ -325,11 +350,9 @@ def sweep(spec, out, scheduler, workers, retries, quiet):
                                            f"{counts['running']}, failed {counts['failed']})")
 
     with run_progress(len(runs), f"{len(runs)} runs", quiet) as report, usage_errors():
-        records = execute(runs, out, scheduler=scheduler, workers=workers, retries=retries, on_event=event)
+        records = execute(runs, out, scheduler=scheduler, workers=workers, retries=retries, on_event=event,
+                          skip_failed=skip_failed)
     report = write_sweep_report(out, runs, records)
     failed = sum(r.get("status") == "failed" for r in records.values())
     click.echo(f"{len(records)} runs finished, {failed} failed; report: {report}")
 
-
-def main():
-    cli()

@@ -78,24 +78,34 @@ def training_options(defaults, exclude=()):
 
 
 def config_kwargs(kwargs):
-    """The TrainConfig fields from a command's kwargs (clip 0 means off)."""
+    """The TrainConfig fields from a command's kwargs (clip 0 means off; a command's default
+    --seq-len does not apply to mnist, whose length is fixed)."""
     d = {k: kwargs[k] for k in FIELDS if k in kwargs}
     if d.get("clip") == 0:
         d["clip"] = None
+    ctx = click.get_current_context(silent=True)
+    if (d.get("task") == "mnist" and ctx is not None
+            and ctx.get_parameter_source("seq_len") == click.core.ParameterSource.DEFAULT):
+        d["seq_len"] = None
     return d
 
 
 @contextlib.contextmanager
 def usage_errors():
-    """Library ValueErrors (bad options, files, checkpoints) become one-line usage errors."""
+    """Library ValueErrors (bad options, files, checkpoints, a folder in use) become one-line
+    usage errors (exit 2); a file that cannot be written (disk full) one line and exit 1."""
     try:
         yield
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def prepare_out(out):
     """Create --out (and parents), or fail with a usage error naming it."""
+    if not str(out).strip():
+        raise click.UsageError("out: expected a folder name; got an empty string")
     p = Path(out)
     try:
         p.mkdir(parents=True, exist_ok=True)
@@ -129,9 +139,9 @@ def run_progress(total, label, quiet):
 
     try:
         yield report
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # the engine's Interrupted says which signal (SIGINT, SIGTERM)
         click.echo("\ninterrupted: finished runs are kept; the same command resumes the rest", err=True)
-        raise SystemExit(130)
+        raise SystemExit(128 + getattr(e, "signum", 2))
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

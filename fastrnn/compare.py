@@ -31,21 +31,27 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None):
     mixed in. Finished runs are reused; interrupted ones resume (see fastrnn.sweep.engine).
     """
     from .sweep.engine import execute
+    from .train.lock import FolderLock
 
     out = Path(out)
     spec = {"runs": {name: cfg.to_dict() for name, cfg in runs}}
     spec_path = out / "spec.json"
-    if spec_path.exists() and json.loads(spec_path.read_text()) != spec:
-        raise ValueError(f"out: {out} already holds a comparison with other options; "
-                         f"use another --out (finished runs are never overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(spec_path, spec)
+    with FolderLock(out, what="out"):  # one comparison per folder at a time
+        if spec_path.exists():
+            try:
+                same = json.loads(spec_path.read_text()) == spec
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                same = False
+            if not same:
+                raise ValueError(f"out: {out} already holds a comparison with other options; "
+                                 f"use another --out (finished runs are never overwritten)")
+        atomic_write_json(spec_path, spec)
 
-    def event(kind, name, rec):
-        if kind == "done" and on_done:
-            on_done(name, rec.get("summary") or rec)
+        def event(kind, name, rec):
+            if kind == "done" and on_done:
+                on_done(name, rec.get("summary") or rec)
 
-    records = execute(runs, out, scheduler=scheduler, workers=workers, on_event=event)
+        records = execute(runs, out, scheduler=scheduler, workers=workers, on_event=event, lock=False)
     return {name: rec.get("summary") or rec for name, rec in records.items()}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from . import threads
+from . import memory, threads
 from . import validate as v
 from .blas import matmul, matmul_tn
 from .cells import get_cell
@@ -73,8 +73,10 @@ class RNN:
         self.tokens = bool(tokens)
         self.dtype = v.float_dtype("dtype", dtype)
         v.choice("init", init, INITS)
-        if spectral_radius is not None and not spectral_radius > 0:
-            raise ValueError(f"spectral_radius: expected a positive number; got {spectral_radius!r}")
+        if spectral_radius is not None and not (spectral_radius > 0 and np.isfinite(spectral_radius)):
+            raise ValueError(f"spectral_radius: expected a positive number (finite); got {spectral_radius!r}")
+        if forget_bias is not None and not np.isfinite(forget_bias):
+            raise ValueError(f"forget_bias: expected a finite number or None; got {forget_bias!r}")
 
         H, G = self.hidden_size, self.cell.gates * self.hidden_size
         shapes = []
@@ -85,6 +87,7 @@ class RNN:
         shapes += [("readout.weight", (self.output_size, H)), ("readout.bias", (self.output_size,))]
         self.shapes = dict(shapes)
         size = sum(int(np.prod(s)) for s in self.shapes.values())
+        memory.require(2 * size * self.dtype.itemsize, f"model ({size:,} parameters and their gradient)")
         self.flat = np.zeros(size, dtype=self.dtype)
         self.grad_flat = np.zeros(size, dtype=self.dtype)
         self.params = self._views(self.flat)
@@ -206,6 +209,9 @@ class RNN:
     # ----------------------------------------------------------------- forward
     def _tapes_for(self, T, B):
         if self._tapes is None or self._tapes[0].T != T or self._tapes[0].B != B:
+            self._tapes = None  # the old tape's memory is free for the new one
+            memory.require(memory.tape_bytes(self.cell.name, T, B, self.hidden_size, self.num_layers,
+                                             self.dtype.itemsize), f"activations for T = {T}, B = {B}")
             self._tapes = [LayerTape(self.cell, T, B, self.hidden_size, self.dtype)
                            for _ in range(self.num_layers)]
         return self._tapes

@@ -117,6 +117,7 @@ def test_text_train_and_sample(tmp_path):
     assert r.exit_code == 2 and "is not a character model" in r.output
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "fastrnn_cli", "train", "--cell", "tanh", "--steps", "40000",

@@ -2,11 +2,14 @@
 and one failing run not stopping the others."""
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from fastrnn.compare import run_grid
 from fastrnn.train.config import TrainConfig
 from fastrnn_cli.main import cli
+
+pytestmark = pytest.mark.slow  # real processes, the simulator or a cluster: not in the fast lane
 
 ARGS = ["--seq-len", "6", "--hidden", "6", "--batch-size", "8", "--steps", "30", "--eval-every", "10",
         "--seeds", "1", "--workers", "2", "--quiet"]

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real processes, the simulator or a cluster: not in the fast lane
+
 HERE = os.path.dirname(__file__)
 
 

@@ -24,6 +24,8 @@ if not fcuda.status()[0]:
 from fastrnn.cuda.model import CudaRNN  # noqa: E402
 from fastrnn_cli.main import cli  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real processes, the simulator or a cluster: not in the fast lane
+
 CASES = [
     dict(loss="mse", output="last", num_layers=2, variable_lengths=True, K=None),
     dict(loss="ce", output="all", num_layers=1, variable_lengths=True, K=None),

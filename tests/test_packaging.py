@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -15,6 +17,7 @@ def test_every_subpackage_is_listed():
     assert "fastrnn_cli" in listed and (ROOT / "cli" / "__init__.py").exists()
 
 
+@pytest.mark.slow
 def test_cpu_runs_never_import_the_cuda_modules(tmp_path):
     """A CPU-only install must not need numba-cuda: train, gradients and gradcheck on the CPU
     leave fastrnn.cuda and Numba's CUDA target unloaded."""

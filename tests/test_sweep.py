@@ -16,6 +16,8 @@ from fastrnn.sweep.spec import expand, load_spec
 from fastrnn.train.loop import load_model
 from fastrnn_cli.main import cli
 
+pytestmark = pytest.mark.slow  # real processes, the simulator or a cluster: not in the fast lane
+
 SMALL = dict(task="adding", seq_len=6, hidden=6, batch_size=8, steps=40, eval_every=20, early_stop=False)
 
 

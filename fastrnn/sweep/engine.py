@@ -1,109 +1,255 @@
 """Run many training runs, locally or on a Dask cluster, losing nothing.
 
 Durable results: OUT/results.jsonl gets one JSON line per finished run (summary, config and
-metrics), appended and flushed to disk the moment the run's result reaches the driver; a torn
-last line (a crash mid-write) is ignored on reading. Re-running skips every run recorded
-there, and resumes the others from their checkpoints in OUT/runs/<name>/ when that folder is
+metrics), appended and flushed to disk the moment the run's result reaches the driver. A line
+torn by a crash is ignored on reading and cut off before the next append. Re-running skips
+every run recorded as finished, retries those recorded as failed (``skip_failed`` keeps them),
+and resumes the others from their checkpoints in OUT/runs/<name>/ when that folder is
 reachable from the worker (always with the local pool; with Dask when OUT is on a shared
 file system).
 
-Faults: a run that raises is recorded as failed with the reason. A worker process that dies
-is not the run's fault: with Dask the scheduler reruns the task on another worker, up to
-``retries`` deaths (then it is recorded as failed); with the local pool, the runs that were in
-flight are resubmitted to a fresh pool, each at most ``retries`` times. Ctrl-C stops the runs at
-a step boundary with a checkpoint; everything recorded stays.
+One writer per folder: the driver holds OUT/.lock for the sweep's life and each run holds its
+run folder's lock (fastrnn.train.lock), so two sweeps on one OUT, or a rerun beside an orphan
+of a killed driver, never write the same files.
+
+Faults:
+- a run that raises is recorded as failed with the reason;
+- a worker process that dies is not the run's fault: with the local pool exactly the run that
+  was on that worker is retried (resuming from its checkpoint) on a fresh worker, at most
+  ``retries`` times, while the other workers go on; with Dask the scheduler does the same;
+- Ctrl-C or SIGTERM to the driver stops every run at a step boundary with a checkpoint,
+  starts nothing new, records what finished and raises :class:`Interrupted`;
+- a driver that dies (even by kill -9) leaves no orphan running: an idle worker sees its
+  task pipe close, a busy one sees its parent change at the next step, checkpoints and exits.
+
+Why a small pool of our own rather than concurrent.futures: ProcessPoolExecutor cannot tell
+which worker died (every run in flight fails with BrokenProcessPool, and the executor kills
+the healthy workers too), and its workers outlive a killed driver.
 """
+import collections
+import contextlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from ..train.checkpoint import DiskError, json_line
 from ..train.config import TrainConfig
+from ..train.lock import FolderLock
 
 # Each worker process computes with one thread: the workers themselves fill the cores.
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+# A run folder still held by another process (an orphan finishing its step) is waited for
+# this long before the run is recorded as failed.
+RUN_LOCK_WAIT = 60.0
+STOP_POLL = 0.2  # seconds between the driver's looks at its workers and its stop flag
+
+
+class Interrupted(KeyboardInterrupt):
+    """The sweep was stopped by a signal; ``signum`` says which (SIGINT or SIGTERM)."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class ResultStore:
-    """OUT/results.jsonl: append-only, one record per finished run."""
+    """OUT/results.jsonl: append-only, one record per finished run (the last one counts)."""
 
     def __init__(self, out):
         self.path = Path(out) / "results.jsonl"
         self.records = {}
+        self._checked_tail = False
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            for line in self.path.read_text(errors="replace").splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line torn by a crash: that run is simply not finished
-                if isinstance(rec, dict) and "name" in rec:
+                if isinstance(rec, dict) and isinstance(rec.get("name"), str):
                     self.records[rec["name"]] = rec
 
+    def _repair_tail(self, fd):
+        """Cut a torn last line (no final newline) off, so the next record starts on a line of
+        its own instead of being glued onto the fragment and lost with it."""
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return
+        keep, at = 0, size
+        while at > 0:  # the last newline before the fragment
+            chunk = os.pread(fd, min(65536, at), max(0, at - 65536))
+            at -= len(chunk)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                keep = at + i + 1
+                break
+        os.ftruncate(fd, keep)
+
     def append(self, rec):
-        data = (json.dumps(rec) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        data = json_line(rec).encode()
         try:
-            os.write(fd, data)  # one write: the line lands whole or (after a crash) torn
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if not self._checked_tail:
+                    self._repair_tail(fd)
+                    self._checked_tail = True
+                os.write(fd, data)  # one write: the line lands whole or (after a crash) torn
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise DiskError(self.path, e) from None
         self.records[rec["name"]] = rec
 
 
-class _ParentWatch:
-    """Stop flag for a local worker: Ctrl-C, or the driver gone (the worker was orphaned),
-    stops the run at a step boundary with a checkpoint."""
+class _StopWatch:
+    """A worker's stop flag: SIGINT or SIGTERM (from the driver, or the terminal's Ctrl-C),
+    or the driver gone (the worker was orphaned), stops the run at a step boundary with a
+    checkpoint. Once set it stays set: a worker told to stop never starts a run again."""
 
-    def __init__(self):
-        self._ppid = os.getppid()
-        self._sigint = False
+    def __init__(self, ppid):
+        self._ppid = ppid
+        self._signalled = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, *_):
+        self._signalled = True
 
     def __enter__(self):
-        signal.signal(signal.SIGINT, self._handle)
         return self
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def _handle(self, *_):
-        self._sigint = True
+        return None
 
     @property
     def stop(self):
-        return self._sigint or os.getppid() != self._ppid
+        return self._signalled or os.getppid() != self._ppid
 
 
-def run_task(name, cfg_dict, run_dir, local=False):
+def run_task(name, cfg_dict, run_dir, stop=None, lock_wait=RUN_LOCK_WAIT):
     """Train one run in run_dir (resuming it if a checkpoint is there); return its record.
-    Runs in a worker process; any error becomes a 'failed' record."""
+    Runs in a worker process, holding the run folder's lock; any error becomes a 'failed'
+    record."""
     from .. import threads
     from ..train.loop import train
 
     threads.set_threads(1)  # the same arithmetic on every backend: results equal exactly
     record = dict(name=name, config=cfg_dict, host=os.uname().nodename, pid=os.getpid())
     try:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        attempts_path = Path(run_dir) / "attempts"
-        attempts = int(attempts_path.read_text()) + 1 if attempts_path.exists() else 1
-        attempts_path.write_text(str(attempts))
-        record["attempts"] = attempts
-        summary = train(TrainConfig.from_dict(cfg_dict), run_dir, resume=True,
-                        stop=_ParentWatch() if local else None)
-        metrics = Path(run_dir) / "metrics.jsonl"
-        record["metrics"] = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
-        record.update(status=summary["status"], summary=summary)
+        with FolderLock(run_dir, what="run", wait=lock_wait):
+            attempts_path = Path(run_dir) / "attempts"
+            try:
+                attempts = int(attempts_path.read_text()) + 1
+            except (OSError, ValueError):
+                attempts = 1  # absent, or torn by a crash: the count is advice, not state
+            attempts_path.write_text(str(attempts))
+            record["attempts"] = attempts
+            summary = train(TrainConfig.from_dict(cfg_dict), run_dir, resume=True, stop=stop, lock=False)
+            metrics = Path(run_dir) / "metrics.jsonl"
+            record["metrics"] = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
+            record.update(status=summary["status"], summary=summary)
     except Exception as e:  # noqa: BLE001 - recorded with the reason, never swallowed
         record.update(status="failed", message=f"{type(e).__name__}: {e}")
     return record
 
 
-def _init_local_worker():
+class _DaskStop:
+    """The stop flag of a run on a Dask worker: a cluster-wide Event the driver sets on
+    Ctrl-C/SIGTERM, looked at no more than once a second (each look asks the scheduler)."""
+
+    def __init__(self, event_name):
+        self.name, self._next, self._stop = event_name, 0.0, False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    @property
+    def stop(self):
+        if not self._stop and time.monotonic() >= self._next:
+            from distributed import Event
+
+            self._stop = Event(self.name).is_set()
+            self._next = time.monotonic() + 1.0
+        return self._stop
+
+
+def run_dask_task(name, cfg_dict, run_dir, event_name):
+    return run_task(name, cfg_dict, run_dir, stop=_DaskStop(event_name))
+
+
+def _worker_main(conn, ppid):
+    """A local worker: take (name, config, run folder) from the pipe, train, send the record
+    back; exit when the pipe closes (the driver finished, or died)."""
     os.environ.update(WORKER_ENV)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch = _StopWatch(ppid)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        rec = run_task(*msg, stop=watch)
+        try:
+            conn.send(rec)
+        except OSError:
+            return  # the driver is gone; the run's checkpoint is on disk
+
+
+class _Worker:
+    def __init__(self, ctx):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, os.getpid()), daemon=True)
+        self.proc.start()
+        child.close()  # only the worker holds its end: our death closes the pipe for it
+        self.run = None  # (name, cfg) in flight
+
+    def assign(self, name, cfg, out):
+        self.run = (name, cfg)
+        self.conn.send((name, cfg.to_dict(), str(out / "runs" / name)))
+
+    def signal(self, sig):
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def close(self):
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+class _SignalStop:
+    """The driver's stop flag: SIGINT and SIGTERM are recorded (not raised mid-write), and the
+    loops below wind down at their next look."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame):
+        if self.signum is None:
+            self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def _finish(store, rec, on_event):
@@ -115,53 +261,83 @@ def _finish(store, rec, on_event):
     on_event("done", rec["name"], rec)
 
 
-def run_local(todo, out, store, workers, retries, on_event):
+def run_local(todo, out, store, workers, retries, on_event, stopper):
     ctx = multiprocessing.get_context("spawn")  # no forked BLAS or thread state
-    old = {k: os.environ.get(k) for k in WORKER_ENV}
+    queue = collections.deque(todo)
+    deaths = collections.Counter()
+    pool = []
+    old_env = {k: os.environ.get(k) for k in WORKER_ENV}
     os.environ.update(WORKER_ENV)  # read by each child as it starts
-    deaths = {name: 0 for name, _ in todo}
-    pending = list(todo)
     try:
-        while pending:
-            n = max(1, min(workers, len(pending)))
-            with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_local_worker) as pool:
-                futures = {pool.submit(run_task, name, cfg.to_dict(), str(out / "runs" / name), True): (name, cfg)
-                           for name, cfg in pending}
-                for name, _ in pending:
+        pool = [_Worker(ctx) for _ in range(max(1, min(workers, len(todo))))]
+        forwarded = False
+        while True:
+            stopping = stopper.signum is not None
+            if stopping and not forwarded:
+                for w in pool:  # runs stop at a step boundary and write a checkpoint
+                    if w.run is not None:
+                        w.signal(signal.SIGINT)
+                forwarded = True
+            for w in pool:
+                if not stopping and w.run is None and queue:
+                    name, cfg = queue.popleft()
+                    w.assign(name, cfg, out)
                     on_event("started", name, None)
-                pending = []
+            busy = [w for w in pool if w.run is not None]
+            if not busy:
+                break
+            multiprocessing.connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], STOP_POLL)
+            for i, w in enumerate(pool):
+                if w.run is None:
+                    continue
+                name, cfg = w.run
+                rec = None
                 try:
-                    for fut in as_completed(futures):
-                        name, cfg = futures[fut]
-                        try:
-                            _finish(store, fut.result(), on_event)
-                        except BrokenProcessPool:
-                            deaths[name] += 1
-                            if deaths[name] > retries:
-                                _finish(store, dict(name=name, config=cfg.to_dict(), status="failed",
-                                                    message=f"worker process died {deaths[name]} times"), on_event)
-                            else:
-                                on_event("retry", name, None)
-                                pending.append((name, cfg))
-                except KeyboardInterrupt:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    for p in list(getattr(pool, "_processes", {}).values()):
-                        try:
-                            os.kill(p.pid, signal.SIGINT)  # stop at a step boundary, checkpoint
-                        except ProcessLookupError:
-                            pass
-                    raise
+                    if w.conn.poll():
+                        rec = w.conn.recv()
+                except (EOFError, OSError):
+                    rec = None
+                if rec is not None:
+                    w.run = None
+                    _finish(store, rec, on_event)
+                    continue
+                if w.proc.is_alive():
+                    continue
+                # this worker died with this run: only this run is retried, on a fresh worker
+                w.close()
+                deaths[name] += 1
+                code = w.proc.exitcode
+                pool[i] = _Worker(ctx)
+                if deaths[name] > retries:
+                    _finish(store, dict(name=name, config=cfg.to_dict(), status="failed",
+                                        message=f"worker process died {deaths[name]} times "
+                                                f"(last exit code {code})"), on_event)
+                elif not stopping:
+                    on_event("retry", name, None)
+                    queue.appendleft((name, cfg))
+    except BaseException:
+        for w in pool:  # the driver itself failed (disk full, a bug): stop the runs cleanly
+            if w.run is not None:
+                w.signal(signal.SIGINT)
+        raise
     finally:
-        for k, v in old.items():
+        for w in pool:
+            w.close()  # idle workers see the pipe close and exit
+        for w in pool:
+            w.proc.join(timeout=30)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
+        for k, v in old_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
 
 
-def run_dask(todo, out, store, scheduler, retries, on_event):
+def run_dask(todo, out, store, scheduler, retries, on_event, stopper):
     try:
-        from distributed import Client, KilledWorker, as_completed as dask_completed
+        from distributed import Client, Event, KilledWorker, as_completed as dask_completed
     except ImportError:
         raise ValueError("scheduler: Dask is not installed; pip install 'fastrnn[dask]'") from None
     import dask
@@ -171,16 +347,34 @@ def run_dask(todo, out, store, scheduler, retries, on_event):
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as e:
         raise ValueError(f"scheduler: cannot reach {scheduler} ({e})") from None
+    event_name = f"fastrnn-stop-{os.getpid()}-{time.time_ns()}"
+    stop_event = Event(event_name, client=client)
     try:
         futures = {}
         for name, cfg in todo:
-            fut = client.submit(run_task, name, cfg.to_dict(), str(out / "runs" / name), key=f"fastrnn-{name}-{time.time_ns()}",
-                                pure=False)
+            fut = client.submit(run_dask_task, name, cfg.to_dict(), str(out / "runs" / name), event_name,
+                                key=f"fastrnn-{name}-{time.time_ns()}", pure=False)
             futures[fut] = (name, cfg)
             on_event("started", name, None)
-        try:
-            for fut in dask_completed(list(futures)):
+        pending = dask_completed(list(futures))
+        stop_deadline = None
+        while not pending.is_empty():
+            if stopper.signum is not None and stop_deadline is None:
+                stop_event.set()  # running runs checkpoint and return 'interrupted'
+                on_workers = {k for keys in client.processing().values() for k in keys}
+                client.cancel([f for f in futures if f.key not in on_workers])  # never started
+                stop_deadline = time.monotonic() + 120
+            if stop_deadline is not None and time.monotonic() > stop_deadline:
+                client.cancel(list(futures))
+                break
+            batch = pending.next_batch(block=False) if pending.has_ready() else []
+            if not batch:
+                time.sleep(STOP_POLL)
+                continue
+            for fut in batch:
                 name, cfg = futures[fut]
+                if fut.cancelled():
+                    continue
                 try:
                     rec = fut.result()
                 except KilledWorker as e:
@@ -189,37 +383,63 @@ def run_dask(todo, out, store, scheduler, retries, on_event):
                 except Exception as e:  # noqa: BLE001 - the cluster lost it: recorded, not fatal
                     rec = dict(name=name, config=cfg.to_dict(), status="failed", message=f"{type(e).__name__}: {e}")
                 _finish(store, rec, on_event)
-        except KeyboardInterrupt:
-            client.cancel(list(futures))
-            raise
     finally:
         if not isinstance(scheduler, Client):
             client.close()
 
 
-def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None):
-    """Run [(name, TrainConfig)] into OUT; return {name: record} for every finished run.
+def estimate(runs):
+    """What a grid will cost before it runs: runs, training steps and floating-point work
+    (forward + backward of the recurrent layers, about 3x the forward's 2 flops a weight)."""
+    from ..cells import CELLS
+
+    flops = steps = 0
+    for _, cfg in runs:
+        G = CELLS[cfg.cell].gates * cfg.hidden
+        T = cfg.seq_len or 100
+        per_seq = sum(G * ((cfg.hidden if k else 4) + cfg.hidden) for k in range(cfg.layers)) * T
+        flops += 6 * per_seq * cfg.batch_size * cfg.steps
+        steps += cfg.steps
+    return dict(runs=len(runs), steps=steps, tflop=flops / 1e12)
+
+
+def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, skip_failed=False, lock=True):
+    """Run [(name, TrainConfig)] into OUT; return {name: record} for every recorded run.
 
     scheduler: None for a local pool of ``workers`` processes (default: one per core), or a
     Dask scheduler address ('tcp://host:8786') or distributed.Client.
     on_event(kind, name, record): kind in started | done | retry | interrupted.
+    skip_failed: leave runs recorded as failed alone instead of retrying them.
+    lock: hold OUT/.lock for the sweep's life (False when the caller already holds it).
+    Raises Interrupted after a SIGINT/SIGTERM, once every run has stopped and what finished is
+    recorded.
     """
     out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    store = ResultStore(out)
-    for name, cfg in runs:
-        old = store.records.get(name)
-        if old is not None and old.get("config") != cfg.to_dict():
-            raise ValueError(f"out: {out} already holds run {name} with other options; use another --out "
-                             f"(finished runs are never overwritten)")
-    on_event = on_event or (lambda *a: None)
-    todo = [(n, c) for n, c in runs if n not in store.records]
-    for name, _ in runs:
-        if name in store.records:
-            on_event("done", name, store.records[name])
-    if todo:
-        if scheduler is None:
-            run_local(todo, out, store, workers or os.cpu_count() or 1, retries, on_event)
-        else:
-            run_dask(todo, out, store, scheduler, retries, on_event)
-    return {n: store.records[n] for n, _ in runs if n in store.records}
+    with (FolderLock(out, what="out") if lock else contextlib.nullcontext()):
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        store = ResultStore(out)
+        for name, cfg in runs:
+            old = store.records.get(name)
+            if old is not None and old.get("config") != cfg.to_dict():
+                raise ValueError(f"out: {out} already holds run {name} with other options; use another --out "
+                                 f"(finished runs are never overwritten)")
+        on_event = on_event or (lambda *a: None)
+
+        def finished(name):
+            rec = store.records.get(name)
+            return rec is not None and (rec.get("status") != "failed" or skip_failed)
+
+        todo = [(n, c) for n, c in runs if not finished(n)]
+        for name, _ in runs:
+            if finished(name):
+                on_event("done", name, store.records[name])
+        with _SignalStop() as stopper:
+            if todo:
+                if scheduler is None:
+                    run_local(todo, out, store, workers or os.cpu_count() or 1, retries, on_event, stopper)
+                else:
+                    run_dask(todo, out, store, scheduler, retries, on_event, stopper)
+        if stopper.signum is not None:
+            raise Interrupted(stopper.signum)
+        return {n: store.records[n] for n, _ in runs if n in store.records}
+

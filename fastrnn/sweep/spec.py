@@ -13,6 +13,7 @@ The file is untrusted input: it is parsed as TOML (never evaluated), only the tw
 allowed, every key must be a training option, every grid entry a non-empty list, and every
 resulting run is validated before anything runs.
 """
+import hashlib
 import itertools
 import re
 import sys
@@ -29,10 +30,17 @@ else:  # pragma: no cover
 OPTIONS = {f.name for f in fields(TrainConfig)}
 
 
+MAX_NAME = 200  # a run's folder name; file systems allow 255 bytes
+
+
 def run_name(values):
-    """A readable, filesystem-safe run name from the grid values, e.g. cell=gru_seq_len=100_seed=0."""
+    """A readable, filesystem-safe run name from the grid values, e.g. cell=gru_seq_len=100_seed=0.
+    A name too long for a folder keeps its start and ends with a hash of the whole."""
     raw = "_".join(f"{k}={v}" for k, v in values.items())
-    return re.sub(r"[^A-Za-z0-9=._+-]", "-", raw) or "run"
+    name = re.sub(r"[^A-Za-z0-9=._+-]", "-", raw) or "run"
+    if len(name) > MAX_NAME:
+        name = f"{name[:MAX_NAME - 13]}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+    return name
 
 
 def expand(base, grid, where="spec"):
@@ -56,8 +64,11 @@ def expand(base, grid, where="spec"):
     runs, seen = [], set()
     for combo in itertools.product(*(grid[k] for k in keys)):
         values = dict(zip(keys, combo))
+        opts = dict(base, **values)
+        if opts.get("clip") == 0 and not isinstance(opts.get("clip"), bool):
+            opts["clip"] = None  # as on the command line: clip = 0 turns clipping off (TOML has no null)
         try:
-            cfg = TrainConfig.from_dict(dict(base, **values))
+            cfg = TrainConfig.from_dict(opts)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: run {values}: {e}") from None
         name = run_name(values)
@@ -68,8 +79,9 @@ def expand(base, grid, where="spec"):
     return runs
 
 
-def load_spec(path):
-    """Parse and validate a sweep spec file: returns [(name, TrainConfig)]."""
+def load_spec(path, local=True):
+    """Parse and validate a sweep spec file: returns [(name, TrainConfig)]. local: the runs will
+    run on this machine, so a run asking for a GPU is checked here too."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"spec: no such file: {path}")
@@ -82,4 +94,12 @@ def load_spec(path):
     extra = sorted(set(doc) - {"base", "grid"})
     if extra:
         raise ValueError(f"spec: unknown table(s) {', '.join(extra)}; a spec has [base] and [grid]")
-    return expand(doc.get("base", {}), doc.get("grid", {}), where=f"spec {path}")
+    runs = expand(doc.get("base", {}), doc.get("grid", {}), where=f"spec {path}")
+    if local and any(cfg.device == "cuda" for _, cfg in runs):
+        from ..train.loop import check_device
+
+        try:
+            check_device("cuda")
+        except ValueError as e:
+            raise ValueError(f"spec {path}: device = \"cuda\": {e}") from None
+    return runs

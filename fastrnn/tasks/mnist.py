@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 
+from ..npzfile import read_npz
 from .base import Task
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -23,23 +24,15 @@ def load_mnist(path):
         raise ValueError(f"data: no such file: {path}")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"data: not a readable .npz file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in KEYS if k not in f.files]
-            if missing:
-                raise ValueError(f"data: {path} lacks arrays {missing} (needs {', '.join(KEYS)})")
-            arrays = {k: f[k] for k in KEYS}
-    except FileNotFoundError:
-        raise ValueError(f"data: no such file: {path}") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ValueError(f"data: not a readable .npz file: {path} ({e})") from None
-    except ValueError as e:
-        if str(e).startswith("data:"):
-            raise
-        raise ValueError(f"data: {path} holds arrays that cannot be read safely ({e})") from None
+    arrays = read_npz(path, "data", corrupt="is not a readable .npz file or holds arrays that cannot be read safely")
+    missing = [k for k in KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"data: {path} lacks arrays {missing} (needs {', '.join(KEYS)})")
     out = []
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim in (2, 3) and x.shape[0] == 0:
+            raise ValueError(f"data: x_{split} in {path} is empty (no images)")
         if x.dtype.kind not in "uif" or x.ndim not in (2, 3) or x[0].size != 784:
             raise ValueError(f"data: x_{split} must be numeric (N, 28, 28) or (N, 784); "
                              f"got {x.dtype} {x.shape}")

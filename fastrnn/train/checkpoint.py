@@ -5,31 +5,75 @@ Layout: 'meta' (uint8 bytes of a UTF-8 JSON object), 'params' (the model's flat 
 Writes go to a temporary file in the same folder, are flushed to disk, then renamed over
 the target, so a crash never leaves a torn checkpoint.
 """
+import errno
 import json
+import math
 import os
 import tempfile
 import zipfile
 
 import numpy as np
 
+from ..npzfile import read_npz
+
 FORMAT = "fastrnn-checkpoint"
 VERSION = 1
+
+
+class DiskError(OSError):
+    """A file could not be written (disk full, quota, a file-size limit, permissions). The
+    message names the file and says that what was there before is intact: every write here
+    goes to a temporary file first, or is a single append."""
+
+    def __init__(self, path, err):
+        reason = err.strerror or str(err)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason += " (free some space, then rerun the same command to resume)"
+        super().__init__(err.errno, f"cannot write {os.fspath(path)}: {reason}; the file's previous "
+                                    f"contents are intact")
+
+    def __str__(self):
+        return self.strerror
+
+
+def finite_json(obj):
+    """obj with every NaN or infinity replaced by None (JSON's null): JSON has no NaN, and
+    strict parsers reject the `NaN` Python would write. The record's status says why."""
+    if isinstance(obj, float) or isinstance(obj, np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def json_line(obj):
+    """One strict-JSON line (non-finite numbers as null), newline included."""
+    return json.dumps(finite_json(obj), allow_nan=False) + "\n"
 
 
 def _atomic_write(path, write, suffix=""):
     """write(f) into a temporary file beside path, flush it to disk, then rename it over path:
     readers see the old file or the new one, never a torn one."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=os.path.dirname(path) or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=os.path.dirname(path) or ".")
+    except OSError as e:
+        raise DiskError(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, DiskError):
+            raise DiskError(path, e) from None
         raise
 
 
@@ -38,7 +82,7 @@ def atomic_write_bytes(path, data):
 
 
 def atomic_write_json(path, obj):
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(finite_json(obj), indent=2, allow_nan=False) + "\n").encode())
 
 
 def _jsonable(o):
@@ -66,11 +110,7 @@ def load(path):
         raise ValueError(f"checkpoint: no such file: {path}")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"checkpoint: {path} is corrupt or not a fastrnn checkpoint (not an .npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise ValueError(f"checkpoint: {path} is corrupt or not a fastrnn checkpoint ({e})") from None
+    arrays = read_npz(path, "checkpoint", corrupt="is corrupt or not a fastrnn checkpoint")
     if "meta" not in arrays or "params" not in arrays:
         raise ValueError(f"checkpoint: {path} is not a fastrnn checkpoint (no meta/params)")
     try:

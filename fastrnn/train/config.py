@@ -1,4 +1,5 @@
 """The options of one training run, checked up front (nothing is written before they pass)."""
+import math
 import numbers
 from dataclasses import asdict, dataclass, fields
 
@@ -56,6 +57,20 @@ class TrainConfig:
                 return
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
                 raise ValueError(f"{name}: expected a positive number; got {v!r}")
+            if not math.isfinite(v):
+                raise ValueError(f"{name}: expected a finite positive number; got {v!r}")
+
+        def real(name, v):
+            return not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
+
+        # sweep specs and checkpoints reach here without the CLI's types: check every type
+        for name in ("early_stop", "permuted"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected true or false; got {getattr(self, name)!r}")
+        if self.data is not None and not (isinstance(self.data, str) and self.data):
+            raise ValueError(f"data: expected a file path; got {self.data!r}")
+        if not real("forget_bias", self.forget_bias):
+            raise ValueError(f"forget_bias: expected a finite number; got {self.forget_bias!r}")
 
         for name, options in (("task", TASKS), ("cell", tuple(CELLS)), ("optimizer", OPTIMIZERS),
                               ("dtype", ("float32", "float64")), ("device", ("cpu", "cuda"))):
@@ -72,13 +87,16 @@ class TrainConfig:
         pos_num("spectral_radius", allow_none=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
             raise ValueError(f"seed: expected an integer >= 0; got {self.seed!r}")
-        if not (isinstance(self.weight_decay, numbers.Real) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay: expected a number >= 0; got {self.weight_decay!r}")
-        if not (isinstance(self.momentum, numbers.Real) and 0 <= self.momentum < 1):
+        if not (real("weight_decay", self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay: expected a finite number >= 0; got {self.weight_decay!r}")
+        if not (real("momentum", self.momentum) and 0 <= self.momentum < 1):
             raise ValueError(f"momentum: expected a number in [0, 1); got {self.momentum!r}")
         if self.bptt_truncate is not None and (isinstance(self.bptt_truncate, bool) or not isinstance(
                 self.bptt_truncate, numbers.Integral) or self.bptt_truncate < 0):
             raise ValueError(f"bptt_truncate: expected an integer >= 0; got {self.bptt_truncate!r}")
+        if self.task == "mnist" and self.seq_len not in (None, 784):
+            raise ValueError(f"seq_len: the mnist task reads its 784 pixels one per step, so its length is "
+                             f"fixed; leave --seq-len out (got {self.seq_len})")
 
     @property
     def init_scheme(self):

@@ -6,7 +6,9 @@ Files in the run folder:
     summary.json     written once the run ends: status solved | unsolved | diverged | interrupted
     checkpoint.npz   model + optimizer + RNG state + step (+ carried state), written atomically
 """
+import contextlib
 import json
+import logging
 import signal
 import threading
 import time
@@ -14,24 +16,43 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import memory
 from ..model import RNN
+from ..cells import CELLS
 from ..tasks import make_task
 from . import checkpoint as ckpt
 from .config import TrainConfig
+from .lock import FolderLock
 from .optim import clip_by_value, clip_global_norm, make_optimizer
+
+log = logging.getLogger("fastrnn")
 
 
 class RunExists(ValueError):
     """The output folder already holds a run that would be overwritten."""
 
 
-def build(cfg: TrainConfig, vocab=None):
-    """The task and a freshly initialized model for a config."""
+def build(cfg: TrainConfig, vocab=None, expect_params=None, source=None):
+    """The task and a freshly initialized model for a config. Refuses, before allocating, a
+    run that will not fit in memory, and (expect_params, from a checkpoint at ``source``) a
+    config that does not describe the parameters it came with."""
     task = make_task(cfg.task, cfg.seq_len, cfg.data, cfg.permuted, vocab=vocab)
+    if expect_params is not None:
+        _check_count(source, expect_params, cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers)
+    memory.require(memory.training_bytes(cfg, task), f"hidden {cfg.hidden} x layers {cfg.layers}, "
+                   f"batch {cfg.batch_size}, sequence length {getattr(task, 'seq_len', '?')}")
     model = RNN(cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers,
                 tokens=task.tokens, dtype=cfg.dtype, init=cfg.init_scheme,
                 forget_bias=cfg.forget_bias, spectral_radius=cfg.spectral_radius, seed=cfg.seed)
     return task, model
+
+
+def _check_count(path, n, cell, input_size, hidden, output_size, layers):
+    """A checkpoint's parameter vector must be the size its metadata describes: checked
+    before the described model is built, so metadata claiming a huge model allocates nothing."""
+    want = memory.parameter_count(cell, input_size, hidden, output_size, layers)
+    if n != want:
+        raise ValueError(f"checkpoint: {path} holds {n} parameters; its metadata describes {want}")
 
 
 def check_device(device):
@@ -61,49 +82,160 @@ def load_run(path, data=None):
         cfg = TrainConfig.from_dict(d)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"checkpoint: {path} has an invalid config ({e})") from None
-    task, model = build(cfg, vocab=meta.get("task", {}).get("vocab"))
-    if params.shape != model.flat.shape:
-        raise ValueError(f"checkpoint: {path} holds {params.size} parameters; its config "
-                         f"describes {model.flat.size}")
+    task_meta = meta.get("task")
+    vocab = task_meta.get("vocab") if isinstance(task_meta, dict) else None
+    if vocab is not None and not isinstance(vocab, str):
+        raise ValueError(f"checkpoint: {path} has an invalid vocabulary (expected a string)")
+    task, model = build(cfg, vocab=vocab, expect_params=params.size, source=path)
     model.flat[...] = params
     return cfg, task, model, meta
 
 
 class _StopFlag:
-    """Ctrl-C sets a flag that the loop reads between steps, so a checkpoint is never taken
-    in the middle of an update."""
+    """Ctrl-C (SIGINT) or SIGTERM (a supervisor, a batch scheduler) sets a flag that the loop
+    reads between steps, so a checkpoint is never taken in the middle of an update.
+    ``signum`` says which signal came."""
 
     def __init__(self):
         self.stop = False
-        self._old = None
+        self.signum = None
+        self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
         return self
 
-    def _handle(self, *_):
+    def _handle(self, signum, _frame):
         self.stop = True
+        self.signum = self.signum or signum
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _read_history(metrics_path, step):
+    """The evaluation records of metrics.jsonl up to ``step`` (the checkpoint's): the checkpoint
+    is the truth, so later records are redone, and a line torn by a crash or a full disk is
+    dropped (and said so) instead of blocking the resume."""
+    history, torn = [], 0
+    for ln in metrics_path.read_text(errors="replace").splitlines():
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError:
+            torn += 1
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+            torn += 1
+            continue
+        if rec["step"] <= step:
+            history.append(rec)
+    if torn:
+        log.warning(f"{metrics_path}: dropped {torn} unreadable line(s) (torn by a crash?); "
+                    f"the checkpoint at step {step} is intact and the run resumes from it")
+    return history
 
 
 def _finite(x):
     return bool(np.isfinite(x))
 
 
-def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepared=None):
+def _restore(path, cfg, model, opt, rng, task):
+    """Load a checkpoint into the run's model, optimizer, RNG and task; return (step,
+    wall_seconds, carried state). Its metadata is untrusted (it may have been edited by hand):
+    each field is checked, and any problem is one ValueError naming the file and the field."""
+    meta, params, opt_arrays, carry_arrays = ckpt.load(path)
+    config = meta.get("config")
+    if config != cfg.to_dict():
+        config = config if isinstance(config, dict) else {}
+        diff = sorted(k for k in cfg.to_dict() if config.get(k) != getattr(cfg, k)) or ["config"]
+        raise ValueError(f"checkpoint: {path} was written with other options ({', '.join(diff)}); "
+                         f"resume with the same options or use another --out")
+    if params.shape != model.flat.shape:
+        raise ValueError(f"checkpoint: {path} does not match the model")
+
+    def field(name, load):
+        try:
+            return load()
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
+            msg = str(e)
+            if msg.startswith("checkpoint:"):
+                msg = msg.split(": ", 1)[1]
+            raise ValueError(f"checkpoint: {path} has an invalid {name} ({type(e).__name__}: {msg})") from None
+
+    def load_step():
+        step = meta["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= cfg.steps:
+            raise ValueError(f"expected an integer in 0..{cfg.steps}; got {step!r}")
+        return step
+
+    def load_wall():
+        w = float(meta.get("wall_seconds", 0.0))
+        if not (w >= 0 and np.isfinite(w)):
+            raise ValueError(f"expected seconds >= 0; got {w!r}")
+        return w
+
+    def load_optimizer():
+        state = meta["optimizer"]
+        t = state["t"]
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"step count t must be an integer >= 0; got {t!r}")
+        opt.load_state_dict(state, opt_arrays)
+
+    def load_rng():
+        state = meta["rng"]
+        if not isinstance(state, dict) or state.get("bit_generator") != type(rng.bit_generator).__name__:
+            raise ValueError(f"expected a {type(rng.bit_generator).__name__} state")
+        rng.bit_generator.state = state
+
+    def load_task_state():
+        state = meta.get("task_state", {})
+        if not isinstance(state, dict):
+            raise TypeError(f"expected a mapping; got {type(state).__name__}")
+        task.load_state_dict(state)
+
+    def load_carry():
+        if not carry_arrays:
+            return None
+        want = 2 if model.cell.has_cell_state else 1
+        if len(carry_arrays) != want:
+            raise ValueError(f"expected {want} arrays; got {len(carry_arrays)}")
+        B, shape = cfg.batch_size, (model.num_layers, cfg.batch_size, model.hidden_size)
+        if any(a.shape != shape or a.dtype.kind != "f" or not np.all(np.isfinite(a)) for a in carry_arrays):
+            raise ValueError(f"expected finite float arrays of shape {shape} (batch {B})")
+        return tuple(carry_arrays) if want == 2 else carry_arrays[0]
+
+    step = field("step", load_step)
+    wall = field("wall_seconds", load_wall)
+    model.flat[...] = params
+    field("optimizer state", load_optimizer)
+    field("rng state", load_rng)
+    field("task state", load_task_state)
+    carry = field("carried state", load_carry)
+    return step, wall, carry
+
+
+def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepared=None, lock=True):
     """Run (or resume) one training run in folder ``out``; returns the summary dict.
 
     progress: optional callable(step, steps, record) called after every step (record is the
     latest evaluation). stop: optional object with a boolean ``stop`` attribute checked
-    between steps (defaults to a Ctrl-C handler). prepared: (task, model) from preflight(cfg),
-    so the task's data file is not read twice.
+    between steps (defaults to a SIGINT/SIGTERM handler). prepared: (task, model) from
+    preflight(cfg), so the task's data file is not read twice. lock: hold OUT/.lock for the
+    run's life (a second writer gets a FolderBusy error naming this process); False when the
+    caller holds it already.
     """
     out = Path(out)
     task, model = prepared or build(cfg)  # validates the data file before anything is written
+    with (FolderLock(out, what="out") if lock else contextlib.nullcontext()):
+        return _train(cfg, out, task, model, resume, progress, stop)
+
+
+def _train(cfg, out, task, model, resume, progress, stop):
     summary_path, ckpt_path, metrics_path = out / "summary.json", out / "checkpoint.npz", out / "metrics.jsonl"
     if summary_path.exists():
         if resume:
@@ -124,24 +256,10 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
     rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
     step, carry, history, wall_before = 0, None, [], 0.0
     if resume and ckpt_path.exists():
-        meta, params, opt_arrays, carry_arrays = ckpt.load(ckpt_path)
-        if meta.get("config") != cfg.to_dict():
-            diff = sorted(k for k in cfg.to_dict() if meta.get("config", {}).get(k) != getattr(cfg, k))
-            raise ValueError(f"checkpoint: {ckpt_path} was written with other options ({', '.join(diff)}); "
-                             f"resume with the same options or use another --out")
-        if params.shape != model.flat.shape:
-            raise ValueError(f"checkpoint: {ckpt_path} does not match the model")
-        model.flat[...] = params
-        opt.load_state_dict(meta["optimizer"], opt_arrays)
-        rng.bit_generator.state = meta["rng"]
-        task.load_state_dict(meta.get("task_state", {}))
-        step, wall_before = int(meta["step"]), float(meta.get("wall_seconds", 0.0))
-        if carry_arrays:
-            carry = tuple(carry_arrays) if model.cell.has_cell_state else carry_arrays[0]
+        step, wall_before, carry = _restore(ckpt_path, cfg, model, opt, rng, task)
         if metrics_path.exists():  # keep what the checkpoint covers; later lines are redone
-            history = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln.strip()]
-            history = [r for r in history if r["step"] <= step]
-    ckpt.atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode())
+            history = _read_history(metrics_path, step)
+    ckpt.atomic_write_bytes(metrics_path, "".join(ckpt.json_line(r) for r in history).encode())
 
     dev = None
     if cfg.device == "cuda":
@@ -167,8 +285,11 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
         rec = dict(step=step, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
                    grad_norm=norm, wall_seconds=round(wall_before + time.perf_counter() - t0, 3))
         history.append(rec)
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        try:
+            with open(metrics_path, "a") as f:
+                f.write(ckpt.json_line(rec))
+        except OSError as e:
+            raise ckpt.DiskError(metrics_path, e) from None
         return rec
 
     t0 = time.perf_counter()
@@ -182,7 +303,8 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
     if step == 0 and not history:
         evaluate(None, None)  # the curve starts at the initialization
     # overflow on the way to divergence is expected and detected below, not warned about
-    with (stop or _StopFlag()) as flag, np.errstate(over="ignore", invalid="ignore"):
+    flag = stop or _StopFlag()
+    with flag, np.errstate(over="ignore", invalid="ignore"):
         while status != "solved" and step < cfg.steps:
             if flag.stop:
                 status = "interrupted"
@@ -239,6 +361,8 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
     )
     if status != "interrupted":
         ckpt.atomic_write_json(summary_path, summary)
+    else:
+        summary["signal"] = int(getattr(flag, "signum", None) or signal.SIGINT)
     return summary
 
 
@@ -247,11 +371,18 @@ def load_model(path):
     meta, params, _, _ = ckpt.load(path)
     m = meta.get("model")
     try:
-        model = RNN(m["cell"], m["input_size"], m["hidden_size"], m["output_size"], m["num_layers"],
-                    tokens=bool(m["tokens"]), dtype=m["dtype"])
-    except (KeyError, TypeError, ValueError) as e:
+        if not isinstance(m, dict):
+            raise TypeError("no model description")
+        sizes = [m[k] for k in ("input_size", "hidden_size", "output_size", "num_layers")]
+        if any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in sizes) or m["cell"] not in CELLS:
+            raise ValueError(f"cell {m['cell']!r}, sizes {sizes}")
+        _check_count(path, params.size, m["cell"], *sizes)
+        model = RNN(m["cell"], *sizes, tokens=bool(m["tokens"]), dtype=m["dtype"])
+    except (KeyError, TypeError) as e:
         raise ValueError(f"checkpoint: {path} has an invalid model description ({e})") from None
-    if params.shape != model.flat.shape:
-        raise ValueError(f"checkpoint: {path} holds {params.size} parameters; its model has {model.flat.size}")
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith("checkpoint:") else
+                         f"checkpoint: {path} has an invalid model description ({msg})") from None
     model.flat[...] = params
     return model, meta

@@ -1,0 +1,86 @@
+"""Memory estimates, checked before allocating: a model, its activation tape and a data file
+are refused with one line naming the size and what is available, instead of a MemoryError
+traceback or a machine that fills up and swaps (--hidden 20000, --layers 100000, a checkpoint
+whose metadata claims a huge model, a zip bomb posing as an .npz).
+
+Available memory is the kernel's MemAvailable, lowered to the cgroup's limit where one is set
+(containers, batch schedulers); where neither can be read, nothing is refused.
+"""
+import os
+
+from .cells import CELLS
+
+
+def available():
+    """Bytes this process can still allocate without swapping, or None if unknown."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, AttributeError):
+            avail = None
+    try:  # cgroup v2: the limit minus what the group already uses
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                left = int(limit) - int(f.read())
+            avail = left if avail is None else min(avail, left)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def human(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def require(nbytes, what):
+    """Raise ValueError naming ``what`` if nbytes will not fit in the memory available now."""
+    avail = available()
+    if avail is not None and nbytes > avail:
+        raise ValueError(f"{what}: needs about {human(nbytes)} of memory; {human(avail)} is available")
+
+
+def parameter_count(cell, input_size, hidden, output_size, layers):
+    """Parameters of an RNN (PyTorch's layout plus the readout), without building it."""
+    G = CELLS[cell].gates * hidden
+    first = G * (input_size + hidden + 2)
+    rest = G * (2 * hidden + 2) * (layers - 1)
+    return first + rest + output_size * (hidden + 1)
+
+
+def tape_bytes(cell, T, B, hidden, layers, itemsize):
+    """Activation memory of a forward + backward pass over (T, B): see fastrnn.layer."""
+    c = CELLS[cell]
+    G = c.gates * hidden
+    per_layer = T * B * G  # xproj (dgi shares it)
+    per_layer += 2 * (T + 1) * B * hidden if c.has_cell_state else (T + 1) * B * hidden  # h (and c)
+    per_layer += T * B * G if c.gates > 1 else 0  # gates
+    per_layer += T * B * hidden if c.name == "gru" else 0  # ghn
+    per_layer += T * B * G if c.split_grad else 0  # dgh
+    per_layer += T * B * hidden + 3 * B * hidden + B * G  # dh_seq, dh, dc, tmp, gh
+    return layers * per_layer * itemsize
+
+
+def training_bytes(cfg, task, optimizer_slots=2):
+    """A training run's peak: parameters, gradient and optimizer state, the tape of the
+    larger of a training batch and an evaluation slice, the outputs, and the held-out set."""
+    itemsize = 4 if cfg.dtype == "float32" else 8
+    n = parameter_count(cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers)
+    T = getattr(task, "seq_len", None) or 1
+    B = max(cfg.batch_size, task.eval_batch)
+    tape = tape_bytes(cfg.cell, T, B, cfg.hidden, cfg.layers, itemsize)
+    outputs = T * B * task.output_size * 8  # float64 copies for the losses
+    heldout = task.heldout_size * T * (1 if task.tokens else task.input_size) * 8
+    return n * itemsize * (2 + optimizer_slots) + tape + outputs + heldout
