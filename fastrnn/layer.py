@@ -30,6 +30,5 @@ class LayerTape:
         self.dh_seq = z(T, B, H)
         self.dh = z(B, H)
         self.dc = z(B, H)
-        self.tmp = z(B, H)
         # set per call: contiguous views of this layer's weights
         self.w_hh = self.w_hh_t = self.b_hn = self.bias = None

@@ -69,7 +69,7 @@ def tape_bytes(cell, T, B, hidden, layers, itemsize):
     per_layer += T * B * G if c.gates > 1 else 0  # gates
     per_layer += T * B * hidden if c.name == "gru" else 0  # ghn
     per_layer += T * B * G if c.split_grad else 0  # dgh
-    per_layer += T * B * hidden + 3 * B * hidden + B * G  # dh_seq, dh, dc, tmp, gh
+    per_layer += T * B * hidden + 2 * B * hidden + B * G  # dh_seq, dh, dc, gh
     return layers * per_layer * itemsize
 
 

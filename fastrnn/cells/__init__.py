@@ -33,13 +33,13 @@ class Cell:
         B = tape.B
         if self.name in ("tanh", "relu"):
             run_split(elman.elman_forward_rows,
-                      (tape.xproj, tape.bias, tape.w_hh_t, lengths, self.name == "relu", tape.h, tape.gh), B, MIN_ROWS)
+                      (tape.xproj, tape.bias, tape.w_hh, lengths, self.name == "relu", tape.h, tape.gh), B, MIN_ROWS)
         elif self.name == "gru":
             run_split(gru.gru_forward_rows,
-                      (tape.xproj, tape.bias, tape.w_hh_t, tape.b_hn, lengths, tape.h, tape.gates, tape.ghn, tape.gh), B, MIN_ROWS)
+                      (tape.xproj, tape.bias, tape.w_hh, tape.b_hn, lengths, tape.h, tape.gates, tape.ghn, tape.gh), B, MIN_ROWS)
         else:
             run_split(lstm.lstm_forward_rows,
-                      (tape.xproj, tape.bias, tape.w_hh_t, lengths, tape.h, tape.c, tape.gates, tape.gh), B, MIN_ROWS)
+                      (tape.xproj, tape.bias, tape.w_hh, lengths, tape.h, tape.c, tape.gates, tape.gh), B, MIN_ROWS)
 
     def backward(self, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq, seeded=False):
         """Reverse sweep over steps s1..s0; window-relative outputs dgi/dgh/dh_seq (W, B, .).
@@ -53,13 +53,13 @@ class Cell:
         B = tape.B
         if self.name in ("tanh", "relu"):
             run_split(elman.elman_backward_rows, (s0, s1, dh_in, lengths, self.name == "relu", tape.h,
-                                                  tape.w_hh, dgi, dh_seq, tape.dh, tape.tmp), B, MIN_ROWS)
+                                                  tape.w_hh_t, dgi, dh_seq, tape.dh), B, MIN_ROWS)
         elif self.name == "gru":
             run_split(gru.gru_backward_rows, (s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn,
-                                              tape.w_hh, dgi, dgh, dh_seq, tape.dh, tape.tmp), B, MIN_ROWS)
+                                              tape.w_hh_t, dgi, dgh, dh_seq, tape.dh), B, MIN_ROWS)
         else:
-            run_split(lstm.lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh,
-                                                dgi, dh_seq, tape.dh, tape.dc, tape.tmp), B, MIN_ROWS)
+            run_split(lstm.lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh_t,
+                                                dgi, dh_seq, tape.dh, tape.dc), B, MIN_ROWS)
 
 
 CELLS = {

@@ -9,10 +9,10 @@ patched LLVM that the pip llvmlite lacks). sigmoid(x) = 0.5 + 0.5 tanh(x / 2) ex
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
-from ..config import CACHE, ERROR_MODEL, FASTMATH
+from ..config import FASTMATH
 
 # numerator (odd powers 1..13) and denominator (even powers 0..6) coefficients
 A1, A3, A5 = np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04), np.float32(1.48572235717979e-05)
@@ -71,13 +71,13 @@ def _ov_one_like(x):
     return lambda x: 1.0
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def add_recurrent_grad(dpre_t, w_hh, tmp, dh, b0, b1):
-    """dh[b] += dpre_t[b] @ w_hh for sequences b0..b1-1: the part of dL/dh_{t-1} that flows
-    back through W_hh. dpre_t (B, G) is the recurrent-side pre-activation gradient of step t,
-    w_hh (G, H), tmp and dh (B, H). Every cell's backward ends each step with it."""
-    np.dot(dpre_t[b0:b1], w_hh, tmp[b0:b1])
-    for b in range(b0, b1):
-        d, tm = dh[b], tmp[b]
-        for j in range(dh.shape[1]):
-            d[j] += tm[j]
+def zero_like(x):
+    """0 in the type of x (see one_like)."""
+    return 0.0
+
+
+@overload(zero_like, inline="always")
+def _ov_zero_like(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: np.float32(0.0)
+    return lambda x: 0.0

@@ -13,20 +13,20 @@ step into one GEMM (``xproj``), the kernel adds the biases as it reads it; insid
 product and one pointwise pass remain, and nothing is allocated. Each pointwise pass is a
 plain loop over a contiguous row, so LLVM vectorizes it.
 """
-import numpy as np
 from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH
-from ._math import add_recurrent_grad, one_like, tanh
+from ._math import one_like, tanh
+from .product import add_recurrent_grad, matmul_nt
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def elman_forward_rows(xproj, bias, w_hh_t, lengths, relu, h, gh, b0, b1):
+def elman_forward_rows(xproj, bias, w_hh, lengths, relu, h, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
     xproj   (T, B, H)    W_ih x_t for every step
     bias    (H,)         b_ih + b_hh
-    w_hh_t  (H, H)       W_hh transposed (contiguous), so h_{t-1} @ w_hh_t = (W_hh h_{t-1})^T
+    w_hh    (H, H)       W_hh; the recurrent product W_hh h_{t-1} is our kernel (product.py)
     lengths (B,) int64   for t >= lengths[b] the state of sequence b is carried unchanged
     relu    bool         ReLU instead of tanh
     h       (T+1, B, H)  h[0] holds h_0 on entry; h[t+1] is written for every step t
@@ -35,7 +35,7 @@ def elman_forward_rows(xproj, bias, w_hh_t, lengths, relu, h, gh, b0, b1):
     T, B, H = xproj.shape
     zero = 0 * one_like(h[0, 0, 0])
     for t in range(T):
-        np.dot(h[t, b0:b1], w_hh_t, gh[b0:b1])
+        matmul_nt(h[t], w_hh, gh, b0, b1, False)
         for b in range(b0, b1):
             hn, hp = h[t + 1, b], h[t, b]
             if t >= lengths[b]:
@@ -52,18 +52,17 @@ def elman_forward_rows(xproj, bias, w_hh_t, lengths, relu, h, gh, b0, b1):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_hh, dpre, dh_seq, dh, tmp, b0, b1):
+def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_hh_t, dpre, dh_seq, dh, b0, b1):
     """Reverse sweep over the window of steps s1, s1-1, ..., s0, for sequences b0..b1-1.
 
     dh_in   (W, B, H)  dL/dh_t arriving from above (readout or next layer), W = s1-s0+1;
                        window-relative: dh_in[t - s0]
     h       (T+1, B, H) states from the forward pass
-    w_hh    (H, H)
+    w_hh_t  (H, H)     W_hh transposed (contiguous)
     dpre    (W, B, H)  out: dL/da_t (the same for the input and the recurrent products)
     dh_seq  (W, B, H)  out: total dL/dh_t (from above and from the future)
     dh      (B, H)     in: the gradient carried into step s1 from step s1+1 (zero
                        for a plain sweep); out: dL/dh_{s0-1}, the gradient that leaves the window
-    tmp     (B, H)     scratch
     """
     H = dh.shape[1]
     one = one_like(h[0, 0, 0])
@@ -86,4 +85,4 @@ def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_hh, dpre, dh_seq, dh,
                 for j in range(H):
                     dp[j] = ds[j] * (one - y[j] * y[j])
             d[:] = 0
-        add_recurrent_grad(dpre[w], w_hh, tmp, dh, b0, b1)
+        add_recurrent_grad(dpre[w], w_hh_t, dh, b0, b1)

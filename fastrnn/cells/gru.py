@@ -14,20 +14,20 @@ Backward, with g = dL/dh_t and hn = W_hn h_{t-1} + b_hn:
 Shapes: T steps, B batch, H hidden; gate blocks are 3H wide. The kernel adds b_ih, and b_hh's r
 and z blocks, as it reads ``xproj``; b_hn stays apart because r multiplies it.
 """
-import numpy as np
 from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH
-from ._math import add_recurrent_grad, one_like, sigmoid, tanh
+from ._math import one_like, sigmoid, tanh
+from .product import add_recurrent_grad, matmul_nt
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def gru_forward_rows(xproj, bias, w_hh_t, b_hn, lengths, h, gates, ghn, gh, b0, b1):
+def gru_forward_rows(xproj, bias, w_hh, b_hn, lengths, h, gates, ghn, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
     xproj   (T, B, 3H)   W_ih x_t for every step, blocks r, z, n
     bias    (3H,)        b_ih, plus b_hh in the r and z blocks
-    w_hh_t  (H, 3H)      W_hh transposed (contiguous)
+    w_hh    (3H, H)      W_hh
     b_hn    (H,)         the n block of b_hh
     lengths (B,) int64   frozen state for t >= lengths[b]
     h       (T+1, B, H)  h[0] = h_0 on entry
@@ -38,7 +38,7 @@ def gru_forward_rows(xproj, bias, w_hh_t, b_hn, lengths, h, gates, ghn, gh, b0, 
     T, B, G = xproj.shape
     H = G // 3
     for t in range(T):
-        np.dot(h[t, b0:b1], w_hh_t, gh[b0:b1])
+        matmul_nt(h[t], w_hh, gh, b0, b1, False)
         for b in range(b0, b1):
             hn, hp, gt, q = h[t + 1, b], h[t, b], gates[t, b], ghn[t, b]
             if t >= lengths[b]:
@@ -58,19 +58,18 @@ def gru_forward_rows(xproj, bias, w_hh_t, b_hn, lengths, h, gates, ghn, gh, b0, 
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_hh, dgi, dgh, dh_seq, dh, tmp, b0, b1):
+def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_hh_t, dgi, dgh, dh_seq, dh, b0, b1):
     """Reverse sweep over the window s1 .. s0 for sequences b0..b1-1 (window-relative arrays
     indexed t - s0).
 
     dh_in  (W, B, H)   dL/dh_t arriving from above
     h      (T+1, B, H), gates (T, B, 3H), ghn (T, B, H): from the forward pass
-    w_hh   (3H, H)
+    w_hh_t (H, 3H)     W_hh transposed (contiguous)
     dgi    (W, B, 3H)  out: gradient of the input-side pre-activations W_ih x + b_ih
     dgh    (W, B, 3H)  out: gradient of the recurrent-side pre-activations W_hh h + b_hh
     dh_seq (W, B, H)   out: total dL/dh_t
     dh     (B, H)      in: gradient carried into step s1 (zero for a plain sweep);
                        out: dL/dh_{s0-1}
-    tmp    (B, H)      scratch
     """
     H = dh.shape[1]
     one = one_like(h[0, 0, 0])
@@ -100,4 +99,4 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_hh, dgi, dgh, dh_
                 dr[H + j] = dzp
                 dr[2 * H + j] = dnp * r[j]
                 d[j] = g * z[j]
-        add_recurrent_grad(dgh[w], w_hh, tmp, dh, b0, b1)
+        add_recurrent_grad(dgh[w], w_hh_t, dh, b0, b1)

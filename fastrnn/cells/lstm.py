@@ -12,20 +12,20 @@ Backward, with gh = dL/dh_t and gc = dL/dc_t from step t+1:
 Shapes: T steps, B batch, H hidden; gate blocks are 4H wide. The kernel adds both biases
 (summed) as it reads the input projection: no extra pass over it.
 """
-import numpy as np
 from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH
-from ._math import add_recurrent_grad, one_like, sigmoid, tanh
+from ._math import one_like, sigmoid, tanh
+from .product import add_recurrent_grad, matmul_nt
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def lstm_forward_rows(xproj, bias, w_hh_t, lengths, h, c, gates, gh, b0, b1):
+def lstm_forward_rows(xproj, bias, w_hh, lengths, h, c, gates, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
     xproj   (T, B, 4H)   W_ih x_t for every step, blocks i, f, g, o
     bias    (4H,)        b_ih + b_hh
-    w_hh_t  (H, 4H)      W_hh transposed (contiguous)
+    w_hh    (4H, H)      W_hh
     lengths (B,) int64   frozen state for t >= lengths[b]
     h, c    (T+1, B, H)  h[0], c[0] = initial state on entry
     gates   (T, B, 4H)   out: i, f, g, o after their nonlinearities
@@ -34,7 +34,7 @@ def lstm_forward_rows(xproj, bias, w_hh_t, lengths, h, c, gates, gh, b0, b1):
     T, B, G = xproj.shape
     H = G // 4
     for t in range(T):
-        np.dot(h[t, b0:b1], w_hh_t, gh[b0:b1])
+        matmul_nt(h[t], w_hh, gh, b0, b1, False)
         for b in range(b0, b1):
             gt = gates[t, b]
             if t >= lengths[b]:
@@ -58,18 +58,17 @@ def lstm_forward_rows(xproj, bias, w_hh_t, lengths, h, c, gates, gh, b0, b1):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_hh, dpre, dh_seq, dh, dc, tmp, b0, b1):
+def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, dh, dc, b0, b1):
     """Reverse sweep over the window s1 .. s0 for sequences b0..b1-1 (window-relative arrays
     indexed t - s0).
 
     dh_in  (W, B, H)   dL/dh_t arriving from above
     c      (T+1, B, H), gates (T, B, 4H): from the forward pass
-    w_hh   (4H, H)
+    w_hh_t (H, 4H)     W_hh transposed (contiguous)
     dpre   (W, B, 4H)  out: gradient of the gate pre-activations (input and recurrent side alike)
     dh_seq (W, B, H)   out: total dL/dh_t
     dh, dc (B, H)      in: gradients carried into step s1 (zero for a plain sweep);
                        out: dL/dh_{s0-1}, dL/dc_{s0-1}
-    tmp    (B, H)      scratch
     """
     H = dh.shape[1]
     one = one_like(c[0, 0, 0])
@@ -96,4 +95,4 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_hh, dpre, dh_seq, dh,
                 do[j] = ds[j] * tc * o[j] * (one - o[j])
                 dcb[j] = dcn * f[j]
             d[:] = 0
-        add_recurrent_grad(dpre[w], w_hh, tmp, dh, b0, b1)
+        add_recurrent_grad(dpre[w], w_hh_t, dh, b0, b1)
