@@ -31,30 +31,6 @@ def matmul_nt(a, bt, out, r0, r1, accumulate):
     N = bt.shape[0]
     z = zero_like(a[0, 0])
     j = 0
-    if r1 - r0 < 4:  # a vector (B = 1 per thread): 6 dot products at once share each a[i, k]
-        while j + 6 <= N:
-            w0, w1, w2, w3, w4, w5 = bt[j], bt[j + 1], bt[j + 2], bt[j + 3], bt[j + 4], bt[j + 5]
-            for i in range(r0, r1):
-                a0 = a[i]
-                s0 = s1 = s2 = s3 = s4 = s5 = z
-                for k in range(K):
-                    x = a0[k]
-                    s0 += x * w0[k]
-                    s1 += x * w1[k]
-                    s2 += x * w2[k]
-                    s3 += x * w3[k]
-                    s4 += x * w4[k]
-                    s5 += x * w5[k]
-                if accumulate:
-                    s0 += out[i, j]
-                    s1 += out[i, j + 1]
-                    s2 += out[i, j + 2]
-                    s3 += out[i, j + 3]
-                    s4 += out[i, j + 4]
-                    s5 += out[i, j + 5]
-                out[i, j], out[i, j + 1], out[i, j + 2] = s0, s1, s2
-                out[i, j + 3], out[i, j + 4], out[i, j + 5] = s3, s4, s5
-            j += 6
     while j + 3 <= N:
         w0, w1, w2 = bt[j], bt[j + 1], bt[j + 2]
         i = r0
