@@ -33,13 +33,13 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 from ..train.checkpoint import DiskError, json_line
 from ..train.config import TrainConfig
 from ..train.lock import FolderLock
+from ..train.signals import StopFlag
 
 # Each worker process computes with one thread: the workers themselves fill the cores.
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -229,29 +229,6 @@ class _Worker:
             pass
 
 
-class _SignalStop:
-    """The driver's stop flag: SIGINT and SIGTERM are recorded (not raised mid-write), and the
-    loops below wind down at their next look."""
-
-    def __init__(self):
-        self.signum = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, _frame):
-        if self.signum is None:
-            self.signum = signum
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 def _finish(store, rec, on_event):
     if rec.get("status") == "interrupted":
         on_event("interrupted", rec["name"], rec)
@@ -433,7 +410,7 @@ def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, s
         for name, _ in runs:
             if finished(name):
                 on_event("done", name, store.records[name])
-        with _SignalStop() as stopper:
+        with StopFlag() as stopper:  # the loops below wind down at their next look
             if todo:
                 if scheduler is None:
                     run_local(todo, out, store, workers or os.cpu_count() or 1, retries, on_event, stopper)

@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ..tasks import make_task
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .lock import FolderLock
+from .signals import StopFlag
 from .optim import clip_by_value, clip_global_norm, make_optimizer
 
 log = logging.getLogger("fastrnn")
@@ -89,31 +89,6 @@ def load_run(path, data=None):
     task, model = build(cfg, vocab=vocab, expect_params=params.size, source=path)
     model.flat[...] = params
     return cfg, task, model, meta
-
-
-class _StopFlag:
-    """Ctrl-C (SIGINT) or SIGTERM (a supervisor, a batch scheduler) sets a flag that the loop
-    reads between steps, so a checkpoint is never taken in the middle of an update.
-    ``signum`` says which signal came."""
-
-    def __init__(self):
-        self.stop = False
-        self.signum = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, _frame):
-        self.stop = True
-        self.signum = self.signum or signum
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def _read_history(metrics_path, step):
@@ -303,7 +278,7 @@ def _train(cfg, out, task, model, resume, progress, stop):
     if step == 0 and not history:
         evaluate(None, None)  # the curve starts at the initialization
     # overflow on the way to divergence is expected and detected below, not warned about
-    flag = stop or _StopFlag()
+    flag = stop or StopFlag()
     with flag, np.errstate(over="ignore", invalid="ignore"):
         while status != "solved" and step < cfg.steps:
             if flag.stop:
