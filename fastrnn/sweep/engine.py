@@ -246,7 +246,6 @@ def run_local(todo, out, store, workers, retries, on_event, stopper):
     old_env = {k: os.environ.get(k) for k in WORKER_ENV}
     os.environ.update(WORKER_ENV)  # read by each child as it starts
     try:
-        pool = [_Worker(ctx) for _ in range(max(1, min(workers, len(todo))))]
         forwarded = False
         while True:
             stopping = stopper.signum is not None
@@ -255,6 +254,9 @@ def run_local(todo, out, store, workers, retries, on_event, stopper):
                     if w.run is not None:
                         w.signal(signal.SIGINT)
                 forwarded = True
+            idle = sum(w.run is None for w in pool)
+            if not stopping:  # workers are started (and dead ones replaced) only for queued runs
+                pool += [_Worker(ctx) for _ in range(min(workers - len(pool), len(queue) - idle))]
             for w in pool:
                 if not stopping and w.run is None and queue:
                     name, cfg = queue.popleft()
@@ -264,7 +266,7 @@ def run_local(todo, out, store, workers, retries, on_event, stopper):
             if not busy:
                 break
             multiprocessing.connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], STOP_POLL)
-            for i, w in enumerate(pool):
+            for w in list(pool):
                 if w.run is None:
                     continue
                 name, cfg = w.run
@@ -282,9 +284,9 @@ def run_local(todo, out, store, workers, retries, on_event, stopper):
                     continue
                 # this worker died with this run: only this run is retried, on a fresh worker
                 w.close()
+                pool.remove(w)
                 deaths[name] += 1
                 code = w.proc.exitcode
-                pool[i] = _Worker(ctx)
                 if deaths[name] > retries:
                     _finish(store, dict(name=name, config=cfg.to_dict(), status="failed",
                                         message=f"worker process died {deaths[name]} times "
