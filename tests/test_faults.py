@@ -17,6 +17,7 @@ from fastrnn.train import checkpoint as ckpt
 from fastrnn.train.config import TrainConfig
 from fastrnn.train.lock import FolderBusy, FolderLock
 from fastrnn.train.loop import train
+from stops import StopAt
 
 pytestmark = pytest.mark.slow
 
@@ -175,18 +176,8 @@ def test_second_writer_on_a_run_folder_is_refused(tmp_path):
 def test_torn_metrics_line_does_not_block_resume(tmp_path, caplog):
     cfg = TrainConfig(cell="gru", steps=60, eval_every=10, **TINY)
     whole = train(cfg, tmp_path / "whole")
-
-    class StopAt:
-        stop = False
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return None
-
-    flag = StopAt()
-    train(cfg, tmp_path / "r", stop=flag, progress=lambda s, n, r: setattr(flag, "stop", s >= 30))
+    flag = StopAt(30)
+    train(cfg, tmp_path / "r", stop=flag, progress=flag.progress)
     with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
         f.write('{"step": 40, "loss": 0.1')  # a crash in the middle of a write
     with caplog.at_level("WARNING", logger="fastrnn"):

@@ -21,6 +21,7 @@ from fastrnn.train import checkpoint as ckpt
 from fastrnn.train.config import TrainConfig
 from fastrnn.train.loop import build, load_model, train
 from fastrnn_cli.main import cli
+from stops import StopAt
 
 TINY = ["--seq-len", "8", "--hidden", "8", "--batch-size", "8", "--eval-every", "10"]
 
@@ -137,18 +138,8 @@ def text_run(tmp_path_factory):
             "--batch-size", "4", "--steps", "100", "--eval-every", "10"]
     cfg = TrainConfig(task="text", data=str(f), cell="lstm", seq_len=12, hidden=8, batch_size=4,
                       steps=100, eval_every=10)
-
-    class StopAt:
-        stop = False
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return None
-
-    flag = StopAt()
-    train(cfg, d / "run", stop=flag, progress=lambda s, n, r: setattr(flag, "stop", s >= 20))
+    flag = StopAt(20)
+    train(cfg, d / "run", stop=flag, progress=flag.progress)
     return d / "run", args
 
 

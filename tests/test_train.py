@@ -9,6 +9,7 @@ from fastrnn.train import checkpoint as ckpt
 from fastrnn.train.config import TrainConfig
 from fastrnn.train.loop import RunExists, load_model, train
 from fastrnn.train.optim import clip_by_value, clip_global_norm, make_optimizer
+from stops import StopAt
 
 P0 = np.array([1.0, -2.0])
 G1 = np.array([0.5, 0.25])
@@ -111,22 +112,6 @@ def test_lstm_solves_a_short_adding_problem(tmp_path):
     assert s["status"] == "solved" and s["final_metric"] < 0.01 and s["steps_to_solve"] <= 1500
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["step"] == 0 and json.loads(lines[-1])["step"] == s["steps"]
-
-
-class StopAt:
-    """A stop flag that trips after a given step, as Ctrl-C would."""
-
-    def __init__(self, at):
-        self.at, self.stop = at, False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        pass
-
-    def progress(self, step, steps, rec):
-        self.stop = step >= self.at
 
 
 @pytest.mark.parametrize("task_cfg", [
