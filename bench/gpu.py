@@ -48,16 +48,15 @@ def problem(cell, I, H, B, T, seed=0):
 def fastrnn_step(model, x, y, path="auto"):
     from numba import cuda
 
-    from fastrnn.cuda.model import CudaRNN
     from fastrnn.train.optim import make_optimizer
 
-    dev = CudaRNN(model, path)
-    opt = make_optimizer("sgd", model.flat.size, 0.01, 0.0, 0.0, np.float32)  # its state moves to the device
+    dev = model.copy("cuda", path)
+    opt = make_optimizer("sgd", dev.num_parameters, 0.01, 0.0, 0.0, np.float32, backend=dev.backend)
 
     def step():
         res = dev.loss_and_grad(x, y, "mse", "last")
-        dev.clip(1.0)
-        dev.step(opt)
+        dev.clip_grad_norm(1.0)
+        opt.step(dev.flat, dev.grad_flat)
         cuda.synchronize()
         return res.loss
     return dev, step
@@ -87,12 +86,11 @@ def check(cfg, have_torch):
     """Max relative gradient error of the device kernels (both paths) vs PyTorch/cuDNN (TF32
     off) and, on small shapes, vs fastrnn's CPU kernels."""
     model, x, y = problem(*cfg, seed=1)
-    from fastrnn.cuda.model import CudaRNN
     from fastrnn.cuda.sequence import MAX_H
 
     grads = []
     for path in ("sequence", "steps") if cfg[2] <= MAX_H else ("steps",):
-        dev = CudaRNN(model, path)
+        dev = model.copy("cuda", path)
         dev.loss_and_grad(x, y, "mse", "last")
         grads.append(dev.grad_flat.copy_to_host())
     out = {}

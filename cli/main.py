@@ -10,8 +10,8 @@ import click
 
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
-from .options import (CELL_NAMES, config_kwargs, prepare_out, progress_enabled, run_progress,
-                      training_options, usage_errors)
+from .options import (CELL_NAMES, DEVICES, config_kwargs, parse_cells, prepare_out, progress_enabled,
+                      run_progress, training_options, usage_errors)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,7 +33,7 @@ def cli():
 @click.option("--cell", type=click.Choice(CELL_NAMES + ("all",)), default="all", show_default=True,
               help="Which cell to check.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
               help="Whose kernels to check: the CPU's, or the CUDA ones (analytic gradient and every "
                    "perturbed loss on the GPU).")
 def gradcheck(cell, seed, device):
@@ -192,11 +192,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
     from fastrnn.train.config import TrainConfig
     from fastrnn.train.loop import preflight
 
-    names = [c.strip() for c in cells.split(",") if c.strip()]
-    bad = [c for c in names if c not in CELL_NAMES]
-    if bad or not names:
-        raise click.BadParameter(f"expected a comma-separated list of {', '.join(CELL_NAMES)}; got {cells!r}",
-                                 param_hint="'--cells'")
+    names = parse_cells(cells)
     with usage_errors():
         base = TrainConfig(cell=names[0], **config_kwargs(kw))
         task, _ = preflight(base)
@@ -248,15 +244,11 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
 
     Example: fastrnn gradients --task adding --seq-len 200 --train-steps 500
     """
-    from fastrnn.gradients import plot_profiles, profile, table
-    from fastrnn.train.checkpoint import atomic_write_json
+    from fastrnn.gradients import profile, table, write_profiles
     from fastrnn.train.config import TrainConfig
     from fastrnn.train.loop import build, check_device, load_model, load_run, train as run_train
 
-    names = [c.strip() for c in cells.split(",") if c.strip()]
-    if not names or any(c not in CELL_NAMES for c in names):
-        raise click.BadParameter(f"expected a comma-separated list of {', '.join(CELL_NAMES)}; got {cells!r}",
-                                 param_hint="'--cells'")
+    names = parse_cells(cells)
     profiles = {"init": [], "trained": []}
     K, device = kw.get("bptt_truncate"), kw.get("device", "cpu")
     with usage_errors():
@@ -279,10 +271,7 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
                     run_train(cfg, run_dir, resume=True, prepared=(task, model))
                     trained, _ = load_model(f"{run_dir}/checkpoint.npz")
                     profiles["trained"].append(profile(trained, task, profile_batch, seed, K, device=device))
-    T = profiles["init"][0]["seq_len"]
-    title = f"{task.name}, T = {T}: gradient of the last step's loss, by lag"
-    plot_profiles(profiles, f"{out}/gradients.png", title)
-    atomic_write_json(f"{out}/gradients.json", dict(task=task.name, seq_len=T, **profiles))
+    write_profiles(out, task, profiles)
     for line in table(profiles):
         click.echo(line)
     click.echo(f"wrote {out}/gradients.json and {out}/gradients.png")

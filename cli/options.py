@@ -1,29 +1,30 @@
 """Options shared by `train` and `compare`, bundled in one decorator, and the conversion of
 library errors into one-line usage errors."""
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
 import click
 
-TASK_NAMES = ("adding", "copy", "order", "agreement", "text", "mnist")
-CELL_NAMES = ("tanh", "relu", "gru", "lstm")
-OPTIMIZER_NAMES = ("sgd", "adam", "rmsprop", "adagrad")
-INIT_NAMES = ("pytorch", "xavier", "orthogonal", "irnn")
+from fastrnn.cells import CELLS
+from fastrnn.choices import DEVICES, DTYPES, INITS, OPTIMIZERS, TASKS
+from fastrnn.train.config import TrainConfig  # names, defaults and checks: NumPy- and Numba-free
 
-# The TrainConfig fields these options fill (option name -> field), so commands can build
-# a config from **kwargs without repeating the list.
-FIELDS = ("task", "seq_len", "hidden", "layers", "batch_size", "steps", "lr", "optimizer", "momentum",
-          "clip", "clip_value", "weight_decay", "eval_every", "early_stop", "init", "forget_bias",
-          "spectral_radius", "bptt_truncate", "data", "permuted", "dtype", "device")
+TASK_NAMES, CELL_NAMES, OPTIMIZER_NAMES, INIT_NAMES = TASKS, tuple(CELLS), OPTIMIZERS, INITS
+
+# TrainConfig's defaults; a command may override some (compare trains small models fast)
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+# The TrainConfig fields these options fill (option name = field), so commands build a
+# config from **kwargs; cell and seed are each command's own options.
+FIELDS = tuple(name for name in DEFAULTS if name not in ("cell", "seed"))
 
 
 def training_options(defaults, exclude=()):
     """Decorator adding the training options; ``defaults`` overrides per command, ``exclude``
     leaves options out (their TrainConfig defaults apply)."""
-    d = dict(task="adding", seq_len=None, hidden=128, layers=1, batch_size=32, steps=5000, lr=1e-3,
-             optimizer="adam", clip=1.0, eval_every=100)
-    d.update(defaults)
+    d = dict(DEFAULTS, **defaults)
     opts = [
         click.option("--task", type=click.Choice(TASK_NAMES), default=d["task"], show_default=True,
                      help="Long-dependency task."),
@@ -40,30 +41,31 @@ def training_options(defaults, exclude=()):
                      help="Learning rate."),
         click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default=d["optimizer"],
                      show_default=True),
-        click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
+        click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=d["momentum"],
                      show_default=True, help="SGD momentum."),
         click.option("--clip", type=click.FloatRange(min=0), default=d["clip"], show_default=True,
                      help="Clip the gradient's global norm to this (0: off)."),
-        click.option("--clip-value", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--clip-value", type=click.FloatRange(min=0, min_open=True), default=d["clip_value"],
                      help="Also clip every gradient entry to [-v, v]."),
-        click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+        click.option("--weight-decay", type=click.FloatRange(min=0), default=d["weight_decay"], show_default=True,
                      help="L2 regularization strength."),
         click.option("--eval-every", type=click.IntRange(min=1), default=d["eval_every"], show_default=True,
                      help="Evaluate on the held-out set every N steps."),
-        click.option("--early-stop/--no-early-stop", default=True, show_default=True,
+        click.option("--early-stop/--no-early-stop", default=d["early_stop"], show_default=True,
                      help="Stop a run as soon as it is solved."),
-        click.option("--init", type=click.Choice(INIT_NAMES), default=None,
+        click.option("--init", type=click.Choice(INIT_NAMES), default=d["init"],
                      show_default="irnn for relu, else pytorch", help="Weight initialization."),
-        click.option("--forget-bias", type=float, default=1.0, show_default=True, help="LSTM forget-gate bias."),
-        click.option("--spectral-radius", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--forget-bias", type=float, default=d["forget_bias"], show_default=True,
+                     help="LSTM forget-gate bias."),
+        click.option("--spectral-radius", type=click.FloatRange(min=0, min_open=True), default=d["spectral_radius"],
                      help="Scale each recurrent gate block to this spectral radius."),
-        click.option("--bptt-truncate", type=click.IntRange(min=0), default=None,
+        click.option("--bptt-truncate", type=click.IntRange(min=0), default=d["bptt_truncate"],
                      help="Each step's loss flows back at most K steps (default: full BPTT)."),
         click.option("--data", type=click.Path(dir_okay=False), default=None,
                      help="Data file: UTF-8 text for 'text', mnist.npz for 'mnist'."),
         click.option("--permuted", is_flag=True, help="mnist: permute the pixels (fixed permutation)."),
-        click.option("--dtype", type=click.Choice(("float32", "float64")), default="float32", show_default=True),
-        click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True,
+        click.option("--dtype", type=click.Choice(DTYPES), default=d["dtype"], show_default=True),
+        click.option("--device", type=click.Choice(DEVICES), default=d["device"], show_default=True,
                      help="cuda: train on an NVIDIA GPU (pip install 'fastrnn[cuda]')."),
     ]
 
@@ -75,6 +77,15 @@ def training_options(defaults, exclude=()):
         return f
 
     return deco
+
+
+def parse_cells(text):
+    """The cell names of a comma-separated --cells value, or a usage error naming it."""
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names or any(c not in CELL_NAMES for c in names):
+        raise click.BadParameter(f"expected a comma-separated list of {', '.join(CELL_NAMES)}; got {text!r}",
+                                 param_hint="'--cells'")
+    return names
 
 
 def config_kwargs(kwargs):

@@ -85,7 +85,7 @@ def aggregate(runs, results):
 def gradient_section(out, runs, task, batch_size=32):
     """Profile each cell's seed-0 run at initialization and after training, write
     OUT/gradients.png and OUT/gradients.json, and return the report's markdown section."""
-    from .gradients import plot_profiles, profile
+    from .gradients import profile, write_profiles
     from .train.loop import build, load_model
 
     out = Path(out)
@@ -101,9 +101,7 @@ def gradient_section(out, runs, task, batch_size=32):
         if ck.exists():
             trained, _ = load_model(ck)
             profiles["trained"].append(profile(trained, task, batch_size, cfg.seed, cfg.bptt_truncate))
-    T = profiles["init"][0]["seq_len"]
-    plot_profiles(profiles, out / "gradients.png", f"{task.name}, T = {T}: gradient of the last step's loss, by lag")
-    atomic_write_json(out / "gradients.json", profiles)
+    write_profiles(out, task, profiles)
     rows = ["## The gradient through time", "",
             "||dL/dh_k|| for L = the loss at the last step, relative to its value at the last step, by how far "
             "back step k lies (seed 0 of each cell; solid at initialization, dashed after training). Each step "

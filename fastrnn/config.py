@@ -28,3 +28,7 @@ CUDA_TILE = int(os.environ.get("FASTRNN_CUDA_TILE", "16"))
 # step (kernels.py); "auto": "sequence" where the hidden size fits its shared memory. Both are
 # tested against the CPU kernels; which is faster on a given GPU is for bench.py --device cuda.
 CUDA_PATH = os.environ.get("FASTRNN_CUDA_PATH", "auto")
+
+# CPU: a thread takes at least this many sequences of a cell's time loop; below it, handing
+# work to a thread costs more than it saves.
+MIN_ROWS = 4

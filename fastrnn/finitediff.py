@@ -20,7 +20,7 @@ def make_problem(cell, *, loss="mse", output="last", num_layers=2, variable_leng
     rng = np.random.default_rng(seed)
     model = RNN(cell, I, H, O, num_layers, tokens=tokens, dtype="float64", seed=seed)
     # perturb the biases so that no gate starts exactly symmetric
-    model.flat += rng.normal(0, 0.1, model.flat.size)
+    model.flat += rng.normal(0, 0.1, model.flat.size)  # still on the CPU here
     x = rng.integers(0, I, (T, B)) if tokens else rng.normal(0, 1, (T, B, I))
     lengths = rng.integers(2, T + 1, B) if variable_lengths else None
     if variable_lengths:
@@ -36,58 +36,32 @@ def make_problem(cell, *, loss="mse", output="last", num_layers=2, variable_leng
     return model, dict(x=x, target=target, loss=loss, output=output, lengths=lengths)
 
 
-def _window_readout(net, x, wl, h0, c0):
-    """Run a window of steps from frozen states (lengths wl may be 0: already ended) and read
-    out h[W], the state after its last step: host (B, O). net: an RNN or a CudaRNN."""
-    W, B = x.shape[:2]
-    full = np.full(B, W, np.int64)
-    if isinstance(net, RNN):
-        net._forward(x, wl, h0, c0)
-        return net._readout("last", full)[1]
-    from numba import cuda
-
-    net._forward(x, wl, cuda.to_device(h0), None if c0 is None else cuda.to_device(c0))
-    return net._readout("last", cuda.to_device(full), W, B)[1].copy_to_host()
-
-
-def truncated_objective(model, x, target, loss, output, lengths, K, net=None):
+def truncated_objective(model, x, target, loss, output, lengths, K):
     """A function of model.flat whose gradient is the truncated-BPTT gradient at the
-    current parameters (see module docstring). Returns f() -> float. net: a CudaRNN of the
-    model to run the windows on the device (f then copies model.flat there first)."""
-    net = net or model
-    x, lengths, (h0, c0) = model._check_inputs(x, lengths, None)
+    current parameters (see module docstring), on the model's device. Returns f() -> float."""
+    x, lengths = model.check_inputs(x, lengths)
     T, B = x.shape[:2]
-    tgt = model._check_target(target, loss, output, T, B)
-    if net is model:
-        model._forward(x, lengths, h0, c0)
-        tapes = model._tapes
-    else:
-        net.from_host()
-        net._forward(x, lengths)
-        tapes = net.tape_arrays()
-    # states before each step, per layer, frozen at the current parameters
-    hs = np.stack([t.h.copy() for t in tapes])  # (L, T+1, B, H)
-    cs = np.stack([t.c.copy() for t in tapes]) if model.cell.has_cell_state else None
-    valid = model._valid_rows(output, lengths, T, B)
+    tgt = model.check_target(target, loss, output, T, B)
+    model.forward(x, lengths)
+    tapes = model.tape_arrays()  # states before each step, per layer, frozen at the current parameters
+    hs = np.stack([t.h for t in tapes])  # (L, T+1, B, H)
+    cs = np.stack([t.c for t in tapes]) if model.cell.has_cell_state else None
+    valid = model.loss_rows(loss, output, tgt, lengths, T, B)
+    origins = model.loss_steps(output, valid, lengths, T, B)
     fn = get_loss(loss)
-    origins = range(T) if output == "all" else np.unique(lengths - 1)
 
     def f():
-        if net is not model:
-            net.from_host()
-        rows = []
+        y = np.zeros((valid.shape[0], model.output_size))
         for s1 in origins:
             s0 = max(0, s1 - K)
             W = s1 - s0 + 1
-            wl = np.clip(lengths - s0, 0, W)
-            c_init = np.ascontiguousarray(cs[:, s0]) if cs is not None else None
-            # the model's own readout of h[W], the state after step s1 (frozen if past a length)
-            rows.append((s1, _window_readout(net, x[s0:s1 + 1], wl, np.ascontiguousarray(hs[:, s0]), c_init)))
-        if output == "all":
-            y = np.concatenate([r for _, r in rows])  # (T*B, O), origins are 0..T-1 in order
-        else:
-            y = np.zeros((B, model.output_size))
-            for s1, r in rows:
+            h0 = np.ascontiguousarray(hs[:, s0])
+            state = (h0, np.ascontiguousarray(cs[:, s0])) if cs is not None else h0
+            # the model's own readout of the state after step s1 (frozen if past a length)
+            r = model.readout_after(x[s0:s1 + 1], np.clip(lengths - s0, 0, W), state)
+            if output == "all":
+                y[s1 * B:(s1 + 1) * B] = r
+            else:
                 sel = lengths - 1 == s1
                 y[sel] = r[sel]
         return fn(y, tgt, valid)[0]
@@ -96,48 +70,37 @@ def truncated_objective(model, x, target, loss, output, lengths, K, net=None):
 
 
 def check_gradients(model, x, target, loss="mse", output="last", lengths=None,
-                    bptt_truncate=None, eps=1e-6, device="cpu"):
+                    bptt_truncate=None, eps=1e-6, device=None):
     """Max relative error per parameter between analytic and central-difference gradients.
 
     relative error = max_i |analytic_i - numeric_i| / max(max|analytic|, max|numeric|, 1e-8)
-    device 'cuda': both the analytic gradient and every perturbed loss come from the CUDA
-    kernels. Returns {parameter name: error}.
+    Both the analytic gradient and every perturbed loss come from the model's device
+    (``device``: move the model there first). Returns {parameter name: error}.
     """
     if model.dtype != np.float64:
         raise ValueError(f"model: gradcheck needs a float64 model; got {model.dtype}")
-    net = model
-    if device == "cuda":
-        from .cuda.model import CudaRNN
-
-        net = CudaRNN(model)
-    elif device != "cpu":
-        raise ValueError(f"device: expected cpu or cuda; got {device!r}")
-    res = net.loss_and_grad(x, target, loss, output, lengths, bptt_truncate=bptt_truncate)
-    analytic = res.grad.copy_to_host() if net is not model else res.grad.copy()
-    if bptt_truncate is None and net is model:
+    if device is not None and device != model.device:
+        model.to(device)
+    res = model.loss_and_grad(x, target, loss, output, lengths, bptt_truncate=bptt_truncate)
+    analytic = np.array(model.backend.to_host(res.grad))
+    if bptt_truncate is None:
         def f():
-            return model.loss_and_grad(x, target, loss, output, lengths).loss
-    elif bptt_truncate is None:
-        xv, lv, _ = model._check_inputs(x, lengths, None)
-        tgt = model._check_target(target, loss, output, *xv.shape[:2])
-        valid = model._valid_rows(output, lv, *xv.shape[:2])
-
-        def f():  # the device's forward pass; the loss (float64 either way) on the host
-            net.from_host()
-            y, _ = net.forward(x, lengths, output=output)
-            return get_loss(loss)(y.reshape(tgt.shape[0], -1), tgt, valid)[0]
+            return model.loss(x, target, loss, output, lengths)
     else:
-        f = truncated_objective(model, x, target, loss, output, lengths, bptt_truncate, net=net)
+        f = truncated_objective(model, x, target, loss, output, lengths, bptt_truncate)
     numeric = np.zeros_like(analytic)
-    theta = model.flat
+    theta = model.numpy_flat().copy()
     for i in range(theta.size):
         keep = theta[i]
         theta[i] = keep + eps
+        model.load_flat(theta)
         up = f()
         theta[i] = keep - eps
+        model.load_flat(theta)
         down = f()
         theta[i] = keep
         numeric[i] = (up - down) / (2 * eps)
+    model.load_flat(theta)
     errors, at = {}, 0
     for name, shape in model.shapes.items():
         n = int(np.prod(shape))

@@ -32,8 +32,7 @@ def last_step_only(task, x, target):
 
 
 def grad_norm_by_lag(model, task, x, target, lengths=None, bptt_truncate=None):
-    """Mean over the batch of ||dL/dh_k|| for the top layer, indexed by lag (0 = last step).
-    model: an RNN or a CudaRNN."""
+    """Mean over the batch of ||dL/dh_k|| for the top layer, indexed by lag (0 = last step)."""
     model.loss_and_grad(x, last_step_only(task, x, target), task.loss, task.output, lengths,
                         bptt_truncate=bptt_truncate)
     dh = model.hidden_grads()[-1].astype(np.float64)  # (T, B, H)
@@ -41,68 +40,40 @@ def grad_norm_by_lag(model, task, x, target, lengths=None, bptt_truncate=None):
 
 
 def step_jacobians(model, x_one):
-    """Jacobians of the top layer's state s_t w.r.t. s_{t-1} for one sequence.
-
-    x_one: one sequence, (T, 1, I) or (T, 1) ids. Returns (T, S, S), S = H (2H for LSTM, state
-    ordered h then c). Row i is the gradient on s_{t-1} of a unit vector seeded on s_t.
-    """
-    cell, H = model.cell, model.hidden_size
-    S = 2 * H if cell.has_cell_state else H
-    xs = np.repeat(x_one, S, axis=1)
-    xs, lengths, (h0, c0) = model._check_inputs(xs, None, None)
-    model._forward(xs, lengths, h0, c0)
-    tape = model._tapes[-1]
-    T, G = xs.shape[0], cell.gates * H
-    dh_in = np.zeros((1, S, H), model.dtype)
-    dgi = np.zeros((1, S, G), model.dtype)
-    dgh = np.zeros((1, S, G), model.dtype) if cell.split_grad else dgi
-    dhs = np.zeros((1, S, H), model.dtype)
-    eye = np.eye(H, dtype=model.dtype)
-    J = np.empty((T, S, S))
-    for t in range(T):
-        tape.dh[...] = 0.0
-        tape.dc[...] = 0.0
-        tape.dh[:H] = eye
-        if cell.has_cell_state:
-            tape.dc[H:] = eye
-        cell.backward(tape, t, t, dh_in, lengths, dgi, dgh, dhs, seeded=True)
-        J[t, :, :H] = tape.dh
-        if cell.has_cell_state:
-            J[t, :, H:] = tape.dc
-    return J
+    """Jacobians of the top layer's state s_t w.r.t. s_{t-1} for one sequence: (T, S, S),
+    S = H (2H for LSTM, state ordered h then c). See RNN.step_jacobians."""
+    return model.step_jacobians(x_one)
 
 
-def saturation(model, tapes=None):
-    """Fractions of saturated units per nonlinearity (and dead ReLU units), from the last
-    forward pass, over every layer, step and sequence (tapes: host copies of a device's)."""
-    H, name, out = model.hidden_size, model.cell.name, {}
-    tapes = tapes or model._tapes
-    if name == "tanh":
-        h = np.concatenate([t.h[1:].ravel() for t in tapes])
-        out["tanh"] = float(np.mean(1 - h * h < SATURATION))
-    elif name == "relu":
+def saturation(model):
+    """Fractions of saturated units per nonlinearity (and dead ReLU units), from the model's
+    last forward pass, over every layer, step and sequence."""
+    H, cell, out = model.hidden_size, model.cell, {}
+    tapes = model.tape_arrays()
+    if cell.gates == 1:  # the gate is the state itself
         act = np.stack([t.h[1:] for t in tapes])  # (L, T, B, H)
-        out["zero_activations"] = float(np.mean(act == 0))
-        out["dead_units"] = float(np.mean(np.all(act == 0, axis=(1, 2))))
-    else:
-        kinds = {"gru": ("sigmoid:r", "sigmoid:z", "tanh:n"),
-                 "lstm": ("sigmoid:i", "sigmoid:f", "tanh:g", "sigmoid:o")}[name]
-        for k, kind in enumerate(kinds):
-            g = np.concatenate([t.gates[..., k * H:(k + 1) * H].ravel() for t in tapes])
-            deriv = g * (1 - g) if kind.startswith("sigmoid") else 1 - g * g
-            out[kind.split(":")[1]] = float(np.mean(deriv < SATURATION))
-        if name == "lstm":
-            tc = np.tanh(np.concatenate([t.c[1:].ravel() for t in tapes]))
-            out["tanh(c)"] = float(np.mean(1 - tc * tc < SATURATION))
+        if cell.activations[0] == "relu":
+            out["zero_activations"] = float(np.mean(act == 0))
+            out["dead_units"] = float(np.mean(np.all(act == 0, axis=(1, 2))))
+        else:
+            out[cell.activations[0]] = float(np.mean(1 - act * act < SATURATION))
+        return out
+    for k, (kind, gate) in enumerate(zip(cell.activations, cell.layout.split(","))):
+        g = np.concatenate([t.gates[..., k * H:(k + 1) * H].ravel() for t in tapes])
+        deriv = g * (1 - g) if kind == "sigmoid" else 1 - g * g
+        out[gate] = float(np.mean(deriv < SATURATION))
+    if cell.has_cell_state:
+        tc = np.tanh(np.concatenate([t.c[1:].ravel() for t in tapes]))
+        out["tanh(c)"] = float(np.mean(1 - tc * tc < SATURATION))
     return out
 
 
 def recurrent_spectrum(model):
     """Largest singular value and spectral radius of each recurrent gate block, per layer."""
     H, rows = model.hidden_size, []
-    gates = model.cell.layout.split(",")
+    gates, params = model.cell.layout.split(","), model.numpy_params()
     for k in range(model.num_layers):
-        w = model.params[f"weight_hh_l{k}"].astype(np.float64)
+        w = params[f"weight_hh_l{k}"].astype(np.float64)
         for g, gate in enumerate(gates):
             block = w[g * H:(g + 1) * H]
             rows.append(dict(layer=k, gate=gate, sigma_max=float(np.linalg.norm(block, 2)),
@@ -110,30 +81,23 @@ def recurrent_spectrum(model):
     return rows
 
 
-def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_samples=4, device="cpu"):
-    """Everything above for one model on a batch of the task (seeded). device 'cuda': the
-    gradients, Jacobians and saturation come from the CUDA kernels (the spectra from the host)."""
+def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_samples=4, device=None):
+    """Everything above for one model on a batch of the task (seeded), from the kernels of
+    the model's device (``device``: move it there first; the spectra come from the host)."""
     rng = np.random.default_rng([seed, 7])
     x, target, lengths = task.batch(rng, batch_size)
-    if device == "cuda":
-        from .cuda.model import CudaRNN
-
-        net = CudaRNN(model)
-        norms = grad_norm_by_lag(net, task, x, target, lengths, bptt_truncate)
-        sat = saturation(model, net.tape_arrays())  # from the same forward pass
-        jacobians = net.step_jacobians
-    else:
-        norms = grad_norm_by_lag(model, task, x, target, lengths, bptt_truncate)
-        sat = saturation(model)
-        jacobians = lambda x_one: step_jacobians(model, x_one)  # noqa: E731
-    jn = np.concatenate([np.linalg.norm(jacobians(x[:, b:b + 1]), ord=2, axis=(1, 2))
+    if device is not None and device != model.device:
+        model.to(device)
+    norms = grad_norm_by_lag(model, task, x, target, lengths, bptt_truncate)
+    sat = saturation(model)  # from the same forward pass
+    jn = np.concatenate([np.linalg.norm(model.step_jacobians(x[:, b:b + 1]), ord=2, axis=(1, 2))
                          for b in range(min(jacobian_samples, batch_size))])
     T = len(norms)
     # geometric mean decay per step over the lags that carry a gradient
     pos = np.nonzero(norms > 0)[0]
     decay = float(np.exp(np.log(norms[pos[-1]] / norms[0]) / pos[-1])) if len(pos) > 1 and norms[0] > 0 else None
     return dict(
-        cell=model.cell.name, seq_len=T, batch_size=batch_size, bptt_truncate=bptt_truncate, device=device,
+        cell=model.cell.name, seq_len=T, batch_size=batch_size, bptt_truncate=bptt_truncate, device=model.device,
         grad_norm_by_lag=[float(v) for v in norms],
         ratio_last_to_first=float(norms[-1] / norms[0]) if norms[0] > 0 else None,
         decay_per_step=decay,
@@ -142,6 +106,17 @@ def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_sam
         recurrent=recurrent_spectrum(model),
         saturated=sat,
     )
+
+
+def write_profiles(out, task, profiles):
+    """OUT/gradients.json ({task, seq_len, init, trained}) and OUT/gradients.png from
+    profiles {"init": [...], "trained": [...]}; returns the sequence length T."""
+    from .train.checkpoint import atomic_write_json
+
+    T = profiles["init"][0]["seq_len"]
+    plot_profiles(profiles, f"{out}/gradients.png", f"{task.name}, T = {T}: gradient of the last step's loss, by lag")
+    atomic_write_json(f"{out}/gradients.json", dict(task=task.name, seq_len=T, **profiles))
+    return T
 
 
 def plot_profiles(profiles, path, title):

@@ -2,7 +2,7 @@
 along the first axis of W_ih (G*H, I) and W_hh (G*H, H))."""
 import numpy as np
 
-INITS = ("pytorch", "xavier", "orthogonal", "irnn")
+from .choices import INITS
 
 
 def _orthogonal(rng, n):

@@ -1,4 +1,5 @@
-"""Buffers of one recurrent layer for a given (T, B): allocated once, reused every step.
+"""Buffers of one recurrent layer for a given (T, B): allocated once, reused every step, on
+whichever backend's memory ``zeros`` allocates (NumPy arrays, or CUDA device arrays).
 
 Shapes (T steps, B batch, H hidden, G = gates * H):
     xproj  (T, B, G)     input projection W_ih x_t for every step (biases added by the kernel)
@@ -10,25 +11,26 @@ Shapes (T steps, B batch, H hidden, G = gates * H):
                          shares xproj's memory, which the backward pass never reads
     dgh    (T, B, G)     GRU only: recurrent-side pre-activation gradient; else same array as dgi
     dh_seq (T, B, H)     total dL/dh_t seen by the reverse sweep
+    gh     (B, G)        scratch for one step's recurrent product
+    dh, dc (B, H)        the reverse sweep's carries
+Unused buffers are (1, 1, 1) placeholders, so every kernel signature stays the same.
 """
-import numpy as np
 
 
 class LayerTape:
-    def __init__(self, cell, T, B, H, dtype):
+    def __init__(self, cell, T, B, H, zeros):
         G = cell.gates * H
-        z = lambda *s: np.zeros(s, dtype=dtype)  # noqa: E731
         self.T, self.B = T, B
-        self.xproj = z(T, B, G)
-        self.h = z(T + 1, B, H)
-        self.c = z(T + 1, B, H) if cell.has_cell_state else z(1, 1, 1)
-        self.gates = z(T, B, G) if cell.gates > 1 else z(1, 1, 1)
-        self.ghn = z(T, B, H) if cell.name == "gru" else z(1, 1, 1)
-        self.gh = z(B, G)
+        self.xproj = zeros(T, B, G)
+        self.h = zeros(T + 1, B, H)
+        self.c = zeros(T + 1, B, H) if cell.has_cell_state else zeros(1, 1, 1)
+        self.gates = zeros(T, B, G) if cell.gates > 1 else zeros(1, 1, 1)
+        self.ghn = zeros(T, B, H) if cell.reset_bias else zeros(1, 1, 1)
+        self.gh = zeros(B, G)
         self.dgi = self.xproj  # the forward's input projection is dead once backward starts
-        self.dgh = z(T, B, G) if cell.split_grad else self.dgi
-        self.dh_seq = z(T, B, H)
-        self.dh = z(B, H)
-        self.dc = z(B, H)
-        # set per call: contiguous views of this layer's weights
+        self.dgh = zeros(T, B, G) if cell.split_grad else self.dgi
+        self.dh_seq = zeros(T, B, H)
+        self.dh = zeros(B, H)
+        self.dc = zeros(B, H)
+        # set per call by the backend's prepare_layer: this layer's weights as the kernels want them
         self.w_hh = self.w_hh_t = self.b_hn = self.bias = None

@@ -67,7 +67,7 @@ def tape_bytes(cell, T, B, hidden, layers, itemsize):
     per_layer = T * B * G  # xproj (dgi shares it)
     per_layer += 2 * (T + 1) * B * hidden if c.has_cell_state else (T + 1) * B * hidden  # h (and c)
     per_layer += T * B * G if c.gates > 1 else 0  # gates
-    per_layer += T * B * hidden if c.name == "gru" else 0  # ghn
+    per_layer += T * B * hidden if c.reset_bias else 0  # ghn
     per_layer += T * B * G if c.split_grad else 0  # dgh
     per_layer += T * B * hidden + 2 * B * hidden + B * G  # dh_seq, dh, dc, gh
     return layers * per_layer * itemsize

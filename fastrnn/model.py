@@ -7,48 +7,52 @@ with G = 1 (tanh, relu), 3 (gru: r,z,n), 4 (lstm: i,f,g,o). All parameters live 
 vector (``model.flat``) and are exposed as views (``model.params``); gradients likewise
 (``grad`` returned by :meth:`RNN.loss_and_grad`), so optimizers and clipping work on one array.
 
+This class owns everything but the arithmetic: validation, the tape, the layer loop, the
+readout, the losses' bookkeeping, truncation windows and the weight-gradient assembly. The
+arithmetic is a backend's (``fastrnn/cpu.py``: Numba kernels, threads, BLAS; or
+``fastrnn/cuda/backend.py``), chosen once, at construction (``device=``) or by
+:meth:`RNN.to`; parameters, gradients and activations live in the backend's memory.
+
 Shapes: x (T, B, I) floats or (T, B) token ids; state (L, B, H) (LSTM: a pair h, c);
 outputs (T, B, O) at every step or (B, O) at each sequence's last step.
 """
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
-from numba import njit
 
-from . import memory, threads
+from . import memory
 from . import validate as v
-from .blas import matmul, matmul_tn
 from .cells import get_cell
-from .config import CACHE
-from .init import INITS, init_layer, scale_spectral_radius
+from .choices import DEVICES, INITS, LOSSES, OUTPUTS
+from .init import init_layer, scale_spectral_radius
 from .layer import LayerTape
-from .losses import get_loss
-
-OUTPUTS = ("all", "last")
-
-
-@njit(cache=CACHE)
-def _scatter_columns(dw, ids, dg):
-    """dw[:, ids[n]] += dg[n] for every row n: the gradient of a token-id input gather.
-    dw (G, V), ids (N,) int64, dg (N, G)."""
-    for n in range(ids.shape[0]):
-        k = ids[n]
-        for j in range(dg.shape[1]):
-            dw[j, k] += dg[n, j]
 
 
 @dataclass
 class StepResult:
     loss: float  # mean loss
-    grad: np.ndarray  # flat gradient, same layout as model.flat (a view of model.grad_flat)
-    output: np.ndarray  # readout outputs (T, B, O) or (B, O)
-    state: object  # final state: (L, B, H) array, or (h, c) for LSTM
+    grad: object  # flat gradient, same layout as model.flat (model.grad_flat, on the model's device)
+    output: object  # readout outputs (T, B, O) or (B, O), on the model's device
+    state: object  # final state: (L, B, H) array, or (h, c) for LSTM, on the model's device
+
+
+def make_backend(device, path=None):
+    """The backend object for a device name ('cpu' or 'cuda'); one clear error if unusable."""
+    v.choice("device", device, DEVICES)
+    if device == "cpu":
+        from .cpu import CpuBackend
+
+        return CpuBackend()
+    from .cuda.backend import CudaBackend  # imported only here: a CPU run never loads numba-cuda
+
+    return CudaBackend(path)
 
 
 class RNN:
     """A recurrent network: ``cell`` layers of ``hidden_size`` units and a linear readout.
 
-    cell          'tanh', 'relu', 'gru' or 'lstm'
+    cell          'tanh', 'relu', 'gru' or 'lstm' (fastrnn.cells.CELLS)
     input_size    I, features per step (the vocabulary size when ``tokens`` is true)
     hidden_size   H
     output_size   O (classes for the cross-entropy loss)
@@ -59,12 +63,12 @@ class RNN:
     forget_bias   LSTM forget-gate bias (put in bias_ih, bias_hh's block left 0); None keeps init's
     spectral_radius  scale each recurrent gate block to this spectral radius (None: leave)
     seed          seeds the initialization
+    device        'cpu' or 'cuda' (see :meth:`to`)
     """
 
     def __init__(self, cell, input_size, hidden_size, output_size, num_layers=1, *,
                  tokens=False, dtype="float32", init="pytorch", forget_bias=1.0,
-                 spectral_radius=None, seed=0):
-        threads.configure()
+                 spectral_radius=None, seed=0, device="cpu"):
         self.cell = get_cell(cell)
         self.input_size = v.positive_int("input_size", input_size)
         self.hidden_size = v.positive_int("hidden_size", hidden_size)
@@ -73,10 +77,11 @@ class RNN:
         self.tokens = bool(tokens)
         self.dtype = v.float_dtype("dtype", dtype)
         v.choice("init", init, INITS)
-        if spectral_radius is not None and not (spectral_radius > 0 and np.isfinite(spectral_radius)):
-            raise ValueError(f"spectral_radius: expected a positive number (finite); got {spectral_radius!r}")
-        if forget_bias is not None and not np.isfinite(forget_bias):
-            raise ValueError(f"forget_bias: expected a finite number or None; got {forget_bias!r}")
+        if spectral_radius is not None:
+            v.positive_number("spectral_radius", spectral_radius)
+        if forget_bias is not None:
+            v.finite_number("forget_bias", forget_bias)
+        backend = make_backend(device)
 
         H, G = self.hidden_size, self.cell.gates * self.hidden_size
         shapes = []
@@ -88,29 +93,29 @@ class RNN:
         self.shapes = dict(shapes)
         size = sum(int(np.prod(s)) for s in self.shapes.values())
         memory.require(2 * size * self.dtype.itemsize, f"model ({size:,} parameters and their gradient)")
-        self.flat = np.zeros(size, dtype=self.dtype)
-        self.grad_flat = np.zeros(size, dtype=self.dtype)
-        self.params = self._views(self.flat)
-        self.grads = self._views(self.grad_flat)
-        self._tapes = None
+        backend.check_model(self)
 
+        host = np.zeros(size, dtype=self.dtype)
+        p = self._views(host)
         rng = np.random.default_rng(seed)
         for k in range(self.num_layers):
             I = self.input_size if k == 0 else H
             w_ih, w_hh, b_ih, b_hh = init_layer(rng, init, self.cell.gates, H, I)
             if spectral_radius is not None:
                 scale_spectral_radius(w_hh, H, spectral_radius)
-            if self.cell.name == "lstm" and forget_bias is not None:
-                b_ih[H:2 * H] = forget_bias
-                b_hh[H:2 * H] = 0.0
+            f = self.cell.forget_gate
+            if f >= 0 and forget_bias is not None:
+                b_ih[f * H:(f + 1) * H] = forget_bias
+                b_hh[f * H:(f + 1) * H] = 0.0
             for name, val in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
                                  (w_ih, w_hh, b_ih, b_hh)):
-                self.params[f"{name}_l{k}"][...] = val
+                p[f"{name}_l{k}"][...] = val
         k = 1.0 / np.sqrt(H)
-        self.params["readout.weight"][...] = rng.uniform(-k, k, (self.output_size, H))
-        self.params["readout.bias"][...] = rng.uniform(-k, k, self.output_size)
+        p["readout.weight"][...] = rng.uniform(-k, k, (self.output_size, H))
+        p["readout.bias"][...] = rng.uniform(-k, k, self.output_size)
+        self._install(backend, host)
 
-    # ----------------------------------------------------------------- parameters
+    # ----------------------------------------------------------------- parameters and device
     def _views(self, flat):
         out, at = {}, 0
         for name, shape in self.shapes.items():
@@ -118,6 +123,48 @@ class RNN:
             out[name] = flat[at:at + n].reshape(shape)
             at += n
         return out
+
+    def _install(self, backend, host_flat):
+        """Put the parameters (a host vector) and a gradient vector in ``backend``'s memory."""
+        self.backend = backend
+        self.flat = backend.from_host(host_flat)
+        self.grad_flat = backend.zeros((self.flat.shape[0],), self.dtype)
+        self.params = self._views(self.flat)
+        self.grads = self._views(self.grad_flat)
+        self._tapes = None
+
+    @property
+    def device(self):
+        return self.backend.name
+
+    def to(self, device, path=None):
+        """Move parameters and all later work to ``device`` ('cpu' or 'cuda'); returns self.
+        path (cuda): 'sequence', 'steps' or 'auto' (None: FASTRNN_CUDA_PATH), see fastrnn.cuda."""
+        backend = make_backend(device, path)
+        backend.check_model(self)
+        self._install(backend, self.numpy_flat())
+        return self
+
+    def copy(self, device=None, path=None):
+        """A new model of this one's structure and parameters, on ``device`` (None: this one's)."""
+        new = RNN(**self.config())
+        new.load_flat(self.numpy_flat())
+        return new.to(device or self.device, path) if (device or self.device) != "cpu" else new
+
+    def numpy_flat(self):
+        """The parameters as a host NumPy array (on the CPU: ``flat`` itself, no copy)."""
+        return self.backend.to_host(self.flat)
+
+    def load_flat(self, values):
+        """Set every parameter from a host vector of ``flat``'s size."""
+        values = np.asarray(values)
+        if values.shape != (self.flat.shape[0],):
+            raise ValueError(f"values: expected shape ({self.flat.shape[0]},); got {values.shape}")
+        self.backend.copy_into(self.flat, values.astype(self.dtype, copy=False))
+
+    def numpy_params(self):
+        """Parameters by name as host NumPy arrays (views of :meth:`numpy_flat`)."""
+        return self._views(self.numpy_flat())
 
     def config(self):
         """The JSON-able facts needed to rebuild this model's structure."""
@@ -127,17 +174,17 @@ class RNN:
 
     @property
     def num_parameters(self):
-        return self.flat.size
+        return int(self.flat.shape[0])
 
     def to_torch_state_dict(self):
         """The recurrent weights under torch.nn.RNN/GRU/LSTM key names, as NumPy arrays
         (``torch.from_numpy`` each to load them). The readout is in :meth:`readout_state_dict`."""
-        return {k: a.copy() for k, a in self.params.items() if not k.startswith("readout.")}
+        return {k: a.copy() for k, a in self.numpy_params().items() if not k.startswith("readout.")}
 
     def readout_state_dict(self):
         """The readout as a torch.nn.Linear state dict (NumPy arrays)."""
-        return {"weight": self.params["readout.weight"].copy(),
-                "bias": self.params["readout.bias"].copy()}
+        p = self.numpy_params()
+        return {"weight": p["readout.weight"].copy(), "bias": p["readout.bias"].copy()}
 
     def from_torch_state_dict(self, state_dict, readout=None):
         """Load recurrent weights (and optionally a readout) given under PyTorch's names.
@@ -152,11 +199,16 @@ class RNN:
             items += [("readout.weight", readout["weight"]), ("readout.bias", readout["bias"])]
         loaded = [(k, v.array(f"state_dict[{k!r}]", a, self.shapes[k], "f", self.dtype))
                   for k, a in items]
+        host = self.numpy_flat().copy()
+        p = self._views(host)
         for k, a in loaded:
-            self.params[k][...] = a
+            p[k][...] = a
+        self.load_flat(host)
 
     # ----------------------------------------------------------------- checks
-    def _check_inputs(self, x, lengths, state):
+    def check_inputs(self, x, lengths=None):
+        """Validated host (x, lengths): x (T, B, I) of the model's dtype or (T, B) int64 ids,
+        lengths (B,) int64 in [1, T] (all T for None). One ValueError naming the argument."""
         if self.tokens:
             x = v.array("x", x, ("T", "B"), "i")
             if x.size and (x.min() < 0 or x.max() >= self.input_size):
@@ -179,22 +231,32 @@ class RNN:
             if lengths.min() < 1 or lengths.max() > T:
                 raise ValueError(f"lengths: expected values in [1, {T}] (T = {T}); "
                                  f"got values in [{lengths.min()}, {lengths.max()}]")
-        return x, lengths, self._check_state(state, B)
+        return x, lengths
 
     def _check_state(self, state, B):
-        """(h0, c0) for B sequences: zeros for None; else validated (L, B, H) arrays (c0 None
-        except for the LSTM, whose state is a pair)."""
-        L, H = self.num_layers, self.hidden_size
+        """(h0, c0) in the backend's memory for B sequences, or (None, None) for zeros; c0 is
+        None except for a cell with a cell state. Host arrays are validated and copied over;
+        the backend's own arrays (a state this model returned) are checked for shape and dtype."""
         if state is None:
-            return np.zeros((L, B, H), self.dtype), np.zeros((L, B, H), self.dtype)
-        if self.cell.has_cell_state:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise ValueError("state: expected a pair (h, c) of arrays (L, B, H) for the lstm cell")
-            return (v.array("state[0]", state[0], (L, B, H), "f", self.dtype),
-                    v.array("state[1]", state[1], (L, B, H), "f", self.dtype))
-        return v.array("state", state, (L, B, H), "f", self.dtype), None
+            return None, None
+        L, H, pair = self.num_layers, self.hidden_size, self.cell.has_cell_state
+        if pair and (not isinstance(state, (tuple, list)) or len(state) != 2):
+            raise ValueError(f"state: expected a pair (h, c) of arrays (L, B, H) for the {self.cell.name} cell")
+        parts = tuple(state) if pair else (state,)
+        names = ("state[0]", "state[1]") if pair else ("state",)
+        out = []
+        for name, a in zip(names, parts):
+            if self.backend.is_native(a) and not isinstance(a, np.ndarray):  # already on the device
+                if tuple(a.shape) != (L, B, H) or np.dtype(a.dtype) != self.dtype:
+                    raise ValueError(f"{name}: expected ({L}, {B}, {H}) of {self.dtype}; "
+                                     f"got {tuple(a.shape)} of {a.dtype}")
+                out.append(a)
+            else:
+                out.append(self.backend.from_host(v.array(name, a, (L, B, H), "f", self.dtype)))
+        return out[0], (out[1] if pair else None)
 
-    def _check_target(self, target, loss, output, T, B):
+    def check_target(self, target, loss, output, T, B):
+        """Validated host target, flattened to rows: (N, O) floats (mse) or (N,) ids (ce)."""
         O = self.output_size
         lead_n = (T, B) if output == "all" else (B,)
         if loss == "mse":
@@ -206,57 +268,86 @@ class RNN:
                                  f"got values in [{target.min()}, {target.max()}]")
         return target.reshape((-1, O) if loss == "mse" else (-1,))
 
+    @staticmethod
+    def loss_rows(loss, output, target, lengths, T, B):
+        """Which readout rows carry a loss, (N,) bool: steps before each length (output
+        'all') or every sequence ('last'), less cross-entropy targets of -1. The one rule that
+        the losses, the truncation windows and the finite-difference check all use."""
+        if output == "all":
+            valid = (np.arange(T)[:, None] < lengths[None, :]).reshape(-1)
+        else:
+            valid = np.ones(B, dtype=bool)
+        if loss == "ce":
+            valid = valid & (target >= 0)
+        return valid
+
+    @staticmethod
+    def loss_steps(output, valid, lengths, T, B):
+        """The steps t whose states feed a loss row, ascending: one truncation window each."""
+        step_of_row = np.repeat(np.arange(T), B) if output == "all" else lengths - 1
+        return np.unique(step_of_row[valid])
+
     # ----------------------------------------------------------------- forward
     def _tapes_for(self, T, B):
         if self._tapes is None or self._tapes[0].T != T or self._tapes[0].B != B:
             self._tapes = None  # the old tape's memory is free for the new one
             memory.require(memory.tape_bytes(self.cell.name, T, B, self.hidden_size, self.num_layers,
                                              self.dtype.itemsize), f"activations for T = {T}, B = {B}")
-            self._tapes = [LayerTape(self.cell, T, B, self.hidden_size, self.dtype)
-                           for _ in range(self.num_layers)]
+            zeros = self.backend.zeros_fn(self.dtype)
+            self._tapes = [LayerTape(self.cell, T, B, self.hidden_size, zeros) for _ in range(self.num_layers)]
         return self._tapes
 
-    def _forward(self, x, lengths, h0, c0):
-        """Run all layers over validated inputs; the tapes keep what backward needs."""
+    def _run(self, x, lengths, h0, c0):
+        """All layers over validated host inputs (lengths may hold 0: a sequence already over,
+        its state carried); h0, c0 in the backend's memory or None for zeros. The tapes keep
+        what backward needs. Returns (x, lengths) in the backend's memory."""
+        be, p = self.backend, self.params
         T, B = x.shape[:2]
         tapes = self._tapes_for(T, B)
-        inp = x
+        d_x, d_len = be.from_host(x), be.from_host(lengths)
+        inp = d_x
         for k, tape in enumerate(tapes):
-            p = self.params
-            w_ih, w_hh = p[f"weight_ih_l{k}"], p[f"weight_hh_l{k}"]
-            b_hh = p[f"bias_hh_l{k}"]
-            tape.w_hh, tape.b_hn = w_hh, b_hh[2 * self.hidden_size:]
-            tape.w_hh_t = np.ascontiguousarray(w_hh.T)
-            G = w_ih.shape[0]
+            G = tape.xproj.shape[2]
+            xp = tape.xproj.reshape(T * B, G)
             if k == 0 and self.tokens:
-                np.take(np.ascontiguousarray(w_ih.T), inp, axis=0, out=tape.xproj)
+                be.gather_columns(p["weight_ih_l0"], d_x.reshape(T * B), xp)
             else:
-                matmul(inp.reshape(T * B, -1), w_ih.T, tape.xproj.reshape(T * B, G))
-            tape.bias = self.cell.combined_bias(p[f"bias_ih_l{k}"], b_hh)
-            tape.h[0] = h0[k]
+                be.matmul_nt(inp.reshape(T * B, inp.shape[2]), p[f"weight_ih_l{k}"], xp)
+            be.prepare_layer(self.cell, tape, p[f"weight_hh_l{k}"], p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"])
+            self._set_initial(tape.h, h0, k)
             if self.cell.has_cell_state:
-                tape.c[0] = c0[k]
-            self.cell.forward(tape, lengths)
+                self._set_initial(tape.c, c0, k)
+            be.layer_forward(self.cell, tape, d_len)
             inp = tape.h[1:]
-        return tapes
+        return d_x, d_len
 
-    def _readout(self, output, lengths):
-        """Top-layer states that feed the readout (N, H) and the outputs (N, O)."""
-        top = self._tapes[-1].h
+    def _set_initial(self, buf, s0, k):
+        """buf[0] = layer k's initial state from s0 (L, B, H), or zeros for None."""
+        if s0 is None:
+            self.backend.zero(buf[0])
+        else:
+            self.backend.copy_into(buf[0], s0[k])
+
+    def _readout(self, output, d_len):
+        """Top-layer states that feed the readout (N, H) and the outputs (N, O), on the device."""
+        be, top = self.backend, self._tapes[-1].h
         T, B, H = top.shape[0] - 1, top.shape[1], top.shape[2]
         if output == "all":
             hs = top[1:].reshape(T * B, H)
         else:
-            hs = top[lengths, np.arange(B)]  # h[len_b] = state after the last real step
-        y = np.empty((hs.shape[0], self.output_size), self.dtype)
-        matmul(hs, self.params["readout.weight"].T, y)
-        y += self.params["readout.bias"]
+            hs = be.empty((B, H), self.dtype)
+            be.gather_last(top, d_len, hs)  # h[len_b] = state after the last real step
+        y = be.empty((hs.shape[0], self.output_size), self.dtype)
+        be.matmul_nt(hs, self.params["readout.weight"], y)
+        be.add_row(y, self.params["readout.bias"])
         return hs, y
 
     def _final_state(self):
-        h = np.stack([t.h[-1] for t in self._tapes])
+        """Each layer's state after the last step (padded steps carry it): (L, B, H), or (h, c)."""
+        be = self.backend
+        h = be.stack([t.h[t.T] for t in self._tapes], self.dtype)
         if self.cell.has_cell_state:
-            return h, np.stack([t.c[-1] for t in self._tapes])
+            return h, be.stack([t.c[t.T] for t in self._tapes], self.dtype)
         return h
 
     def forward(self, x, lengths=None, state=None, output="all"):
@@ -264,25 +355,44 @@ class RNN:
 
         x (T, B, I) floats or (T, B) token ids; lengths (B,) ints in [1, T] (None: all T);
         state: initial state (L, B, H), or (h, c) for LSTM (None: zeros).
-        Returns (y, final_state): y (T, B, O) for output='all', (B, O) for 'last' (each
-        sequence's step lengths[b]-1). The final state is each sequence's state after its
-        last real step, so long streams can be fed in chunks.
+        Returns (y, final_state): y, a host array, (T, B, O) for output='all', (B, O) for
+        'last' (each sequence's step lengths[b]-1). The final state (in the model's device
+        memory) is each sequence's state after its last real step, so long streams can be
+        fed in chunks.
         """
         v.choice("output", output, OUTPUTS)
-        x, lengths, (h0, c0) = self._check_inputs(x, lengths, state)
-        self._forward(x, lengths, h0, c0)
-        _, y = self._readout(output, lengths)
+        x, lengths = self.check_inputs(x, lengths)
+        h0, c0 = self._check_state(state, x.shape[1])
+        _, d_len = self._run(x, lengths, h0, c0)
+        _, y = self._readout(output, d_len)
+        y = self.backend.to_host(y)
         if output == "all":
             y = y.reshape(x.shape[0], x.shape[1], -1)
         return y, self._final_state()
 
-    # ----------------------------------------------------------------- loss and gradient
-    @staticmethod
-    def _valid_rows(output, lengths, T, B):
-        if output == "all":
-            return (np.arange(T)[:, None] < lengths[None, :]).reshape(-1)
-        return np.ones(B, dtype=bool)
+    def readout_after(self, x, lengths, state):
+        """Outputs (B, O) on the host after running x (T, B, ...) from ``state`` (host arrays,
+        (L, B, H) or a pair), where lengths (B,) may hold 0 (a sequence already over: its state
+        carried): the state after the window's last step, read out. The building block of the
+        truncated-BPTT check (fastrnn.finitediff)."""
+        x, _ = self.check_inputs(x)
+        lengths = np.asarray(lengths, np.int64)
+        h0, c0 = self._check_state(state, x.shape[1])
+        self._run(x, lengths, h0, c0)
+        return self.backend.to_host(self._readout("last", self.backend.from_host(np.full_like(lengths, x.shape[0])))[1])
 
+    def loss(self, x, target, loss="mse", output="last", lengths=None):
+        """The mean loss alone (no backward pass), computed as :meth:`loss_and_grad` does."""
+        v.choice("loss", loss, LOSSES)
+        v.choice("output", output, OUTPUTS)
+        x, lengths = self.check_inputs(x, lengths)
+        T, B = x.shape[:2]
+        target = self.check_target(target, loss, output, T, B)
+        _, d_len = self._run(x, lengths, None, None)
+        _, y = self._readout(output, d_len)
+        return self.backend.loss(loss, y, target, self.loss_rows(loss, output, target, lengths, T, B))[0]
+
+    # ----------------------------------------------------------------- loss and gradient
     def loss_and_grad(self, x, target, loss="mse", output="last", lengths=None, state=None,
                       bptt_truncate=None):
         """Mean loss and its exact gradient with respect to every parameter.
@@ -292,95 +402,160 @@ class RNN:
         ids for 'last', (T, B) for 'all' with -1 marking ignored positions.
         bptt_truncate K: the gradient of each step's loss flows back at most K steps (through
         the cells at steps t, t-1, ..., t-K; states before are constants). None: full BPTT.
-        Returns a StepResult; ``grad`` is a view of ``model.grad_flat``, overwritten next call.
+        Returns a StepResult; ``grad`` is ``model.grad_flat``, overwritten next call.
         """
-        v.choice("loss", loss, ("mse", "ce"))
+        v.choice("loss", loss, LOSSES)
         v.choice("output", output, OUTPUTS)
-        bptt_truncate = v.truncation(bptt_truncate)
-        x, lengths, (h0, c0) = self._check_inputs(x, lengths, state)
+        K = v.truncation(bptt_truncate)
+        x, lengths = self.check_inputs(x, lengths)
         T, B = x.shape[:2]
-        target = self._check_target(target, loss, output, T, B)
-        self._forward(x, lengths, h0, c0)
-        hs, y = self._readout(output, lengths)
-        valid = self._valid_rows(output, lengths, T, B)
-        value, dy = get_loss(loss)(y, target, valid)
-        self._backward(x, lengths, hs, dy, output, bptt_truncate)
+        target = self.check_target(target, loss, output, T, B)
+        h0, c0 = self._check_state(state, B)
+        d_x, d_len = self._run(x, lengths, h0, c0)
+        hs, y = self._readout(output, d_len)
+        valid = self.loss_rows(loss, output, target, lengths, T, B)
+        value, dy = self.backend.loss(loss, y, target, valid)
+        dh_top = self._readout_backward(dy, hs, output, d_len, T, B)
+        if K is None or K >= T - 1:  # one window holding every step: plain full BPTT
+            self._zero_carries()
+            self._backward_window(0, T - 1, dh_top, d_len, [(t.dgi, t.dgh, t.dh_seq) for t in self._tapes])
+        else:
+            self._backward_truncated(dh_top, d_len, self.loss_steps(output, valid, lengths, T, B), K)
+        self._weight_grads(d_x, T, B)
         if output == "all":
             y = y.reshape(T, B, -1)
         return StepResult(value, self.grad_flat, y, self._final_state())
 
-    def _backward(self, x, lengths, hs, dy, output, K):
-        tapes, p, g, cell = self._tapes, self.params, self.grads, self.cell
-        T, B, H = tapes[0].T, tapes[0].B, self.hidden_size
-        matmul_tn(dy, hs, g["readout.weight"])
-        g["readout.bias"][...] = dy.sum(axis=0)
-        dh_rows = np.empty((dy.shape[0], H), self.dtype)
-        matmul(dy, p["readout.weight"], dh_rows)
+    def _readout_backward(self, dy, hs, output, d_len, T, B):
+        """The readout's gradients, and dL/dh of the top layer's states (T, B, H)."""
+        be, p, g, H = self.backend, self.params, self.grads, self.hidden_size
+        be.matmul_tn(dy, hs, g["readout.weight"])
+        be.column_sums(dy, g["readout.bias"])
+        dh_rows = be.empty((dy.shape[0], H), self.dtype)
+        be.matmul(dy, p["readout.weight"], dh_rows)
         if output == "all":
-            dh_top = dh_rows.reshape(T, B, H)
-        else:
-            dh_top = np.zeros((T, B, H), self.dtype)
-            dh_top[lengths - 1, np.arange(B)] = dh_rows
+            return dh_rows.reshape(T, B, H)
+        dh_top = be.zeros((T, B, H), self.dtype)
+        be.scatter_last(dh_rows, d_len, dh_top)
+        return dh_top
 
-        if K is None or K >= T - 1:  # one window holding every step: plain full BPTT
-            arr = dh_top
-            for k in reversed(range(self.num_layers)):
-                t = tapes[k]
-                cell.backward(t, 0, T - 1, arr, lengths, t.dgi, t.dgh, t.dh_seq)
-                if k > 0:
-                    arr = np.empty((T, B, H), self.dtype)
-                    matmul(t.dgi.reshape(T * B, -1), p[f"weight_ih_l{k}"], arr.reshape(T * B, H))
-        else:
-            self._backward_truncated(lengths, dh_top, output, K)
+    def _zero_carries(self):
+        for t in self._tapes:
+            self.backend.zero(t.dh)
+            self.backend.zero(t.dc)
 
-        for k, t in enumerate(tapes):
-            G = t.dgi.shape[2]
-            dgi, dgh = t.dgi.reshape(T * B, G), t.dgh.reshape(T * B, G)
-            if k == 0 and self.tokens:
-                g["weight_ih_l0"][...] = 0.0
-                _scatter_columns(g["weight_ih_l0"], x.reshape(-1), dgi)
-            else:
-                inp = x if k == 0 else tapes[k - 1].h[1:]
-                matmul_tn(dgi, inp.reshape(T * B, -1), g[f"weight_ih_l{k}"])
-            g[f"bias_ih_l{k}"][...] = dgi.sum(axis=0)
-            matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}"])
-            g[f"bias_hh_l{k}"][...] = dgh.sum(axis=0)
+    def _backward_window(self, s0, s1, dh_in, d_len, outs):
+        """Reverse sweep over steps s1..s0 through every layer, top first. dh_in (W, B, H):
+        gradient arriving at the top layer's states; outs[layer] = (dgi, dgh, dh_seq), window-
+        relative (W, B, .). Each layer's carries must be zero (or seeded) on entry."""
+        be, W, arr = self.backend, s1 - s0 + 1, dh_in
+        for k in reversed(range(self.num_layers)):
+            t = self._tapes[k]
+            dgi, dgh, dhs = outs[k]
+            be.layer_backward(self.cell, t, s0, s1, arr, d_len, dgi, dgh, dhs)
+            if k > 0:
+                B, H = t.dh.shape
+                arr = be.empty((W, B, H), self.dtype)
+                be.matmul(dgi.reshape(W * B, dgi.shape[2]), self.params[f"weight_ih_l{k}"], arr.reshape(W * B, H))
 
-    def _backward_truncated(self, lengths, dh_top, output, K):
+    def _backward_truncated(self, dh_top, d_len, origins, K):
         """Exact gradient of the truncated graph: one reverse window [t-K, t] per step t that
         carries a loss, through every layer; pre-activation gradients of all windows are
         summed, then the weight gradients are finished as for full BPTT."""
-        tapes, p, cell = self._tapes, self.params, self.cell
-        T, B, H = tapes[0].T, tapes[0].B, self.hidden_size
+        be, tapes, split = self.backend, self._tapes, self.cell.split_grad
+        B, H = tapes[0].dh.shape
         G = tapes[0].dgi.shape[2]
         for t in tapes:
-            t.dgi[...] = 0.0
-            t.dgh[...] = 0.0
-            t.dh_seq[...] = 0.0
-        W_max = K + 1
-        dgi_w = np.zeros((W_max, B, G), self.dtype)
-        dgh_w = np.zeros((W_max, B, G), self.dtype) if cell.split_grad else dgi_w
-        dhs_w = np.zeros((W_max, B, H), self.dtype)
-        if output == "all":
-            origins = np.nonzero(np.abs(dh_top).reshape(T, -1).max(axis=1) > 0)[0]
-        else:
-            origins = np.unique(lengths - 1)
+            be.zero(t.dgi)
+            be.zero(t.dgh)
+            be.zero(t.dh_seq)
+        z = lambda *s: be.zeros(s, self.dtype)  # noqa: E731
+        wins = []
+        for _ in tapes:
+            dgi = z(K + 1, B, G)
+            wins.append((dgi, z(K + 1, B, G) if split else dgi, z(K + 1, B, H)))
+        arr_full = z(K + 1, B, H)
         for s1 in origins:
+            s1 = int(s1)
             s0 = max(0, s1 - K)
             W = s1 - s0 + 1
-            arr = np.zeros((W, B, H), self.dtype)
-            arr[-1] = dh_top[s1]
-            for k in reversed(range(self.num_layers)):
-                t = tapes[k]
-                cell.backward(t, s0, s1, arr, lengths, dgi_w[:W], dgh_w[:W], dhs_w[:W])
-                t.dgi[s0:s1 + 1] += dgi_w[:W]
-                if cell.split_grad:
-                    t.dgh[s0:s1 + 1] += dgh_w[:W]
-                t.dh_seq[s0:s1 + 1] += dhs_w[:W]
-                if k > 0:
-                    arr = np.empty((W, B, H), self.dtype)
-                    matmul(dgi_w[:W].reshape(W * B, G), p[f"weight_ih_l{k}"], arr.reshape(W * B, H))
+            arr = arr_full[:W]
+            be.zero(arr)
+            be.copy_into(arr[W - 1], dh_top[s1])
+            outs = [(a[:W], b[:W], c[:W]) for a, b, c in wins]
+            self._zero_carries()
+            self._backward_window(s0, s1, arr, d_len, outs)
+            for t, (a, b, c) in zip(tapes, outs):
+                be.add_into(t.dgi[s0:s1 + 1], a)
+                if split:
+                    be.add_into(t.dgh[s0:s1 + 1], b)
+                be.add_into(t.dh_seq[s0:s1 + 1], c)
 
+    def _weight_grads(self, d_x, T, B):
+        """Weight and bias gradients from the summed pre-activation gradients."""
+        be, g, H = self.backend, self.grads, self.hidden_size
+        for k, t in enumerate(self._tapes):
+            G = t.dgi.shape[2]
+            dgi, dgh = t.dgi.reshape(T * B, G), t.dgh.reshape(T * B, G)
+            if k == 0 and self.tokens:
+                be.scatter_columns(g["weight_ih_l0"], d_x.reshape(T * B), dgi)
+            else:
+                inp = d_x if k == 0 else self._tapes[k - 1].h[1:]
+                be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), g[f"weight_ih_l{k}"])
+            be.column_sums(dgi, g[f"bias_ih_l{k}"])
+            be.matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}"])
+            be.column_sums(dgh, g[f"bias_hh_l{k}"])
+
+    # ----------------------------------------------------------------- clipping
+    def clip_grad_norm(self, max_norm=None):
+        """Scale the gradient so its global norm is at most max_norm (None: measure only).
+        Returns the norm before clipping, a host float (inf or NaN if not finite)."""
+        norm = float(np.sqrt(self.backend.sum_squares(self.grad_flat)))
+        if max_norm is not None and np.isfinite(norm) and norm > max_norm:
+            self.backend.scale(self.grad_flat, max_norm / norm)
+        return norm
+
+    def clip_grad_value(self, limit):
+        """Clip every gradient entry to [-limit, limit]."""
+        self.backend.clip_values(self.grad_flat, limit)
+
+    # ----------------------------------------------------------------- inspection (fastrnn gradients)
     def hidden_grads(self):
-        """dL/dh_t of every layer from the last backward pass: a list of (T, B, H) arrays."""
-        return [t.dh_seq.copy() for t in self._tapes]
+        """dL/dh_t of every layer from the last backward pass: a list of host (T, B, H) arrays."""
+        return [np.array(self.backend.to_host(t.dh_seq)) for t in self._tapes]
+
+    def tape_arrays(self):
+        """Host copies of each layer's states h, c (T+1, B, H) and gates (T, B, G) from the
+        last forward pass."""
+        to = self.backend.to_host
+        return [SimpleNamespace(h=np.array(to(t.h)), c=np.array(to(t.c)), gates=np.array(to(t.gates)))
+                for t in self._tapes]
+
+    def step_jacobians(self, x_one):
+        """Jacobians of the top layer's state s_t w.r.t. s_{t-1} for one sequence.
+
+        x_one: one sequence, (T, 1, I) or (T, 1) ids. Returns host (T, S, S), S = H (2H for
+        a cell state, ordered h then c). Row i is the gradient on s_{t-1} of a unit vector
+        seeded on s_t: a batch of S copies runs the kernels' one-step reverse window once.
+        """
+        be, cell, H = self.backend, self.cell, self.hidden_size
+        S = cell.state_size * H
+        xs, lengths = self.check_inputs(np.repeat(x_one, S, axis=1))
+        _, d_len = self._run(xs, lengths, None, None)
+        tape, T, G = self._tapes[-1], xs.shape[0], cell.gates * H
+        z = lambda *s: be.zeros(s, self.dtype)  # noqa: E731
+        dh_in, dgi, dhs = z(1, S, H), z(1, S, G), z(1, S, H)
+        dgh = z(1, S, G) if cell.split_grad else dgi
+        seed_h = np.zeros((S, H), self.dtype)
+        seed_h[:H] = np.eye(H)
+        seed_c = np.zeros((S, H), self.dtype)
+        seed_c[H:] = np.eye(H) if cell.has_cell_state else 0
+        J = np.empty((T, S, S))
+        for t in range(T):
+            be.copy_into(tape.dh, seed_h)
+            be.copy_into(tape.dc, seed_c)
+            be.layer_backward(cell, tape, t, t, dh_in, d_len, dgi, dgh, dhs)
+            J[t, :, :H] = be.to_host(tape.dh)
+            if cell.has_cell_state:
+                J[t, :, H:] = be.to_host(tape.dc)
+        return J

@@ -1,19 +1,60 @@
-"""Argument checks shared by the library: each raises ValueError naming the argument,
-what was expected and what was given, so no Numba typing traceback ever reaches a user."""
+"""Argument checks shared by the library, the training config and the CLI: one function per
+kind of argument, each raising a ValueError that names the argument, what was expected and
+what was given, so no Numba typing traceback ever reaches a user. The scalar checks import
+nothing (NumPy's integers and floats register with ``numbers``; its bool does not)."""
+import math
 import numbers
 
-import numpy as np
+
+def _is_int(value):
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral)
+
+
+def _is_real(value):
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
 
 
 def positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value <= 0:
+    if not _is_int(value) or value <= 0:
         raise ValueError(f"{name}: expected a positive integer; got {value!r}")
     return int(value)
 
 
+def nonnegative_int(name, value):
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name}: expected an integer >= 0; got {value!r}")
+    return int(value)
+
+
+def positive_number(name, value):
+    if not _is_real(value) or not value > 0:
+        raise ValueError(f"{name}: expected a finite positive number; got {value!r}")
+    return float(value)
+
+
+def number_in(name, value, low, high=None):
+    """A finite number in [low, high) (high None: no upper bound)."""
+    if not _is_real(value) or value < low or (high is not None and value >= high):
+        want = f">= {low}" if high is None else f"in [{low}, {high})"
+        raise ValueError(f"{name}: expected a finite number {want}; got {value!r}")
+    return float(value)
+
+
+def finite_number(name, value):
+    if not _is_real(value):
+        raise ValueError(f"{name}: expected a finite number; got {value!r}")
+    return float(value)
+
+
+def flag(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected true or false; got {value!r}")
+    return value
+
+
 def truncation(value, name="bptt_truncate"):
     """None (full BPTT) or an integer K >= 0: how many steps back each loss's gradient flows."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+    if value is not None and (not _is_int(value) or value < 0):
         raise ValueError(f"{name}: expected None or an integer >= 0; got {value!r}")
     return None if value is None else int(value)
 
@@ -25,6 +66,8 @@ def choice(name, value, options):
 
 
 def float_dtype(name, dtype):
+    import numpy as np
+
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -40,6 +83,8 @@ def array(name, value, shape, kind, dtype=None):
 
     Returns a C-contiguous array, cast to ``dtype`` when given. Floats must be finite.
     """
+    import numpy as np
+
     if not isinstance(value, np.ndarray):
         if hasattr(value, "detach"):  # a torch tensor, accepted without importing torch
             value = value.detach().cpu().numpy()

@@ -103,8 +103,12 @@ def test_text_train_and_sample(tmp_path):
     r = run("train", "--task", "text", "--data", f, "--cell", "gru", "--seq-len", "12", "--hidden", "16",
             "--batch-size", "4", "--steps", "40", "--eval-every", "20", "--lr", "0.01", "--out", out)
     assert r.exit_code == 0, r.output
-    rec = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert rec["metric"] > 0  # bits per character
+    recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads(r.output.strip().splitlines()[-1])
+    vocab = len(set(f.read_text()))  # 15 characters: an untrained model predicts about uniformly
+    assert abs(recs[0]["metric"] - np.log2(vocab)) < 0.3, recs[0]
+    # bits per character: learned, well below the bigram baseline (measured: 1.95 vs 3.43 after 40 steps)
+    assert recs[-1]["step"] == 40 and recs[-1]["metric"] < summary["baseline"] - 0.5, (recs[-1], summary)
     r = run("sample", out / "checkpoint.npz", "--length", "30", "--prime", "to be", "--temperature", "0.5")
     assert r.exit_code == 0, r.output
     text = r.output.rstrip("\n")

@@ -16,7 +16,6 @@ from fastrnn import cuda as fcuda  # noqa: E402
 if not fcuda.status()[0]:
     pytest.skip(f"CUDA not usable here: {fcuda.status()[1]}", allow_module_level=True)
 
-from fastrnn.cuda.model import CudaRNN  # noqa: E402
 
 
 @pytest.mark.parametrize("K", [None, 20])
@@ -30,7 +29,7 @@ def test_realistic_sizes_match_the_cpu(cell, K):
     target = rng.integers(0, 10, (T, B))
     cpu = model.loss_and_grad(x, target, "ce", "all", lengths, bptt_truncate=K)
     g = cpu.grad.copy()
-    dev = CudaRNN(model)
+    dev = model.copy("cuda")
     res = dev.loss_and_grad(x, target, "ce", "all", lengths, bptt_truncate=K)
     assert abs(res.loss - cpu.loss) < 1e-10 * abs(cpu.loss)
     dg = dev.grad_flat.copy_to_host()
@@ -38,7 +37,7 @@ def test_realistic_sizes_match_the_cpu(cell, K):
 
     m32 = RNN(cell, I, H, 10, 2, dtype="float32", seed=0)
     c32 = m32.loss_and_grad(x.astype(np.float32), target, "ce", "all", lengths, bptt_truncate=K).grad.copy()
-    d32 = CudaRNN(m32)
+    d32 = m32.copy("cuda")
     d32.loss_and_grad(x.astype(np.float32), target, "ce", "all", lengths, bptt_truncate=K)
     assert np.abs(d32.grad_flat.copy_to_host() - c32).max() < 1e-3 * np.abs(c32).max()
 

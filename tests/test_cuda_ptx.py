@@ -1,5 +1,6 @@
-"""Every CUDA kernel compiles for a real GPU (PTX, compute capability 8.0), in CI without one:
-the simulator runs the kernels as Python and never types or lowers them."""
+"""Every CUDA kernel compiles for a real GPU (PTX, compute capability 8.0), in CI without one,
+and its float32 version computes in float32: the simulator runs the kernels as Python and
+never types or lowers them."""
 import importlib.util
 import os
 import subprocess
@@ -22,4 +23,5 @@ def test_every_kernel_compiles_to_ptx():
     out = subprocess.run([sys.executable, os.path.join(HERE, "cuda_ptx.py")], capture_output=True, text=True,
                          env=env, timeout=900)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert out.stdout.count("ok  ") == 2 * 32  # every kernel listed, in float32 and float64
+    n = int(out.stdout.split("kernels:")[1].split()[0])  # the script checks that every kernel is listed
+    assert n >= 32 and out.stdout.count("ok  ") == 2 * n  # each in float32 (no float64 math) and float64

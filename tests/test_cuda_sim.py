@@ -15,13 +15,13 @@ from click.testing import CliRunner
 pytest.importorskip("numba_cuda")
 
 from fastrnn import cuda as fcuda  # noqa: E402
+from fastrnn.cells import CELLS  # noqa: E402
 from fastrnn.finitediff import check_gradients, make_problem  # noqa: E402
 from fastrnn.train.optim import make_optimizer  # noqa: E402
 
 if not fcuda.status()[0]:
     pytest.skip(f"CUDA not usable here: {fcuda.status()[1]}", allow_module_level=True)
 
-from fastrnn.cuda.model import CudaRNN  # noqa: E402
 from fastrnn_cli.main import cli  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real processes, the simulator or a cluster: not in the fast lane
@@ -47,7 +47,7 @@ def _host(s):
 @pytest.mark.parametrize("path", ["sequence", "steps"])
 @pytest.mark.parametrize("cfg", CASES, ids=lambda c: f"{c['loss']}-{c['output']}-L{c['num_layers']}-K{c['K']}"
                          + ("-state" if c.get("state") else ""))
-@pytest.mark.parametrize("cell", ["tanh", "relu", "gru", "lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 def test_forward_and_every_gradient_match_the_cpu(cell, cfg, path):
     """Both ways of running a layer over the steps: one launch per sequence, or two per step."""
     cfg = dict(cfg)
@@ -56,7 +56,7 @@ def test_forward_and_every_gradient_match_the_cpu(cell, cfg, path):
     state = _state(cell, cfg["num_layers"], 3, 3) if with_state else None
     cpu = model.loss_and_grad(**b, state=state, bptt_truncate=K)
     cpu_grad, cpu_dh = cpu.grad.copy(), model.hidden_grads()
-    dev = CudaRNN(model, path)
+    dev = model.copy("cuda", path)
     res = dev.loss_and_grad(**b, state=state, bptt_truncate=K)
     assert abs(res.loss - cpu.loss) < 1e-12
     np.testing.assert_allclose(dev.grad_flat.copy_to_host(), cpu_grad, rtol=0, atol=1e-12)
@@ -77,7 +77,7 @@ def test_step_jacobians_match_the_cpu(cell, path):
     from fastrnn.gradients import step_jacobians
 
     model, b = make_problem(cell, T=3, B=2, I=2, H=2, O=2, num_layers=2, seed=4)
-    dev = CudaRNN(model, path)
+    dev = model.copy("cuda", path)
     np.testing.assert_allclose(dev.step_jacobians(b["x"][:, :1]), step_jacobians(model, b["x"][:, :1]),
                                rtol=0, atol=1e-12)
 
@@ -100,29 +100,31 @@ def test_sequence_kernels_with_more_units_than_threads_and_idle_threads(cell, th
     monkeypatch.setattr(sequence, "threads_for", lambda H, cap=256: threads)
     model, b = make_problem(cell, T=3, B=2, I=2, H=5, O=2, num_layers=1, seed=6)
     cpu = model.loss_and_grad(**b, bptt_truncate=1).grad.copy()
-    dev = CudaRNN(model, "sequence")
+    dev = model.copy("cuda", "sequence")
     dev.loss_and_grad(**b, bptt_truncate=1)
     np.testing.assert_allclose(dev.grad_flat.copy_to_host(), cpu, rtol=0, atol=1e-12)
 
 
 def test_path_choice():
     model, _ = make_problem("gru", T=3, B=2, I=2, H=3, O=2, num_layers=1)
-    assert CudaRNN(model).path == "sequence" and CudaRNN(model, "steps").path == "steps"
+    assert model.copy("cuda").backend.path == "sequence"
+    assert model.copy("cuda", "steps").backend.path == "steps"
     with pytest.raises(ValueError, match="path"):
-        CudaRNN(model, "fast")
+        model.copy("cuda", "fast")
     from fastrnn import RNN
     from fastrnn.cuda import sequence
     wide = RNN("tanh", 1, sequence.MAX_H + 1, 1)
-    assert CudaRNN(wide).path == "steps"  # too wide for the sequence kernels' shared memory
+    assert wide.copy("cuda").backend.path == "steps"  # too wide for the sequence kernels' shared memory
     with pytest.raises(ValueError, match="hidden_size"):
-        CudaRNN(wide, "sequence")
+        wide.copy("cuda", "sequence")
+    assert wide.device == "cpu"  # a refused move leaves the model where it was
 
 
 def test_token_inputs_and_float32():
     model, b = make_problem("lstm", loss="ce", output="last", num_layers=1, tokens=True, T=4, B=3, I=5, H=3,
                             O=2, seed=2)
     cpu = model.loss_and_grad(**b)
-    dev = CudaRNN(model)
+    dev = model.copy("cuda")
     dev.loss_and_grad(**b)
     np.testing.assert_allclose(dev.grad_flat.copy_to_host(), cpu.grad, rtol=0, atol=1e-12)
     from fastrnn import RNN
@@ -130,7 +132,7 @@ def test_token_inputs_and_float32():
     m32.flat[:] = make_problem("gru", T=4, B=3, I=2, H=3, O=2, num_layers=1)[0].flat
     _, b32 = make_problem("gru", T=4, B=3, I=2, H=3, O=2, num_layers=1)
     c32 = m32.loss_and_grad(**b32).grad.copy()
-    d32 = CudaRNN(m32)
+    d32 = m32.copy("cuda")
     d32.loss_and_grad(**b32)
     g = d32.grad_flat.copy_to_host()
     assert g.dtype == np.float32 and np.abs(g - c32).max() < 1e-5 * np.abs(c32).max()
@@ -138,7 +140,7 @@ def test_token_inputs_and_float32():
 
 def test_bad_state_and_truncation_are_clear_errors():
     model, b = make_problem("lstm", T=4, B=3, I=2, H=3, O=2, num_layers=1)
-    dev = CudaRNN(model)
+    dev = model.copy("cuda")
     with pytest.raises(ValueError, match="state"):
         dev.loss_and_grad(**b, state=np.zeros((1, 3, 3)))  # the LSTM needs (h, c)
     with pytest.raises(ValueError, match=r"state\[0\]"):
@@ -150,22 +152,23 @@ def test_bad_state_and_truncation_are_clear_errors():
 @pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "adagrad"])
 def test_clip_and_one_optimizer_step_match_the_cpu(name):
     model, b = make_problem("gru", T=4, B=3, I=2, H=3, O=2, num_layers=1, seed=3)
-    dev = CudaRNN(model)
+    dev = model.copy("cuda")
     dev.loss_and_grad(**b)
     cpu = model.loss_and_grad(**b).grad.copy()
     from fastrnn.train.optim import clip_global_norm
     norm_cpu = clip_global_norm(cpu, 0.01)
-    assert abs(dev.clip(0.01) - norm_cpu) < 1e-12
+    assert abs(dev.clip_grad_norm(0.01) - norm_cpu) < 1e-12
     np.testing.assert_allclose(dev.grad_flat.copy_to_host(), cpu, rtol=0, atol=1e-15)
     opt_c = make_optimizer(name, model.flat.size, 0.1, weight_decay=0.01, momentum=0.9, dtype=np.float64)
-    opt_d = make_optimizer(name, model.flat.size, 0.1, weight_decay=0.01, momentum=0.9, dtype=np.float64)
+    opt_d = make_optimizer(name, model.flat.size, 0.1, weight_decay=0.01, momentum=0.9, dtype=np.float64,
+                           backend=dev.backend)
     for _ in range(2):
-        dev.step(opt_d)
+        opt_d.step(dev.flat, dev.grad_flat)
         opt_c.step(model.flat, cpu)
     np.testing.assert_allclose(dev.flat.copy_to_host(), model.flat, rtol=0, atol=1e-14)
-    dev.sync_optimizer(opt_d)
+    dev_state = opt_d.state_dict()[1]
     for s in opt_c.state:
-        np.testing.assert_allclose(opt_d.state[s], opt_c.state[s], rtol=0, atol=1e-14)
+        np.testing.assert_allclose(dev_state[s], opt_c.state[s], rtol=0, atol=1e-14)
     assert opt_d.t == opt_c.t == 2
 
 
@@ -248,4 +251,9 @@ def test_gpu_benchmark_runs_and_checks_first(tmp_path):
     doc = json.loads((tmp_path / "results.json").read_text())
     assert [r["cell"] for r in doc["rows"]] == ["tanh", "relu", "gru", "lstm"]
     assert all(r["check"]["ok"] and r["check"]["max_rel_err_cpu"] < 1e-5 for r in doc["rows"])
-    assert "say nothing about speed" in (tmp_path / "RESULTS.md").read_text()
+    for r in doc["rows"]:  # both paths timed (positive medians), the default one reported
+        assert r["path"] == "sequence" and r["sequence_ms"] > 0 and r["steps_ms"] > 0
+        assert r["fastrnn_ms"] == r["sequence_ms"] and set(r["fastrnn_first_call_s"]) == {"sequence", "steps"}
+    assert "simulator" in doc["machine"]["gpu"]  # the report knows these times are not a GPU's
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert md.count("\n| ") >= 1 + len(doc["rows"]) and doc["machine"]["gpu"] in md

@@ -23,7 +23,7 @@ def x_ok(T=5, B=2):
     (dict(output_size=True), r"output_size: expected a positive integer; got True"),
     (dict(dtype="float16"), r"dtype: expected float32 or float64; got 'float16'"),
     (dict(init="he"), r"init: expected one of pytorch, xavier, orthogonal, irnn; got 'he'"),
-    (dict(spectral_radius=-1.0), r"spectral_radius: expected a positive number"),
+    (dict(spectral_radius=-1.0), r"spectral_radius: expected a finite positive number"),
 ])
 def test_constructor_errors(kwargs, match):
     args = dict(cell="gru", input_size=3, hidden_size=4, output_size=2)

@@ -22,9 +22,10 @@ def test_gradients_match_finite_differences(cell, cfg):
 def test_check_catches_a_wrong_gradient():
     """The check must be able to fail: a gradient off by 1e-4 in one entry is reported."""
     class Broken(RNN):
-        def _backward(self, *a, **k):
-            super()._backward(*a, **k)
+        def loss_and_grad(self, *a, **k):
+            res = super().loss_and_grad(*a, **k)
             self.grads["weight_hh_l0"][0, 0] += 1e-4
+            return res
 
     model, batch = make_problem("lstm", num_layers=1)
     broken = Broken("lstm", 3, 4, 3, 1, dtype="float64")

@@ -73,7 +73,7 @@ def test_weight_decay_is_l2():
 
 
 def test_optimizer_errors():
-    with pytest.raises(ValueError, match="lr: expected a positive number; got 0"):
+    with pytest.raises(ValueError, match="lr: expected a finite positive number; got 0"):
         make_optimizer("adam", 2, 0)
     with pytest.raises(ValueError, match="optimizer: expected one of sgd, adam, rmsprop, adagrad; got 'lbfgs'"):
         make_optimizer("lbfgs", 2, 0.1)
@@ -196,11 +196,11 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(hidden=0), "hidden: expected a positive integer; got 0"),
-    (dict(lr=-1.0), "lr: expected a positive number; got -1.0"),
+    (dict(lr=-1.0), "lr: expected a finite positive number; got -1.0"),
     (dict(cell="elman"), "cell: expected one of tanh, relu, gru, lstm"),
     (dict(task="parity"), "task: expected one of adding"),
     (dict(steps=0), "steps: expected a positive integer"),
-    (dict(momentum=1.0), r"momentum: expected a number in \[0, 1\)"),
+    (dict(momentum=1.0), r"momentum: expected a finite number in \[0, 1\)"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,12 +1,13 @@
-"""The four cells, selected by name. Each entry knows its gate layout and how to call its
-forward and backward kernels on a :class:`fastrnn.layer.LayerTape`."""
+"""The cell registry: one entry per cell, the only place that lists them.
+
+An entry states the cell's gate layout and the facts the model needs about it (a cell state?
+GRU's split gradient and reset-gated recurrent bias? which gate is the LSTM's forget gate?),
+and names its kernels: each backend resolves ``kernels`` to its own implementation of
+``forward(cell, tape, lengths)`` and ``backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh,
+dh_seq)`` (CPU: ``fastrnn.cells.<kernels>``; CUDA: ``fastrnn.cuda.launch.CELLS[<kernels>]``).
+Nothing else branches on a cell's name. Importing this module loads no Numba.
+"""
 from dataclasses import dataclass
-
-from ..threads import run_split
-
-# A thread takes at least this many sequences: below it, handing work to a thread costs more
-# than it saves.
-MIN_ROWS = 4
 
 
 @dataclass(frozen=True)
@@ -14,59 +15,25 @@ class Cell:
     name: str
     gates: int  # number of H-wide gate blocks in W_ih / W_hh
     layout: str  # gate block order, as in PyTorch
-    has_cell_state: bool  # LSTM carries c besides h
-    split_grad: bool  # GRU: input-side and recurrent-side pre-activation gradients differ
+    activations: tuple  # per gate block: "tanh", "relu" or "sigmoid" (saturation report)
+    kernels: str  # the kernel family each backend implements (relu and tanh share "elman")
+    has_cell_state: bool = False  # LSTM carries c besides h
+    split_grad: bool = False  # GRU: input-side and recurrent-side pre-activation gradients differ
+    reset_bias: bool = False  # GRU: b_hn sits inside r * (W_hn h + b_hn), outside the sum of biases
+    forget_gate: int = -1  # LSTM: the block whose bias ``forget_bias`` sets (-1: none)
 
-    def combined_bias(self, b_ih, b_hh):
-        """b_ih + b_hh, except GRU's b_hn, which the kernel applies inside r * (.)."""
-        bias = b_ih + b_hh
-        if self.name == "gru":
-            n = b_hh.shape[0] * 2 // 3
-            bias[n:] = b_ih[n:]
-        return bias
-
-    def forward(self, tape, lengths):
-        """One layer forward over every step (see the cell's *_forward_rows kernel); the batch
-        is split across threads."""
-        from . import elman, gru, lstm
-
-        B = tape.B
-        if self.name in ("tanh", "relu"):
-            run_split(elman.elman_forward_rows,
-                      (tape.xproj, tape.bias, tape.w_hh, lengths, self.name == "relu", tape.h, tape.gh), B, MIN_ROWS)
-        elif self.name == "gru":
-            run_split(gru.gru_forward_rows,
-                      (tape.xproj, tape.bias, tape.w_hh, tape.b_hn, lengths, tape.h, tape.gates, tape.ghn, tape.gh), B, MIN_ROWS)
-        else:
-            run_split(lstm.lstm_forward_rows,
-                      (tape.xproj, tape.bias, tape.w_hh, lengths, tape.h, tape.c, tape.gates, tape.gh), B, MIN_ROWS)
-
-    def backward(self, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq, seeded=False):
-        """Reverse sweep over steps s1..s0; window-relative outputs dgi/dgh/dh_seq (W, B, .).
-        Leaves dL/dh_{s0-1} (and dL/dc_{s0-1}) in tape.dh (tape.dc). seeded: start from the
-        carries already in tape.dh / tape.dc instead of zero (used to build Jacobians)."""
-        from . import elman, gru, lstm
-
-        if not seeded:
-            tape.dh[...] = 0.0
-            tape.dc[...] = 0.0
-        B = tape.B
-        if self.name in ("tanh", "relu"):
-            run_split(elman.elman_backward_rows, (s0, s1, dh_in, lengths, self.name == "relu", tape.h,
-                                                  tape.w_hh_t, dgi, dh_seq, tape.dh), B, MIN_ROWS)
-        elif self.name == "gru":
-            run_split(gru.gru_backward_rows, (s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn,
-                                              tape.w_hh_t, dgi, dgh, dh_seq, tape.dh), B, MIN_ROWS)
-        else:
-            run_split(lstm.lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh_t,
-                                                dgi, dh_seq, tape.dh, tape.dc), B, MIN_ROWS)
+    @property
+    def state_size(self):
+        """Vectors of H per sequence in the recurrent state: 2 for (h, c), else 1."""
+        return 2 if self.has_cell_state else 1
 
 
 CELLS = {
-    "tanh": Cell("tanh", 1, "h", False, False),
-    "relu": Cell("relu", 1, "h", False, False),
-    "gru": Cell("gru", 3, "r,z,n", False, True),
-    "lstm": Cell("lstm", 4, "i,f,g,o", True, False),
+    "tanh": Cell("tanh", 1, "h", ("tanh",), "elman"),
+    "relu": Cell("relu", 1, "h", ("relu",), "elman"),
+    "gru": Cell("gru", 3, "r,z,n", ("sigmoid", "sigmoid", "tanh"), "gru", split_grad=True, reset_bias=True),
+    "lstm": Cell("lstm", 4, "i,f,g,o", ("sigmoid", "sigmoid", "tanh", "sigmoid"), "lstm",
+                 has_cell_state=True, forget_gate=1),
 }
 
 

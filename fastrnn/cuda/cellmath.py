@@ -2,27 +2,35 @@
 CUDA device functions shared by the per-step kernels (kernels.py) and the whole-sequence
 kernels (sequence.py). The same formulas as fastrnn/cells/*.py; "pre" values already hold
 W_ih x + W_hh h + biases (GRU's n gate: the input side an_x and q = W_hn h + b_hn apart).
+
+Constants are one_like / zero_like of an argument: a bare 1.0 is float64 and would widen every
+float32 expression it touches into float64 instructions (tests/cuda_ptx.py checks the PTX).
 """
 import math
 
 from numba import cuda
 
+from ..cells._math import one_like, zero_like
+
 
 @cuda.jit(device=True)
 def sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x))
+    one = one_like(x)
+    return one / (one + math.exp(-x))
 
 
 # ------------------------------------------------------------------ Elman: h = f(a)
 @cuda.jit(device=True)
 def elman_forward(a, relu):
-    return (a if a > 0 else 0.0) if relu else math.tanh(a)
+    zero = zero_like(a)
+    return (a if a > zero else zero) if relu else math.tanh(a)
 
 
 @cuda.jit(device=True)
 def elman_backward(g, y, relu):
     """dL/da from dL/dh = g and the output y = f(a)."""
-    return (g if y > 0 else 0.0) if relu else g * (1.0 - y * y)
+    zero = zero_like(g)
+    return (g if y > zero else zero) if relu else g * (one_like(g) - y * y)
 
 
 # ------------------------------------------------------------------ GRU: h = n + z (h_prev - n)
@@ -37,8 +45,9 @@ def gru_forward(ar, az, an_x, q, h_prev):
 @cuda.jit(device=True)
 def gru_backward(g, r, z, n, q, h_prev):
     """(d ar, d az, d an) from dL/dh = g; the recurrent side of n gets r * d an, h_prev g * z."""
-    dnp = g * (1.0 - z) * (1.0 - n * n)
-    return dnp * q * r * (1.0 - r), g * (h_prev - n) * z * (1.0 - z), dnp
+    one = one_like(g)
+    dnp = g * (one - z) * (one - n * n)
+    return dnp * q * r * (one - r), g * (h_prev - n) * z * (one - z), dnp
 
 
 # ------------------------------------------------------------------ LSTM: c = f c_prev + i g, h = o tanh(c)
@@ -54,7 +63,8 @@ def lstm_forward(ai, af, ag, ao, c_prev):
 def lstm_backward(dh, dc, i, f, g, o, c, c_prev):
     """(d ai, d af, d ag, d ao, dL/dc_prev) from dL/dh = dh, the carried dL/dc = dc and the
     cell states after (c) and before (c_prev) the step."""
+    one = one_like(dh)
     tc = math.tanh(c)
-    dcn = dc + dh * o * (1.0 - tc * tc)
-    return (dcn * g * i * (1.0 - i), dcn * c_prev * f * (1.0 - f), dcn * i * (1.0 - g * g),
-            dh * tc * o * (1.0 - o), dcn * f)
+    dcn = dc + dh * o * (one - tc * tc)
+    return (dcn * g * i * (one - i), dcn * c_prev * f * (one - f), dcn * i * (one - g * g),
+            dh * tc * o * (one - o), dcn * f)

@@ -11,6 +11,7 @@ import numpy as np
 from numba import cuda, float32, float64
 
 from ..config import CUDA_TILE as TILE
+from ..cells._math import one_like, zero_like
 from .cellmath import elman_backward, elman_forward, gru_backward, gru_forward, lstm_backward, lstm_forward
 
 
@@ -26,23 +27,24 @@ def _make_gemm(dtype):
         col = cuda.blockIdx.x * TILE + tx
         M, N = C.shape
         K = A.shape[0] if ta else A.shape[1]
-        acc = 0.0
+        zero = zero_like(C[0, 0])
+        acc = zero
         for k0 in range(0, K, TILE):
             ka, kb = k0 + tx, k0 + ty
             if row < M and ka < K:
                 sA[ty, tx] = A[ka, row] if ta else A[row, ka]
             else:
-                sA[ty, tx] = 0.0
+                sA[ty, tx] = zero
             if col < N and kb < K:
                 sB[ty, tx] = B[col, kb] if tb else B[kb, col]
             else:
-                sB[ty, tx] = 0.0
+                sB[ty, tx] = zero
             cuda.syncthreads()
             for k in range(TILE):
                 acc += sA[ty, k] * sB[k, tx]
             cuda.syncthreads()
         if row < M and col < N:
-            C[row, col] = acc + beta * C[row, col] if beta != 0 else acc
+            C[row, col] = acc + beta * C[row, col] if beta != zero else acc
     return gemm
 
 
@@ -50,10 +52,11 @@ _GEMM = {np.dtype(np.float32): _make_gemm(float32), np.dtype(np.float64): _make_
 
 
 def gemm(A, B, C, ta=False, tb=False, beta=0.0):
-    """Launch C = op(A) @ op(B) + beta C on 2-D device arrays."""
+    """Launch C = op(A) @ op(B) + beta C on 2-D device arrays (beta in C's precision)."""
     M, N = C.shape
+    dt = np.dtype(C.dtype)
     grid = ((N + TILE - 1) // TILE, (M + TILE - 1) // TILE)
-    _GEMM[np.dtype(C.dtype)][grid, (TILE, TILE)](A, B, C, ta, tb, beta)
+    _GEMM[dt][grid, (TILE, TILE)](A, B, C, ta, tb, dt.type(beta))
 
 
 def _block_edge(n):
@@ -91,11 +94,11 @@ def elman_bwd(dh, dh_in, t, s0, lengths, relu, h, dpre, dh_seq):
         g = dh[b, j] + dh_in[w, b, j]
         dh_seq[w, b, j] = g
         if t >= lengths[b]:
-            dpre[w, b, j] = 0.0
+            dpre[w, b, j] = zero_like(g)
             dh[b, j] = g
         else:
             dpre[w, b, j] = elman_backward(g, h[t + 1, b, j], relu)
-            dh[b, j] = 0.0
+            dh[b, j] = zero_like(g)
 
 
 # --------------------------------------------------------------------------- GRU
@@ -106,9 +109,10 @@ def gru_fwd(gh, xproj, bias, b_hn, lengths, t, h, gates, ghn):
     if b < h.shape[1] and j < H:
         if t >= lengths[b]:
             h[t + 1, b, j] = h[t, b, j]
+            zero = zero_like(h[0, 0, 0])
             for k in range(3):
-                gates[t, b, k * H + j] = 0.0
-            ghn[t, b, j] = 0.0
+                gates[t, b, k * H + j] = zero
+            ghn[t, b, j] = zero
             return
         q = gh[b, 2 * H + j] + b_hn[j]
         r, z, n, h[t + 1, b, j] = gru_forward(gh[b, j] + xproj[t, b, j] + bias[j],
@@ -131,8 +135,8 @@ def gru_bwd(dh, dh_in, t, s0, lengths, h, gates, ghn, dgi, dgh, dh_seq):
         dh_seq[w, b, j] = g
         if t >= lengths[b]:
             for k in range(3):
-                dgi[w, b, k * H + j] = 0.0
-                dgh[w, b, k * H + j] = 0.0
+                dgi[w, b, k * H + j] = zero_like(g)
+                dgh[w, b, k * H + j] = zero_like(g)
             dh[b, j] = g
             return
         r, z = gates[t, b, j], gates[t, b, H + j]
@@ -156,7 +160,7 @@ def lstm_fwd(gh, xproj, bias, lengths, t, h, c, gates):
             h[t + 1, b, j] = h[t, b, j]
             c[t + 1, b, j] = c[t, b, j]
             for k in range(4):
-                gates[t, b, k * H + j] = 0.0
+                gates[t, b, k * H + j] = zero_like(h[0, 0, 0])
             return
         i, f, g, o, c[t + 1, b, j], h[t + 1, b, j] = lstm_forward(
             gh[b, j] + xproj[t, b, j] + bias[j], gh[b, H + j] + xproj[t, b, H + j] + bias[H + j],
@@ -179,13 +183,13 @@ def lstm_bwd(dh, dc, dh_in, t, s0, lengths, c, gates, dpre, dh_seq):
         dh_seq[w, b, j] = g
         if t >= lengths[b]:
             for k in range(4):
-                dpre[w, b, k * H + j] = 0.0
+                dpre[w, b, k * H + j] = zero_like(g)
             dh[b, j] = g
             return
         dpre[w, b, j], dpre[w, b, H + j], dpre[w, b, 2 * H + j], dpre[w, b, 3 * H + j], dc[b, j] = lstm_backward(
             g, dc[b, j], gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j],
             c[t + 1, b, j], c[t, b, j])
-        dh[b, j] = 0.0
+        dh[b, j] = zero_like(g)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -194,7 +198,7 @@ def fill_zero(a):
     """a[:] = 0 for a 1-D (flattened) device array: zeroing without a host transfer."""
     i = cuda.grid(1)
     if i < a.shape[0]:
-        a[i] = 0.0
+        a[i] = zero_like(a[0])
 
 
 @cuda.jit
@@ -219,7 +223,7 @@ def combine_bias(b_ih, b_hh, n, out):
     sits inside r * (.)); the device twin of Cell.combined_bias."""
     j = cuda.grid(1)
     if j < out.shape[0]:
-        out[j] = b_ih[j] + (b_hh[j] if j < n else 0.0)
+        out[j] = b_ih[j] + (b_hh[j] if j < n else zero_like(b_hh[0]))
 
 
 @cuda.jit
@@ -243,7 +247,7 @@ def column_sums(a, out):
     """out[j] = sum_i a[i, j] (bias gradients)."""
     j = cuda.grid(1)
     if j < out.shape[0]:
-        s = 0.0
+        s = zero_like(out[0])
         for i in range(a.shape[0]):
             s += a[i, j]
         out[j] = s
@@ -273,40 +277,42 @@ def scatter_last(rows, lengths, dh):
 
 
 @cuda.jit
-def mse_grad(y, target, valid, count, dy, row_loss):
-    """dy = 2 (y - target) / count on valid rows; row_loss[i] = sum of squares of row i."""
+def mse_grad(y, target, valid, scale, dy, row_loss):
+    """dy = scale (y - target) on valid rows (scale = 2 / count, in y's precision, as the
+    CPU's losses.mse); row_loss[i] = row i's sum of squares, accumulated in float64."""
     i = cuda.grid(1)
     if i < y.shape[0]:
         s = 0.0
         for k in range(y.shape[1]):
-            d = (y[i, k] - target[i, k]) if valid[i] else 0.0
-            dy[i, k] = 2.0 * d / count
-            s += d * d
+            d = (y[i, k] - target[i, k]) if valid[i] else zero_like(scale)
+            dy[i, k] = scale * d
+            s += float64(d) * float64(d)
         row_loss[i] = s
 
 
 @cuda.jit
 def softmax_ce_grad(y, target, valid, count, dy, row_loss):
-    """Softmax cross-entropy per row (target < 0 or invalid: ignored)."""
+    """Softmax cross-entropy per row (invalid rows: ignored), in y's precision; count (the
+    rows that carry a loss) in y's precision too, as the CPU's losses.softmax_ce divides."""
     i = cuda.grid(1)
     if i < y.shape[0]:
         C = y.shape[1]
-        ok = valid[i] and target[i] >= 0
-        if not ok:
+        zero, one = zero_like(count), one_like(count)
+        if not valid[i]:
             for k in range(C):
-                dy[i, k] = 0.0
+                dy[i, k] = zero
             row_loss[i] = 0.0
             return
         m = y[i, 0]
         for k in range(1, C):
             m = max(m, y[i, k])
-        s = 0.0
+        s = zero
         for k in range(C):
             s += math.exp(y[i, k] - m)
         lse = m + math.log(s)
         for k in range(C):
             p = math.exp(y[i, k] - lse)
-            dy[i, k] = (p - (1.0 if k == target[i] else 0.0)) / count
+            dy[i, k] = (p - (one if k == target[i] else zero)) / count
         row_loss[i] = lse - y[i, target[i]]
 
 
@@ -332,41 +338,44 @@ def clip_values(g, limit):
         g[i] = min(max(g[i], -limit), limit)
 
 
+# Optimizers: the rules and constants of fastrnn/train/optim.py (passed in, never restated);
+# every scalar arrives in the parameters' precision. d = g + wd * p is L2 weight decay.
 @cuda.jit
 def sgd_update(p, g, v, lr, mu, wd):
     i = cuda.grid(1)
     if i < p.shape[0]:
         d = g[i] + wd * p[i]
-        if mu != 0:
+        if mu != zero_like(mu):
             v[i] = mu * v[i] + d
             d = v[i]
         p[i] -= lr * d
 
 
 @cuda.jit
-def adam_update(p, g, m, v, lr, wd, c1, c2):
-    """c1 = 1 - 0.9^t, c2 = 1 - 0.999^t (bias corrections, computed on the host)."""
+def adam_update(p, g, m, v, lr, wd, b1, ob1, b2, ob2, eps, c1, c2):
+    """ob1 = 1 - b1, ob2 = 1 - b2; c1 = 1 - b1^t, c2 = 1 - b2^t (bias corrections)."""
     i = cuda.grid(1)
     if i < p.shape[0]:
         d = g[i] + wd * p[i]
-        m[i] = 0.9 * m[i] + 0.1 * d
-        v[i] = 0.999 * v[i] + 0.001 * d * d
-        p[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + 1e-8)
+        m[i] = b1 * m[i] + ob1 * d
+        v[i] = b2 * v[i] + ob2 * d * d
+        p[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
 
 
 @cuda.jit
-def rmsprop_update(p, g, v, lr, wd, alpha):
+def rmsprop_update(p, g, v, lr, wd, alpha, oalpha, eps):
+    """oalpha = 1 - alpha."""
     i = cuda.grid(1)
     if i < p.shape[0]:
         d = g[i] + wd * p[i]
-        v[i] = alpha * v[i] + (1.0 - alpha) * d * d
-        p[i] -= lr * d / (math.sqrt(v[i]) + 1e-8)
+        v[i] = alpha * v[i] + oalpha * d * d
+        p[i] -= lr * d / (math.sqrt(v[i]) + eps)
 
 
 @cuda.jit
-def adagrad_update(p, g, s, lr, wd):
+def adagrad_update(p, g, s, lr, wd, eps):
     i = cuda.grid(1)
     if i < p.shape[0]:
         d = g[i] + wd * p[i]
         s[i] += d * d
-        p[i] -= lr * d / (math.sqrt(s[i]) + 1e-8)
+        p[i] -= lr * d / (math.sqrt(s[i]) + eps)

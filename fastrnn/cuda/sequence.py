@@ -16,6 +16,7 @@ in kernels.py. Shared memory holds h_{t-1} (or the carry) and one row of dpre: H
 import numpy as np
 from numba import cuda, float32, float64
 
+from ..cells._math import zero_like
 from .cellmath import elman_backward, elman_forward, gru_backward, gru_forward, lstm_backward, lstm_forward
 
 MAX_H = 1024  # shared arrays are static: MAX_H + 4 * MAX_H floats (40 KB in float64)
@@ -37,7 +38,7 @@ def _next_carry(carry, dp, w_hh, live, g_row, z_row, gru):
     G, H = w_hh.shape
     for k in range(cuda.threadIdx.x, H, cuda.blockDim.x):
         if live:
-            s = g_row[k] * z_row[k] if gru else 0.0
+            s = g_row[k] * z_row[k] if gru else zero_like(carry[0])
             for gj in range(G):
                 s += dp[gj] * w_hh[gj, k]
             carry[k] = s
@@ -89,7 +90,7 @@ def _make(dtype):
                     r, z, n, h[t + 1, b, j] = gru_forward(ar, az, xproj[t, b, 2 * H + j] + bias[2 * H + j], q, hs[j])
                 else:
                     h[t + 1, b, j] = hs[j]
-                    r = z = n = q = 0.0
+                    r = z = n = q = zero_like(hs[0])
                 gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], ghn[t, b, j] = r, z, n, q
             cuda.syncthreads()
             _copy(hs, h[t + 1, b], H)
@@ -119,7 +120,7 @@ def _make(dtype):
                     i, f, g, o, c[t + 1, b, j], h[t + 1, b, j] = lstm_forward(ai, af, ag, ao, c[t, b, j])
                 else:
                     h[t + 1, b, j], c[t + 1, b, j] = hs[j], c[t, b, j]
-                    i = f = g = o = 0.0
+                    i = f = g = o = zero_like(hs[0])
                 gates[t, b, j], gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j] = i, f, g, o
             cuda.syncthreads()
             _copy(hs, h[t + 1, b], H)
@@ -141,7 +142,7 @@ def _make(dtype):
             for j in range(tid, H, nt):
                 g = carry[j] + dh_in[w, b, j]
                 dh_seq[w, b, j] = g
-                dpre[w, b, j] = dp[j] = elman_backward(g, h[t + 1, b, j], relu) if live else 0.0
+                dpre[w, b, j] = dp[j] = elman_backward(g, h[t + 1, b, j], relu) if live else zero_like(g)
             cuda.syncthreads()
             _next_carry(carry, dp, w_hh, live, dh_seq[w, b], dh_seq[w, b], False)
             cuda.syncthreads()
@@ -161,7 +162,7 @@ def _make(dtype):
                 g = carry[j] + dh_in[w, b, j]
                 dh_seq[w, b, j] = g
                 r = gates[t, b, j]
-                drp = dzp = dnp = 0.0
+                drp = dzp = dnp = zero_like(g)
                 if live:
                     drp, dzp, dnp = gru_backward(g, r, gates[t, b, H + j], gates[t, b, 2 * H + j], ghn[t, b, j],
                                                  h[t, b, j])
@@ -187,7 +188,7 @@ def _make(dtype):
             for j in range(tid, H, nt):  # dc[b, j] is this thread's own carry
                 g = carry[j] + dh_in[w, b, j]
                 dh_seq[w, b, j] = g
-                d0 = d1 = d2 = d3 = 0.0
+                d0 = d1 = d2 = d3 = zero_like(g)
                 if live:
                     d0, d1, d2, d3, dc[b, j] = lstm_backward(g, dc[b, j], gates[t, b, j], gates[t, b, H + j],
                                                              gates[t, b, 2 * H + j], gates[t, b, 3 * H + j],

@@ -1,12 +1,15 @@
-"""The options of one training run, checked up front (nothing is written before they pass)."""
-import math
-import numbers
+"""The options of one training run, checked up front (nothing is written before they pass).
+
+Imports neither NumPy nor Numba: the CLI builds its options, names and defaults from this
+module (cli/options.py) and stays fast to start."""
 from dataclasses import asdict, dataclass, fields
 
+from .. import validate as v
 from ..cells import CELLS
-from ..init import INITS
-from ..tasks import TASKS
-from .optim import OPTIMIZERS
+from ..choices import DEVICES, DTYPES, INITS, OPTIMIZERS, TASKS
+
+# The options that take one of a list of names (init also takes None: the cell's default).
+CHOICES = dict(task=TASKS, cell=tuple(CELLS), optimizer=OPTIMIZERS, dtype=DTYPES, device=DEVICES)
 
 # Per-cell defaults (all overridable): IRNN for relu (Le et al. 2015); PyTorch's init
 # elsewhere, with the LSTM forget bias at 1.0 (set on every model by RNN's forget_bias).
@@ -44,56 +47,30 @@ class TrainConfig:
         self.check()
 
     def check(self):
-        def pos_int(name, allow_none=False):
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-                raise ValueError(f"{name}: expected a positive integer; got {v!r}")
-
-        def pos_num(name, allow_none=False):
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
-                raise ValueError(f"{name}: expected a positive number; got {v!r}")
-            if not math.isfinite(v):
-                raise ValueError(f"{name}: expected a finite positive number; got {v!r}")
-
-        def real(name, v):
-            return not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
-
-        # sweep specs and checkpoints reach here without the CLI's types: check every type
+        """Every field's type and range (sweep specs and checkpoints reach here without the
+        CLI's types), one validation function per kind of argument (fastrnn/validate.py)."""
         for name in ("early_stop", "permuted"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}: expected true or false; got {getattr(self, name)!r}")
+            v.flag(name, getattr(self, name))
         if self.data is not None and not (isinstance(self.data, str) and self.data):
             raise ValueError(f"data: expected a file path; got {self.data!r}")
-        if not real("forget_bias", self.forget_bias):
-            raise ValueError(f"forget_bias: expected a finite number; got {self.forget_bias!r}")
-
-        for name, options in (("task", TASKS), ("cell", tuple(CELLS)), ("optimizer", OPTIMIZERS),
-                              ("dtype", ("float32", "float64")), ("device", ("cpu", "cuda"))):
-            if getattr(self, name) not in options:
-                raise ValueError(f"{name}: expected one of {', '.join(options)}; got {getattr(self, name)!r}")
-        if self.init is not None and self.init not in INITS:
-            raise ValueError(f"init: expected one of {', '.join(INITS)}; got {self.init!r}")
+        v.finite_number("forget_bias", self.forget_bias)
+        for name, options in CHOICES.items():
+            v.choice(name, getattr(self, name), options)
+        if self.init is not None:
+            v.choice("init", self.init, INITS)
         for name in ("hidden", "layers", "batch_size", "steps", "eval_every"):
-            pos_int(name)
-        pos_int("seq_len", allow_none=True)
-        pos_num("lr")
-        pos_num("clip", allow_none=True)
-        pos_num("clip_value", allow_none=True)
-        pos_num("spectral_radius", allow_none=True)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
-            raise ValueError(f"seed: expected an integer >= 0; got {self.seed!r}")
-        if not (real("weight_decay", self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay: expected a finite number >= 0; got {self.weight_decay!r}")
-        if not (real("momentum", self.momentum) and 0 <= self.momentum < 1):
-            raise ValueError(f"momentum: expected a number in [0, 1); got {self.momentum!r}")
-        if self.bptt_truncate is not None and (isinstance(self.bptt_truncate, bool) or not isinstance(
-                self.bptt_truncate, numbers.Integral) or self.bptt_truncate < 0):
-            raise ValueError(f"bptt_truncate: expected an integer >= 0; got {self.bptt_truncate!r}")
+            v.positive_int(name, getattr(self, name))
+        for name in ("seq_len",):
+            if getattr(self, name) is not None:
+                v.positive_int(name, getattr(self, name))
+        v.positive_number("lr", self.lr)
+        for name in ("clip", "clip_value", "spectral_radius"):
+            if getattr(self, name) is not None:
+                v.positive_number(name, getattr(self, name))
+        v.nonnegative_int("seed", self.seed)
+        v.number_in("weight_decay", self.weight_decay, 0)
+        v.number_in("momentum", self.momentum, 0, 1)
+        v.truncation(self.bptt_truncate)
         if self.task == "mnist" and self.seq_len not in (None, 784):
             raise ValueError(f"seq_len: the mnist task reads its 784 pixels one per step, so its length is "
                              f"fixed; leave --seq-len out (got {self.seq_len})")

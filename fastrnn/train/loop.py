@@ -23,7 +23,7 @@ from . import checkpoint as ckpt
 from .config import TrainConfig
 from .lock import FolderLock
 from .signals import StopFlag
-from .optim import clip_by_value, clip_global_norm, make_optimizer
+from .optim import make_optimizer
 
 log = logging.getLogger("fastrnn")
 
@@ -87,7 +87,7 @@ def load_run(path, data=None):
     if vocab is not None and not isinstance(vocab, str):
         raise ValueError(f"checkpoint: {path} has an invalid vocabulary (expected a string)")
     task, model = build(cfg, vocab=vocab, expect_params=params.size, source=path)
-    model.flat[...] = params
+    model.load_flat(params)
     return cfg, task, model, meta
 
 
@@ -130,7 +130,7 @@ def _restore(path, cfg, model, opt, rng, task):
         diff = sorted(k for k in cfg.to_dict() if config.get(k) != getattr(cfg, k)) or ["config"]
         raise ValueError(f"checkpoint: {path} was written with other options ({', '.join(diff)}); "
                          f"resume with the same options or use another --out")
-    if params.shape != model.flat.shape:
+    if params.shape != (model.num_parameters,):
         raise ValueError(f"checkpoint: {path} does not match the model")
 
     def field(name, load):
@@ -186,7 +186,7 @@ def _restore(path, cfg, model, opt, rng, task):
 
     step = field("step", load_step)
     wall = field("wall_seconds", load_wall)
-    model.flat[...] = params
+    model.load_flat(params)
     field("optimizer state", load_optimizer)
     field("rng state", load_rng)
     field("task state", load_task_state)
@@ -227,7 +227,9 @@ def _train(cfg, out, task, model, resume, progress, stop):
     out.mkdir(parents=True, exist_ok=True)
 
     check_device(cfg.device)
-    opt = make_optimizer(cfg.optimizer, model.flat.size, cfg.lr, cfg.weight_decay, cfg.momentum, model.dtype)
+    model.to(cfg.device)  # parameters, optimizer state and activations live there from now on
+    opt = make_optimizer(cfg.optimizer, model.num_parameters, cfg.lr, cfg.weight_decay, cfg.momentum, model.dtype,
+                         backend=model.backend)
     rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
     step, carry, history, wall_before = 0, None, [], 0.0
     if resume and ckpt_path.exists():
@@ -236,27 +238,18 @@ def _train(cfg, out, task, model, resume, progress, stop):
             history = _read_history(metrics_path, step)
     ckpt.atomic_write_bytes(metrics_path, "".join(ckpt.json_line(r) for r in history).encode())
 
-    dev = None
-    if cfg.device == "cuda":
-        from ..cuda.model import CudaRNN
-
-        dev = CudaRNN(model)  # after a resume has loaded the parameters; opt state moves on first step
-
     def save_checkpoint():
-        if dev is not None:  # the only times parameters and optimizer state cross to the host
-            dev.to_host()
-            if dev.opt_state:
-                dev.sync_optimizer(opt)
+        # the only times parameters and optimizer state cross to the host (on the CPU: no copy)
         ostate, oarrays = opt.state_dict()
         meta = dict(config=cfg.to_dict(), model=model.config(), task=task.describe(),
                     task_state=task.state_dict(), step=step, optimizer=ostate,
                     rng=rng.bit_generator.state, wall_seconds=wall_before + time.perf_counter() - t0)
-        c = None if carry is None else [np.asarray(a.copy_to_host() if hasattr(a, "copy_to_host") else a)
+        c = None if carry is None else [model.backend.to_host(a)
                                         for a in (carry if isinstance(carry, tuple) else (carry,))]
-        ckpt.save(ckpt_path, meta, model.flat, oarrays, c)
+        ckpt.save(ckpt_path, meta, model.numpy_flat(), oarrays, c)
 
     def evaluate(train_loss, norm):
-        ev = task.evaluate(model if dev is None else dev)
+        ev = task.evaluate(model)
         rec = dict(step=step, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
                    grad_norm=norm, wall_seconds=round(wall_before + time.perf_counter() - t0, 3))
         history.append(rec)
@@ -285,23 +278,17 @@ def _train(cfg, out, task, model, resume, progress, stop):
                 status = "interrupted"
                 break
             x, target, lengths = task.batch(rng, cfg.batch_size)
-            # the same call on either device; on cuda the gradient and the carried state stay there
-            res = (dev or model).loss_and_grad(x, target, task.loss, task.output, lengths,
-                                               state=carry if task.stateful else None,
-                                               bptt_truncate=cfg.bptt_truncate)
+            # on cuda the gradient and the carried state stay on the device
+            res = model.loss_and_grad(x, target, task.loss, task.output, lengths,
+                                      state=carry if task.stateful else None, bptt_truncate=cfg.bptt_truncate)
             loss = res.loss
-            norm = dev.clip(cfg.clip) if dev is not None else clip_global_norm(res.grad, cfg.clip)
+            norm = model.clip_grad_norm(cfg.clip)
             if not (_finite(loss) and _finite(norm)):
                 status, diverged_at = "diverged", step + 1
                 break
-            if dev is not None:
-                if cfg.clip_value is not None:
-                    dev.clip_by_value(cfg.clip_value)
-                dev.step(opt)
-            else:
-                if cfg.clip_value is not None:
-                    clip_by_value(res.grad, cfg.clip_value)
-                opt.step(model.flat, res.grad)
+            if cfg.clip_value is not None:
+                model.clip_grad_value(cfg.clip_value)
+            opt.step(model.flat, res.grad)
             if task.stateful:
                 carry = res.state
             step += 1
@@ -332,7 +319,7 @@ def _train(cfg, out, task, model, resume, progress, stop):
         steps=step, steps_to_solve=steps_to_solve, diverged_at=diverged_at,
         wall_seconds=round(wall_before + elapsed, 3),
         steps_per_second=round((step - start_step) / elapsed, 2) if elapsed > 0 and step > start_step else None,
-        parameters=int(model.flat.size), config=cfg.to_dict(),
+        parameters=model.num_parameters, config=cfg.to_dict(),
     )
     if status != "interrupted":
         ckpt.atomic_write_json(summary_path, summary)
@@ -359,5 +346,5 @@ def load_model(path):
         msg = str(e)
         raise ValueError(msg if msg.startswith("checkpoint:") else
                          f"checkpoint: {path} has an invalid model description ({msg})") from None
-    model.flat[...] = params
+    model.load_flat(params)
     return model, meta

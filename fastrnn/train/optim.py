@@ -6,40 +6,48 @@ applied to every parameter. State is plain arrays plus a step count, so it check
 without pickling.
 """
 import numpy as np
-from numba import njit
 
-from ..config import CACHE
-
-OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
+from .. import validate as v
+from ..choices import OPTIMIZERS
 
 
 class Optimizer:
+    """Hyper-parameters, state layout (``slots``) and the update rule (``_update``, NumPy);
+    the CUDA backend runs the same rule from the same constants. State arrays live where
+    the backend keeps the parameters; ``state_dict`` copies them to the host."""
     name = "base"
     slots = ()  # names of per-parameter state arrays
+    eps = 1e-8
 
-    def __init__(self, size, lr, weight_decay=0.0, dtype=np.float32, **hyper):
-        if not lr > 0:
-            raise ValueError(f"lr: expected a positive number; got {lr!r}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay: expected a number >= 0; got {weight_decay!r}")
-        self.lr, self.weight_decay, self.t = float(lr), float(weight_decay), 0
+    def __init__(self, size, lr, weight_decay=0.0, dtype=np.float32, backend=None, **hyper):
+        self.lr, self.weight_decay, self.t = v.positive_number("lr", lr), v.number_in("weight_decay", weight_decay, 0), 0
         self.hyper = hyper
-        self.state = {k: np.zeros(size, dtype) for k in self.slots}
+        if backend is None:
+            from ..cpu import CpuBackend
+
+            backend = CpuBackend()
+        self.backend = backend
+        self.state = {k: backend.zeros((size,), dtype) for k in self.slots}
 
     def step(self, params, grad):
+        """One update of params (in place) from grad, both flat on the optimizer's backend."""
+        self.t += 1
+        self.backend.optimizer_step(self, params, grad)
+
+    def numpy_update(self, params, grad):
         if self.weight_decay:
             grad = grad + self.weight_decay * params
-        self.t += 1
         self._update(params, grad)
 
     def state_dict(self):
-        return {"t": self.t}, dict(self.state)
+        return {"t": self.t}, {k: self.backend.to_host(a) for k, a in self.state.items()}
 
     def load_state_dict(self, meta, arrays):
         for k in self.slots:
-            if k not in arrays or arrays[k].shape != self.state[k].shape:
+            if k not in arrays or arrays[k].shape != tuple(self.state[k].shape):
                 raise ValueError(f"checkpoint: optimizer state {k!r} is missing or has the wrong shape")
-            self.state[k][...] = arrays[k]
+        for k in self.slots:
+            self.backend.copy_into(self.state[k], np.asarray(arrays[k], self.state[k].dtype))
         self.t = int(meta["t"])
 
 
@@ -47,8 +55,12 @@ class SGD(Optimizer):
     """p -= lr * v,  v = momentum * v + g   (plain SGD when momentum = 0)."""
     name, slots = "sgd", ("velocity",)
 
+    @property
+    def momentum(self):
+        return self.hyper.get("momentum", 0.0)
+
     def _update(self, p, g):
-        mu = self.hyper.get("momentum", 0.0)
+        mu = self.momentum
         if mu:
             v = self.state["velocity"]
             v *= mu
@@ -60,9 +72,10 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction; betas (0.9, 0.999), eps 1e-8."""
     name, slots = "adam", ("m", "v")
+    betas = (0.9, 0.999)
 
     def _update(self, p, g):
-        b1, b2, eps = 0.9, 0.999, 1e-8
+        (b1, b2), eps = self.betas, self.eps
         m, v = self.state["m"], self.state["v"]
         m *= b1
         m += (1 - b1) * g
@@ -78,12 +91,16 @@ class RMSprop(Optimizer):
     paper's decay), eps 1e-8."""
     name, slots = "rmsprop", ("v",)
 
+    @property
+    def alpha(self):
+        return self.hyper.get("alpha", 0.9)
+
     def _update(self, p, g):
-        a = self.hyper.get("alpha", 0.9)
+        a = self.alpha
         v = self.state["v"]
         v *= a
         v += (1 - a) * g * g
-        p -= self.lr * g / (np.sqrt(v) + 1e-8)
+        p -= self.lr * g / (np.sqrt(v) + self.eps)
 
 
 class Adagrad(Optimizer):
@@ -93,27 +110,19 @@ class Adagrad(Optimizer):
     def _update(self, p, g):
         s = self.state["sum"]
         s += g * g
-        p -= self.lr * g / (np.sqrt(s) + 1e-8)
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
 
 
-def make_optimizer(name, size, lr, weight_decay=0.0, momentum=0.9, dtype=np.float32):
+def make_optimizer(name, size, lr, weight_decay=0.0, momentum=0.9, dtype=np.float32, backend=None):
+    """An optimizer for ``size`` parameters; backend: the model's (``model.backend``; None: CPU)."""
     classes = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
-    if name not in classes:
-        raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}; got {name!r}")
-    return classes[name](size, lr, weight_decay, dtype, momentum=momentum)
-
-
-@njit(cache=CACHE, fastmath={"reassoc", "contract"})
-def _sum_squares(g):
-    # float64 accumulator; a NumPy dot here would wake NumPy's own BLAS thread pool, which
-    # then spins against the Numba threads (see fastrnn/blas.py)
-    s = 0.0
-    for i in range(g.shape[0]):
-        s += float(g[i]) * float(g[i])
-    return s
+    v.choice("optimizer", name, OPTIMIZERS)
+    return classes[name](size, lr, weight_decay, dtype, backend, momentum=momentum)
 
 
 def global_norm(grad):
+    from ..cpu import _sum_squares
+
     return float(np.sqrt(_sum_squares(grad)))
 
 

@@ -1,0 +1,159 @@
+"""The CPU backend: the arithmetic that fastrnn.model.RNN orchestrates, on NumPy arrays.
+
+Cells run as Numba kernels (fastrnn/cells/<kernels>.py), the batch split across our own
+threads (threads.py); large products go through the BLAS that Numba calls (blas.py). Every
+method works in place on arrays the model allocated through :meth:`zeros` / :meth:`empty`;
+the CUDA backend (fastrnn/cuda/backend.py) has the same methods over device arrays.
+"""
+import importlib
+
+import numpy as np
+from numba import njit
+
+from . import threads
+from .blas import matmul, matmul_tn
+from .config import CACHE
+from .losses import get_loss
+
+
+@njit(cache=CACHE)
+def _scatter_columns(dw, ids, dg):
+    """dw[:, ids[n]] += dg[n] for every row n: the gradient of a token-id input gather.
+    dw (G, V), ids (N,) int64, dg (N, G)."""
+    for n in range(ids.shape[0]):
+        k = ids[n]
+        for j in range(dg.shape[1]):
+            dw[j, k] += dg[n, j]
+
+
+@njit(cache=CACHE, fastmath={"reassoc", "contract"})
+def _sum_squares(g):
+    # float64 accumulator; a NumPy dot here would wake NumPy's own BLAS thread pool, which
+    # then spins against the Numba threads (see fastrnn/blas.py)
+    s = 0.0
+    for i in range(g.shape[0]):
+        s += float(g[i]) * float(g[i])
+    return s
+
+
+class CpuBackend:
+    name = "cpu"
+
+    def __init__(self):
+        threads.configure()
+        self._kernels = {}
+
+    def check_model(self, model):
+        """Anything the model's shapes need that this backend lacks: nothing on the CPU."""
+
+    # ---------------------------------------------------------------- memory
+    def zeros(self, shape, dtype):
+        return np.zeros(shape, dtype)
+
+    def zeros_fn(self, dtype):
+        return lambda *shape: np.zeros(shape, dtype)
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def from_host(self, a):
+        return a
+
+    def to_host(self, a):
+        return np.asarray(a)
+
+    def is_native(self, a):
+        return isinstance(a, np.ndarray)
+
+    def stack(self, arrays, dtype):
+        return np.stack(arrays)
+
+    def zero(self, a):
+        a[...] = 0.0
+
+    def copy_into(self, dst, src):
+        dst[...] = src
+
+    def add_into(self, dst, src):
+        dst += src
+
+    # ---------------------------------------------------------------- products and reductions
+    def matmul(self, a, b, out):
+        """out = a @ b."""
+        matmul(a, b, out)
+
+    def matmul_nt(self, a, b, out):
+        """out = a @ b.T."""
+        matmul(a, b.T, out)
+
+    def matmul_tn(self, a, b, out):
+        """out = a.T @ b."""
+        matmul_tn(a, b, out)
+
+    def column_sums(self, a, out):
+        out[...] = a.sum(axis=0)
+
+    def add_row(self, a, row):
+        a += row
+
+    def gather_columns(self, w, ids, out):
+        """out[n] = w[:, ids[n]]: the input projection of token ids (no one-hot)."""
+        np.take(np.ascontiguousarray(w.T), ids, axis=0, out=out)
+
+    def scatter_columns(self, dw, ids, dg):
+        """dw = its gradient: dw[:, ids[n]] summed over rows n of dg."""
+        dw[...] = 0.0
+        _scatter_columns(dw, ids, dg)
+
+    def gather_last(self, h, lengths, out):
+        """out[b] = h[lengths[b], b]: each sequence's state after its last real step."""
+        out[...] = h[lengths, np.arange(out.shape[0])]
+
+    def scatter_last(self, rows, lengths, dh):
+        """dh[lengths[b] - 1, b] = rows[b]."""
+        dh[lengths - 1, np.arange(rows.shape[0])] = rows
+
+    def loss(self, name, y, target, valid):
+        """(mean loss, dy) for outputs y (N, O), host target and valid rows (N,)."""
+        return get_loss(name)(y, target, valid)
+
+    # ---------------------------------------------------------------- cells
+    def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
+        """The layer's weights as the kernels read them: W_hh (G, H) for the forward
+        product, W_hh^T (H, G) for the backward one, and the summed biases."""
+        H = w_hh.shape[1]
+        tape.w_hh, tape.w_hh_t = w_hh, np.ascontiguousarray(w_hh.T)
+        tape.bias = b_ih + b_hh
+        if cell.reset_bias:  # GRU: b_hn is applied inside r * (.), by the kernel
+            tape.bias[2 * H:] = b_ih[2 * H:]
+            tape.b_hn = b_hh[2 * H:]
+        else:
+            tape.b_hn = b_hh[:0]
+
+    def _cell(self, cell):
+        mod = self._kernels.get(cell.kernels)
+        if mod is None:
+            mod = self._kernels[cell.kernels] = importlib.import_module(f"fastrnn.cells.{cell.kernels}")
+        return mod
+
+    def layer_forward(self, cell, tape, lengths):
+        self._cell(cell).forward(cell, tape, lengths)
+
+    def layer_backward(self, cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
+        """Reverse sweep over steps s1..s0 from the carries in tape.dh / tape.dc (zero, or
+        seeded for Jacobians); leaves dL/dh_{s0-1} (dL/dc_{s0-1}) there."""
+        self._cell(cell).backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq)
+
+    # ---------------------------------------------------------------- clipping and updates
+    def sum_squares(self, g):
+        return _sum_squares(g)
+
+    def scale(self, g, factor):
+        g *= factor
+
+    def clip_values(self, g, limit):
+        np.clip(g, -limit, limit, out=g)
+
+    def optimizer_step(self, opt, params, grad):
+        """One update by the optimizer's NumPy definition (fastrnn/train/optim.py)."""
+        opt.numpy_update(params, grad)
