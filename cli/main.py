@@ -187,34 +187,23 @@ def compare(cells, seeds, workers, out, quiet, **kw):
 
     Example: fastrnn compare --task copy --seq-len 50 --cells tanh,lstm --steps 3000
     """
-    from fastrnn.compare import aggregate, compare_grid, gradient_section, run_grid
-    from fastrnn.report import write_report
+    from fastrnn import compare as cmp
     from fastrnn.train.config import TrainConfig
-    from fastrnn.train.loop import preflight
 
     names = parse_cells(cells)
     with usage_errors():
-        base = TrainConfig(cell=names[0], **config_kwargs(kw))
-        task, _ = preflight(base)
-        runs = compare_grid(base, names, seeds)
-    out = out or f"compare-{base.task}-{getattr(task, 'seq_len', 'x')}"
-    prepare_out(out)
-    info = task.describe()
-    info.pop("vocab", None)
+        p = cmp.plan(TrainConfig(cell=names[0], **config_kwargs(kw)), names, seeds, out)
+    prepare_out(p.out)
     if not quiet:
-        click.echo(f"compare: {len(runs)} runs -> {out}", err=True)
-    with run_progress(len(runs), f"{len(runs)} runs", quiet) as report, usage_errors():
-        results = run_grid(runs, out, workers,
-                           lambda name, s: report(1, f"{name}: {s.get('message', s.get('status'))}"))
-    table = aggregate(runs, results)
-    with usage_errors():
-        section = gradient_section(out, runs, task)
-    report = write_report(out, runs, results, table, info, base, extra_sections=[section])
+        click.echo(f"compare: {len(p.runs)} runs -> {p.out}", err=True)
+    with run_progress(len(p.runs), f"{len(p.runs)} runs", quiet) as report, usage_errors():
+        table, path = cmp.run(p, workers, lambda name, s: report(1, f"{name}: {s.get('message', s.get('status'))}"))
+    task = p.task
     for cell, r in table.items():
         m = r["final_metric_mean"]
         click.echo(f"{cell:5s} {task.metric_name} {'-' if m is None else f'{m:.4g}'} "
                    f"(baseline {task.metric_baseline:.4g})  solved {r['solved']}/{r['runs']}")
-    click.echo(f"report: {report}")
+    click.echo(f"report: {path}")
 
 
 @cli.command()

@@ -6,12 +6,53 @@ skips the runs that already finished. OUT/spec.json records the grid; a differen
 the same OUT is refused rather than mixed in.
 """
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .train.checkpoint import atomic_write_json
 from .train.config import TrainConfig
+
+
+@dataclass
+class Plan:
+    """A comparison ready to run: its task, its [(run name, config)] and its folder."""
+    base: TrainConfig
+    task: object
+    runs: list
+    out: Path
+
+
+def plan(base: TrainConfig, cells, seeds=3, out=None):
+    """Check everything that can fail before a run starts (options, data file, device) and
+    name the runs: every cell x seed, other options from ``base``. out None:
+    compare-TASK-SEQLEN. Nothing is written."""
+    from .train.loop import preflight
+
+    if not cells:
+        raise ValueError("cells: expected at least one cell")
+    task, _ = preflight(TrainConfig.from_dict(dict(base.to_dict(), cell=cells[0])))
+    out = Path(out or f"compare-{base.task}-{getattr(task, 'seq_len', 'x')}")
+    return Plan(base, task, compare_grid(base, cells, seeds), out)
+
+
+def run(p: Plan, workers=None, on_done=None):
+    """Run a plan: every run in parallel worker processes (finished ones reused, interrupted
+    ones resumed), then OUT/results.json, OUT/report.md, OUT/curves.png and the gradient
+    section. on_done(name, summary) after each run. Returns (per-cell table, report path).
+
+    From Python: ``run(plan(TrainConfig(task="copy", seq_len=50), ["tanh", "lstm"], 3, "out"))``.
+    """
+    from .report import write_report
+
+    results = run_grid(p.runs, p.out, workers, on_done)
+    table = aggregate(p.runs, results)
+    section = gradient_section(p.out, p.runs, p.task)
+    info = p.task.describe()
+    info.pop("vocab", None)
+    report = write_report(p.out, p.runs, results, table, info, p.base, extra_sections=[section])
+    return table, report
 
 
 def compare_grid(base: TrainConfig, cells, seeds):

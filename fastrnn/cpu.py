@@ -105,9 +105,9 @@ class CpuBackend:
         dw[...] = 0.0
         _scatter_columns(dw, ids, dg)
 
-    def gather_last(self, h, lengths, out):
-        """out[b] = h[lengths[b], b]: each sequence's state after its last real step."""
-        out[...] = h[lengths, np.arange(out.shape[0])]
+    def gather_last(self, h, lengths):
+        """(B, H): row b = h[lengths[b], b], each sequence's state after its last real step."""
+        return h[lengths, np.arange(h.shape[1])]
 
     def scatter_last(self, rows, lengths, dh):
         """dh[lengths[b] - 1, b] = rows[b]."""

@@ -335,8 +335,7 @@ class RNN:
         if output == "all":
             hs = top[1:].reshape(T * B, H)
         else:
-            hs = be.empty((B, H), self.dtype)
-            be.gather_last(top, d_len, hs)  # h[len_b] = state after the last real step
+            hs = be.gather_last(top, d_len)  # h[len_b] = state after the last real step
         y = be.empty((hs.shape[0], self.output_size), self.dtype)
         be.matmul_nt(hs, self.params["readout.weight"], y)
         be.add_row(y, self.params["readout.bias"])

@@ -96,7 +96,9 @@ def array(name, value, shape, kind, dtype=None):
     if kind == "f":
         if value.dtype.kind != "f":
             raise ValueError(f"{name}: expected a float array of shape {want}; got dtype {value.dtype}")
-        if not np.all(np.isfinite(value)):
+        # a NaN or inf anywhere makes the sum non-finite: one pass, no temporary mask, and
+        # the exact check only when the sum says so (or overflows)
+        if not np.isfinite(np.sum(value, dtype=np.float64)) and not np.all(np.isfinite(value)):
             raise ValueError(f"{name}: contains NaN or inf")
     elif value.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected an integer array of shape {want}; got dtype {value.dtype}")

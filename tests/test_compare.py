@@ -55,3 +55,23 @@ def test_one_failed_run_does_not_stop_the_others(tmp_path):
     assert res["bad"]["status"] == "failed" and "data: no such file" in res["bad"]["message"]
     recorded = [json.loads(ln) for ln in (tmp_path / "g" / "results.jsonl").read_text().splitlines()]
     assert {r["name"]: r["status"] for r in recorded} == {"good": "unsolved", "bad": "failed"}
+
+
+def test_compare_from_python_is_the_cli_without_the_printing(tmp_path):
+    """fastrnn.compare.plan + run: what `fastrnn compare` does, callable from Python; a plan
+    checks everything (here: a missing data file) before anything is written."""
+    from fastrnn import compare
+
+    base = TrainConfig(task="adding", seq_len=6, hidden=6, batch_size=8, steps=20, eval_every=10)
+    with pytest.raises(ValueError, match="data: no such file"):
+        compare.plan(TrainConfig.from_dict(dict(base.to_dict(), task="text", data=str(tmp_path / "gone.txt"))),
+                     ["gru"], 1, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+    p = compare.plan(base, ["tanh", "gru"], 1, tmp_path / "py")
+    assert [name for name, _ in p.runs] == ["tanh-s0", "gru-s0"] and p.task.seq_len == 6
+    done = []
+    table, report = compare.run(p, workers=2, on_done=lambda name, s: done.append((name, s["status"])))
+    assert sorted(n for n, _ in done) == ["gru-s0", "tanh-s0"]
+    assert set(table) == {"tanh", "gru"} and all(r["runs"] == 1 for r in table.values())
+    res = json.loads((tmp_path / "py" / "results.json").read_text())
+    assert res["cells"] == table and report == tmp_path / "py" / "report.md" and report.exists()

@@ -76,7 +76,7 @@ def test_linear_recurrence_decays_at_the_analytic_rate():
     task = make_task("adding", T)
     x, target, _ = task.batch(np.random.default_rng(0), 16)
     norms = grad_norm_by_lag(model, task, x, target)
-    assert np.all(model._tapes[0].h[1:] > 0)
+    assert np.all(model.tape_arrays()[0].h[1:] > 0)
     measured = norms[1:] / norms[:-1]
     np.testing.assert_allclose(measured, a, rtol=1e-10)
     p = profile(model, task, batch_size=8)

@@ -112,9 +112,11 @@ class CudaBackend:
         g, b = k.grid2(dg.shape[0], dg.shape[1])
         k.scatter_columns[g, b](dw, ids, dg)
 
-    def gather_last(self, h, lengths, out):
+    def gather_last(self, h, lengths):
+        out = cuda.device_array(h.shape[1:], h.dtype)
         g, b = k.grid2(out.shape[0], out.shape[1])
         k.gather_last[g, b](h, lengths, out)
+        return out
 
     def scatter_last(self, rows, lengths, dh):
         g, b = k.grid2(rows.shape[0], rows.shape[1])

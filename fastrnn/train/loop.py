@@ -207,125 +207,163 @@ def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepare
     out = Path(out)
     task, model = prepared or build(cfg)  # validates the data file before anything is written
     with (FolderLock(out, what="out") if lock else contextlib.nullcontext()):
-        return _train(cfg, out, task, model, resume, progress, stop)
+        run = Run(cfg, out, task, model)
+        done = run.open(resume)
+        return done if done is not None else run.loop(progress, stop)
 
 
-def _train(cfg, out, task, model, resume, progress, stop):
-    summary_path, ckpt_path, metrics_path = out / "summary.json", out / "checkpoint.npz", out / "metrics.jsonl"
-    if summary_path.exists():
-        if resume:
-            done = json.loads(summary_path.read_text())
-            if done.get("config") != cfg.to_dict():
-                raise RunExists(f"out: {out} holds a finished run with other options; use another --out")
-            if done.get("status") != "interrupted":
-                return done
-        else:
-            raise RunExists(f"out: {out} already holds a finished run (summary.json); "
-                            f"use another --out, or --resume to continue an interrupted one")
-    elif ckpt_path.exists() and not resume:
-        raise RunExists(f"out: {out} holds an unfinished run; pass --resume to continue it")
-    out.mkdir(parents=True, exist_ok=True)
+class Run:
+    """One training run in its folder: open (a new run, or a resume from the checkpoint),
+    evaluate, step, save, loop, summary. The model may live on any device; the run never asks."""
 
-    check_device(cfg.device)
-    model.to(cfg.device)  # parameters, optimizer state and activations live there from now on
-    opt = make_optimizer(cfg.optimizer, model.num_parameters, cfg.lr, cfg.weight_decay, cfg.momentum, model.dtype,
-                         backend=model.backend)
-    rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
-    step, carry, history, wall_before = 0, None, [], 0.0
-    if resume and ckpt_path.exists():
-        step, wall_before, carry = _restore(ckpt_path, cfg, model, opt, rng, task)
-        if metrics_path.exists():  # keep what the checkpoint covers; later lines are redone
-            history = _read_history(metrics_path, step)
-    ckpt.atomic_write_bytes(metrics_path, "".join(ckpt.json_line(r) for r in history).encode())
+    def __init__(self, cfg, out, task, model):
+        self.cfg, self.out, self.task, self.model = cfg, Path(out), task, model
+        self.summary_path = self.out / "summary.json"
+        self.ckpt_path = self.out / "checkpoint.npz"
+        self.metrics_path = self.out / "metrics.jsonl"
+        self.step_count, self.carry, self.history, self.wall_before = 0, None, [], 0.0
+        self.t0 = time.perf_counter()
 
-    def save_checkpoint():
-        # the only times parameters and optimizer state cross to the host (on the CPU: no copy)
-        ostate, oarrays = opt.state_dict()
-        meta = dict(config=cfg.to_dict(), model=model.config(), task=task.describe(),
-                    task_state=task.state_dict(), step=step, optimizer=ostate,
-                    rng=rng.bit_generator.state, wall_seconds=wall_before + time.perf_counter() - t0)
-        c = None if carry is None else [model.backend.to_host(a)
-                                        for a in (carry if isinstance(carry, tuple) else (carry,))]
-        ckpt.save(ckpt_path, meta, model.numpy_flat(), oarrays, c)
+    def open(self, resume):
+        """Prepare the folder, model, optimizer and data stream. Returns the finished run's
+        summary when there is nothing left to do, else None. Refuses to overwrite a run."""
+        cfg, out = self.cfg, self.out
+        if self.summary_path.exists():
+            if resume:
+                done = json.loads(self.summary_path.read_text())
+                if done.get("config") != cfg.to_dict():
+                    raise RunExists(f"out: {out} holds a finished run with other options; use another --out")
+                if done.get("status") != "interrupted":
+                    return done
+            else:
+                raise RunExists(f"out: {out} already holds a finished run (summary.json); "
+                                f"use another --out, or --resume to continue an interrupted one")
+        elif self.ckpt_path.exists() and not resume:
+            raise RunExists(f"out: {out} holds an unfinished run; pass --resume to continue it")
+        out.mkdir(parents=True, exist_ok=True)
 
-    def evaluate(train_loss, norm):
-        ev = task.evaluate(model)
-        rec = dict(step=step, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
-                   grad_norm=norm, wall_seconds=round(wall_before + time.perf_counter() - t0, 3))
-        history.append(rec)
+        check_device(cfg.device)
+        model = self.model.to(cfg.device)  # parameters, optimizer state and activations live there
+        self.opt = make_optimizer(cfg.optimizer, model.num_parameters, cfg.lr, cfg.weight_decay, cfg.momentum,
+                                  model.dtype, backend=model.backend)
+        self.rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
+        if resume and self.ckpt_path.exists():
+            self.step_count, self.wall_before, self.carry = _restore(self.ckpt_path, cfg, model, self.opt,
+                                                                     self.rng, self.task)
+            if self.metrics_path.exists():  # keep what the checkpoint covers; later lines are redone
+                self.history = _read_history(self.metrics_path, self.step_count)
+        ckpt.atomic_write_bytes(self.metrics_path, "".join(ckpt.json_line(r) for r in self.history).encode())
+        self.t0 = time.perf_counter()
+        return None
+
+    def _wall(self):
+        return self.wall_before + time.perf_counter() - self.t0
+
+    def save(self):
+        """An atomic checkpoint: the only times parameters and optimizer state cross to the host."""
+        model, cfg = self.model, self.cfg
+        ostate, oarrays = self.opt.state_dict()
+        meta = dict(config=cfg.to_dict(), model=model.config(), task=self.task.describe(),
+                    task_state=self.task.state_dict(), step=self.step_count, optimizer=ostate,
+                    rng=self.rng.bit_generator.state, wall_seconds=self._wall())
+        carry = self.carry
+        c = None if carry is None else [model.backend.to_host(a) for a in (carry if isinstance(carry, tuple) else (carry,))]
+        ckpt.save(self.ckpt_path, meta, model.numpy_flat(), oarrays, c)
+
+    def evaluate(self, train_loss, norm):
+        """Held-out loss and metric now, appended to history and metrics.jsonl."""
+        ev = self.task.evaluate(self.model)
+        rec = dict(step=self.step_count, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
+                   grad_norm=norm, wall_seconds=round(self._wall(), 3))
+        self.history.append(rec)
         try:
-            with open(metrics_path, "a") as f:
+            with open(self.metrics_path, "a") as f:
                 f.write(ckpt.json_line(rec))
         except OSError as e:
-            raise ckpt.DiskError(metrics_path, e) from None
+            raise ckpt.DiskError(self.metrics_path, e) from None
         return rec
 
-    t0 = time.perf_counter()
-    status, diverged_at, steps_to_solve = "unsolved", None, None
-    for r in history:
-        if steps_to_solve is None and task.solved(r["metric"]):
-            steps_to_solve = r["step"]
-    if steps_to_solve is not None and cfg.early_stop:
-        status = "solved"
-    start_step = step
-    if step == 0 and not history:
-        evaluate(None, None)  # the curve starts at the initialization
-    # overflow on the way to divergence is expected and detected below, not warned about
-    flag = stop or StopFlag()
-    with flag, np.errstate(over="ignore", invalid="ignore"):
-        while status != "solved" and step < cfg.steps:
-            if flag.stop:
-                status = "interrupted"
-                break
-            x, target, lengths = task.batch(rng, cfg.batch_size)
-            # on cuda the gradient and the carried state stay on the device
-            res = model.loss_and_grad(x, target, task.loss, task.output, lengths,
-                                      state=carry if task.stateful else None, bptt_truncate=cfg.bptt_truncate)
-            loss = res.loss
-            norm = model.clip_grad_norm(cfg.clip)
-            if not (_finite(loss) and _finite(norm)):
-                status, diverged_at = "diverged", step + 1
-                break
-            if cfg.clip_value is not None:
-                model.clip_grad_value(cfg.clip_value)
-            opt.step(model.flat, res.grad)
-            if task.stateful:
-                carry = res.state
-            step += 1
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                rec = evaluate(loss, norm)
-                if not (_finite(rec["loss"]) and _finite(rec["metric"])):
-                    status, diverged_at = "diverged", step
+    def step(self):
+        """One training step: batch, loss and gradient, clipping, update. Returns (loss, norm)
+        before the update; a non-finite pair means the run diverged and nothing was updated."""
+        cfg, task, model = self.cfg, self.task, self.model
+        x, target, lengths = task.batch(self.rng, cfg.batch_size)
+        res = model.loss_and_grad(x, target, task.loss, task.output, lengths,
+                                  state=self.carry if task.stateful else None, bptt_truncate=cfg.bptt_truncate)
+        norm = model.clip_grad_norm(cfg.clip)
+        if not (_finite(res.loss) and _finite(norm)):
+            return res.loss, norm
+        if cfg.clip_value is not None:
+            model.clip_grad_value(cfg.clip_value)
+        self.opt.step(model.flat, res.grad)
+        if task.stateful:
+            self.carry = res.state  # on the model's device
+        self.step_count += 1
+        return res.loss, norm
+
+    def loop(self, progress=None, stop=None):
+        """Train until solved (with early stop), diverged, interrupted or out of steps; write
+        the summary (an interrupted run gets a checkpoint instead) and return it."""
+        cfg, task, history = self.cfg, self.task, self.history
+        status, diverged_at, steps_to_solve = "unsolved", None, None
+        for r in history:
+            if steps_to_solve is None and task.solved(r["metric"]):
+                steps_to_solve = r["step"]
+        if steps_to_solve is not None and cfg.early_stop:
+            status = "solved"
+        start_step = self.step_count
+        if self.step_count == 0 and not history:
+            self.evaluate(None, None)  # the curve starts at the initialization
+        # overflow on the way to divergence is expected and detected below, not warned about
+        flag = stop or StopFlag()
+        with flag, np.errstate(over="ignore", invalid="ignore"):
+            while status != "solved" and self.step_count < cfg.steps:
+                if flag.stop:
+                    status = "interrupted"
                     break
-                if task.solved(rec["metric"]) and steps_to_solve is None:
-                    steps_to_solve = step
-                    if cfg.early_stop:
-                        status = "solved"
-                save_checkpoint()
-            if progress is not None:
-                progress(step, cfg.steps, history[-1] if history else None)
-    if status == "unsolved" and steps_to_solve is not None:
-        status = "solved"  # solved at some evaluation, trained on without early stop
-    if status == "interrupted":
-        save_checkpoint()
-    elapsed = time.perf_counter() - t0
-    last = history[-1] if history else {}
-    summary = dict(
-        status=status,
-        message=f"diverged at step {diverged_at}" if status == "diverged" else status,
-        final_metric=last.get("metric"), final_loss=last.get("loss"),
-        baseline=task.metric_baseline, loss_baseline=task.loss_baseline,
-        solved_at=task.solved_at, metric=task.metric_name, higher_is_better=task.higher_is_better,
-        steps=step, steps_to_solve=steps_to_solve, diverged_at=diverged_at,
-        wall_seconds=round(wall_before + elapsed, 3),
-        steps_per_second=round((step - start_step) / elapsed, 2) if elapsed > 0 and step > start_step else None,
-        parameters=model.num_parameters, config=cfg.to_dict(),
-    )
-    if status != "interrupted":
-        ckpt.atomic_write_json(summary_path, summary)
-    else:
-        summary["signal"] = int(getattr(flag, "signum", None) or signal.SIGINT)
-    return summary
+                loss, norm = self.step()
+                if not (_finite(loss) and _finite(norm)):
+                    status, diverged_at = "diverged", self.step_count + 1
+                    break
+                step = self.step_count
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    rec = self.evaluate(loss, norm)
+                    if not (_finite(rec["loss"]) and _finite(rec["metric"])):
+                        status, diverged_at = "diverged", step
+                        break
+                    if task.solved(rec["metric"]) and steps_to_solve is None:
+                        steps_to_solve = step
+                        if cfg.early_stop:
+                            status = "solved"
+                    self.save()
+                if progress is not None:
+                    progress(step, cfg.steps, history[-1] if history else None)
+        if status == "unsolved" and steps_to_solve is not None:
+            status = "solved"  # solved at some evaluation, trained on without early stop
+        if status == "interrupted":
+            self.save()
+        return self.summary(status, diverged_at, steps_to_solve, start_step, flag)
+
+    def summary(self, status, diverged_at, steps_to_solve, start_step, flag):
+        task, step = self.task, self.step_count
+        elapsed = time.perf_counter() - self.t0
+        last = self.history[-1] if self.history else {}
+        summary = dict(
+            status=status,
+            message=f"diverged at step {diverged_at}" if status == "diverged" else status,
+            final_metric=last.get("metric"), final_loss=last.get("loss"),
+            baseline=task.metric_baseline, loss_baseline=task.loss_baseline,
+            solved_at=task.solved_at, metric=task.metric_name, higher_is_better=task.higher_is_better,
+            steps=step, steps_to_solve=steps_to_solve, diverged_at=diverged_at,
+            wall_seconds=round(self.wall_before + elapsed, 3),
+            steps_per_second=round((step - start_step) / elapsed, 2) if elapsed > 0 and step > start_step else None,
+            parameters=self.model.num_parameters, config=self.cfg.to_dict(),
+        )
+        if status != "interrupted":
+            ckpt.atomic_write_json(self.summary_path, summary)
+        else:
+            summary["signal"] = int(getattr(flag, "signum", None) or signal.SIGINT)
+        return summary
 
 
 def load_model(path):
