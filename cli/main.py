@@ -3,15 +3,14 @@
 Heavy imports (NumPy, Numba kernels) happen inside command bodies so `fastrnn --help`
 stays instant and never compiles anything.
 """
-import contextlib
 import sys
 
 import click
 
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
-from .options import (CELL_NAMES, DEVICES, config_kwargs, parse_cells, prepare_out, progress_enabled,
-                      run_progress, training_options, usage_errors)
+from .options import (CELL_NAMES, DEVICES, TrainProgress, checkpoint_file, config_kwargs, describe_checkpoint,
+                      parse_cells, prepare_out, run_progress, training_options, usage_errors)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -93,17 +92,11 @@ def train(cell, seed, out, resume, quiet, **kw):
         from fastrnn.train.loop import preflight
         prepared = preflight(cfg)  # the task's data and the device are checked before --out is touched
     prepare_out(out)
-    bar = None
-    if progress_enabled(quiet):
-        bar = click.progressbar(length=cfg.steps, label=f"{cfg.cell} on {cfg.task}", file=sys.stderr,
-                                show_eta=True, item_show_func=lambda s: s)
-
-    def progress(step, steps, rec):
-        if bar is not None:
-            bar.update(step - bar.pos, None if rec is None else
-                       f"loss {rec['loss']:.4g} metric {rec['metric']:.4g}")
-
-    with usage_errors(), (bar or contextlib.nullcontext()):
+    task = prepared[0]
+    if not quiet:  # the whole config, so that no default is a surprise (compare's differ)
+        click.echo(f"train: T = {task.describe()['seq_len']}, {task.describe()['seq_len_meaning']}", err=True)
+        click.echo(f"config: {json_line(cfg.to_dict())}", err=True, nl=False)
+    with usage_errors(), TrainProgress(cfg, task.metric_name, quiet) as progress:
         summary = run(cfg, out, resume=resume, progress=progress, prepared=prepared)
     click.echo(json_line({k: summary[k] for k in ("status", "message", "final_metric", "baseline",
                                                   "steps", "steps_to_solve", "wall_seconds")}), nl=False)
@@ -113,13 +106,16 @@ def train(cell, seed, out, resume, quiet, **kw):
 
 
 @cli.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="Data file, if it moved since training (text, mnist).")
 def evaluate(checkpoint, data):
     """Evaluate a checkpoint on its task's held-out set; prints JSON.
 
-    Example: fastrnn evaluate runs/lstm/checkpoint.npz
+    CHECKPOINT is a checkpoint file or a run folder (its best.npz, the model at the best
+    held-out metric, else its last checkpoint.npz); which one was read goes to stderr.
+
+    Example: fastrnn evaluate runs/lstm
     """
     import math
 
@@ -127,10 +123,13 @@ def evaluate(checkpoint, data):
     from fastrnn.train.loop import load_run
 
     with usage_errors():
+        checkpoint = checkpoint_file(checkpoint)
         cfg, task, model, meta = load_run(checkpoint, data)
+        click.echo(f"evaluate: {describe_checkpoint(checkpoint, meta)}", err=True)
         ev = task.evaluate(model)
     finite = math.isfinite(ev["loss"]) and math.isfinite(ev["metric"])
-    click.echo(json_line(dict(task=cfg.task, cell=cfg.cell, step=meta.get("step"), loss=ev["loss"],
+    click.echo(json_line(dict(task=cfg.task, cell=cfg.cell, checkpoint=str(checkpoint),
+                              kind=meta.get("kind", "last"), step=meta.get("step"), loss=ev["loss"],
                               metric_name=task.metric_name, metric=ev["metric"], finite=finite,
                               baseline=task.metric_baseline, solved=finite and task.solved(ev["metric"]))), nl=False)
     if not finite:  # a diverged model: its outputs are NaN or infinite (written as null above)
@@ -139,7 +138,7 @@ def evaluate(checkpoint, data):
 
 
 @cli.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option("--length", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option("--prime", default="", help="Text to start from.")
@@ -147,12 +146,16 @@ def evaluate(checkpoint, data):
 def sample(checkpoint, length, temperature, prime, seed):
     """Generate text from a character-model checkpoint (task 'text').
 
+    CHECKPOINT is a checkpoint file or a run folder (its best.npz, else checkpoint.npz). The
+    output starts with --prime, or without one with the character drawn to start from.
+
     Example: fastrnn sample runs/text/checkpoint.npz --length 300 --temperature 0.8
     """
     from fastrnn.tasks.text import sample as gen
     from fastrnn.train.loop import load_model
 
     with usage_errors():
+        checkpoint = checkpoint_file(checkpoint)
         model, meta = load_model(checkpoint)
         vocab = meta["task"].get("vocab") if isinstance(meta.get("task"), dict) else None
         config = meta.get("config")
@@ -161,7 +164,8 @@ def sample(checkpoint, length, temperature, prime, seed):
         if len(vocab) != model.input_size or len(set(vocab)) != len(vocab) or not model.tokens:
             raise ValueError(f"checkpoint: {checkpoint} has a vocabulary of {len(vocab)} characters "
                              f"for a model of {model.input_size} inputs")
-        click.echo(prime + gen(model, vocab, length, temperature, prime, seed))
+        click.echo(f"sample: {describe_checkpoint(checkpoint, meta)}", err=True)
+        click.echo(gen(model, vocab, length, temperature, prime, seed))
 
 
 @cli.command()

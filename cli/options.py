@@ -3,12 +3,13 @@ library errors into one-line usage errors."""
 import contextlib
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from fastrnn.cells import CELLS
-from fastrnn.choices import DEVICES, DTYPES, INITS, OPTIMIZERS, TASKS
+from fastrnn.choices import DEVICES, DTYPES, INITS, OPTIMIZERS, SCHEDULES, SEQ_LEN_MEANING, TASKS
 from fastrnn.train.config import TrainConfig  # names, defaults and checks: NumPy- and Numba-free
 
 TASK_NAMES, CELL_NAMES, OPTIMIZER_NAMES, INIT_NAMES = TASKS, tuple(CELLS), OPTIMIZERS, INITS
@@ -30,7 +31,7 @@ def training_options(defaults, exclude=()):
                      help="Long-dependency task."),
         click.option("--seq-len", type=click.IntRange(min=1), default=d["seq_len"],
                      show_default=True if d["seq_len"] else "task's default",
-                     help="Sequence length (the gap to remember)."),
+                     help="T, per task: " + "; ".join(f"{t}: {m}" for t, m in SEQ_LEN_MEANING.items()) + "."),
         click.option("--hidden", type=click.IntRange(min=1), default=d["hidden"], show_default=True,
                      help="Hidden units per layer."),
         click.option("--layers", type=click.IntRange(min=1), default=d["layers"], show_default=True),
@@ -51,8 +52,23 @@ def training_options(defaults, exclude=()):
                      help="L2 regularization strength."),
         click.option("--eval-every", type=click.IntRange(min=1), default=d["eval_every"], show_default=True,
                      help="Evaluate on the held-out set every N steps."),
-        click.option("--early-stop/--no-early-stop", default=d["early_stop"], show_default=True,
-                     help="Stop a run as soon as it is solved."),
+        click.option("--early-stop/--no-early-stop", default=d["early_stop"],
+                     show_default="yes, except text and mnist", help="Stop a run as soon as it is solved."),
+        click.option("--patience", type=click.IntRange(min=1), default=d["patience"],
+                     help="Stop after N evaluations without a held-out improvement."),
+        click.option("--min-delta", type=click.FloatRange(min=0), default=d["min_delta"], show_default=True,
+                     help="How much better the held-out metric must get to count as an improvement."),
+        click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=d["lr_schedule"], show_default=True,
+                     help="Learning-rate schedule (step: x lr-gamma every lr-step steps; plateau: x lr-gamma "
+                          "after lr-patience evaluations without improvement)."),
+        click.option("--warmup-steps", type=click.IntRange(min=0), default=d["warmup_steps"], show_default=True,
+                     help="Grow the rate linearly from lr/N to lr over the first N steps."),
+        click.option("--lr-gamma", type=click.FloatRange(0, 1, min_open=True), default=d["lr_gamma"],
+                     show_default=True, help="step, plateau: the factor of each decay."),
+        click.option("--lr-step", type=click.IntRange(min=1), default=d["lr_step"],
+                     show_default="a third of the steps", help="step: decay every N steps."),
+        click.option("--lr-patience", type=click.IntRange(min=1), default=d["lr_patience"], show_default=True,
+                     help="plateau: decay after N evaluations without improvement."),
         click.option("--init", type=click.Choice(INIT_NAMES), default=d["init"],
                      show_default="irnn for relu, else pytorch", help="Weight initialization."),
         click.option("--forget-bias", type=float, default=d["forget_bias"], show_default=True,
@@ -77,6 +93,25 @@ def training_options(defaults, exclude=()):
         return f
 
     return deco
+
+
+def checkpoint_file(path):
+    """A checkpoint file as given, or a run folder's best.npz (else its checkpoint.npz)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.npz", "checkpoint.npz"):
+            if (p / name).is_file():
+                return p / name
+        raise ValueError(f"checkpoint: {path} is a folder without best.npz or checkpoint.npz")
+    return p
+
+
+def describe_checkpoint(path, meta):
+    """Which model a command read: the file, and whether it is the run's best or its last."""
+    step = meta.get("step")
+    if meta.get("kind") == "best":
+        return f"read {path} (the best held-out model, step {step})"
+    return f"read {path} (the last checkpoint, step {step})"
 
 
 def parse_cells(text):
@@ -130,6 +165,59 @@ def prepare_out(out):
 
 def progress_enabled(quiet):
     return not quiet and sys.stderr.isatty()
+
+
+class TrainProgress:
+    """fastrnn train's progress: on a terminal a bar whose ETA counts from the end of the first
+    step (so the JIT compile is not in it), elsewhere (nohup, cluster logs, CI) one plain line
+    per evaluation; nothing with --quiet. Called as progress(step, steps, latest record)."""
+
+    def __init__(self, cfg, metric_name, quiet):
+        self.metric, self.steps = metric_name, cfg.steps
+        self.lines = not quiet and not sys.stderr.isatty()
+        self.bar = None
+        if progress_enabled(quiet):
+            self.bar = click.progressbar(length=cfg.steps, label=f"{cfg.cell} on {cfg.task}", file=sys.stderr,
+                                         show_eta=True, item_show_func=lambda s: s)
+        self.t_first = self.step_first = self.logged = None
+        self.t0 = time.perf_counter()
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def rate(self, step):
+        """Steps per second since the first step finished (compile excluded), or None."""
+        now = time.perf_counter()
+        if self.t_first is None:
+            self.t_first, self.step_first = now, step
+            if self.bar is not None and hasattr(self.bar, "start"):
+                self.bar.start, self.bar.avg = time.time(), []  # click's ETA: from here on
+            return None
+        return (step - self.step_first) / (now - self.t_first) if now > self.t_first else None
+
+    def __call__(self, step, steps, rec):
+        rate = self.rate(step)
+        if self.bar is not None:
+            parts = [] if rec is None else [f"held-out {self.metric} {rec['metric']:.4g} (loss {rec['loss']:.4g})"]
+            if rec is not None and rec.get("train_loss") is not None:
+                parts.append(f"train loss {rec['train_loss']:.4g}")
+            if rate:
+                parts.append(f"{rate:.1f} steps/s")
+            self.bar.update(step - self.bar.pos, " | ".join(parts) or None)
+        elif self.lines and rec is not None and rec["step"] != self.logged:
+            self.logged = rec["step"]
+            tl = "-" if rec.get("train_loss") is None else f"{rec['train_loss']:.4g}"
+            lr = "-" if rec.get("lr") is None else f"{rec['lr']:.3g}"
+            click.echo(f"step {rec['step']}/{self.steps}  train loss {tl}  held-out loss {rec['loss']:.4g}  "
+                       f"{self.metric} {rec['metric']:.4g}  lr {lr}  "
+                       f"{'-' if not rate else f'{rate:.1f}'} steps/s  {time.perf_counter() - self.t0:.0f} s",
+                       err=True)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
-"""The names every layer accepts, in one module that imports nothing (the CLI reads them for
-``--help`` without loading NumPy or Numba). Cells are in fastrnn.cells, which is as light."""
+"""The names every layer accepts, and what --seq-len means per task, in one module that
+imports nothing (the CLI reads them for ``--help`` without loading NumPy or Numba). Cells are
+in fastrnn.cells, which is as light."""
 TASKS = ("adding", "copy", "order", "agreement", "text", "mnist")
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
 INITS = ("pytorch", "xavier", "orthogonal", "irnn")
@@ -7,3 +8,14 @@ DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
 LOSSES = ("mse", "ce")
 OUTPUTS = ("all", "last")
+SCHEDULES = ("constant", "cosine", "step", "plateau")
+
+# What T (--seq-len) is for each task, and how many steps the network reads.
+SEQ_LEN_MEANING = {
+    "adding": "the sequence length (reads T steps)",
+    "copy": "the blank gap before the recall (reads T + 20 steps)",
+    "order": "the sequence length (reads T steps)",
+    "agreement": "the clause between subject and verb (reads T + 1 steps)",
+    "text": "the BPTT chunk (reads T steps per batch, the state carried on)",
+    "mnist": "fixed: 784 pixels, one per step",
+}

@@ -106,6 +106,7 @@ def aggregate(runs, results):
     for cell, rs in by_cell.items():
         finals = [r["final_metric"] for r in rs if r.get("final_metric") is not None
                   and r.get("status") != "diverged"]
+        losses = [r["final_loss"] for r in rs if r.get("final_loss") is not None and r.get("status") != "diverged"]
         solve = [r["steps_to_solve"] for r in rs if r.get("steps_to_solve") is not None]
         sps = [r["steps_per_second"] for r in rs if r.get("steps_per_second")]
         rows[cell] = dict(
@@ -116,6 +117,7 @@ def aggregate(runs, results):
             final_metric_mean=float(np.mean(finals)) if finals else None,
             final_metric_min=float(np.min(finals)) if finals else None,
             final_metric_max=float(np.max(finals)) if finals else None,
+            final_loss_mean=float(np.mean(losses)) if losses else None,
             steps_to_solve_mean=float(np.mean(solve)) if solve else None,
             steps_per_second_mean=float(np.mean(sps)) if sps else None,
             wall_seconds_mean=float(np.mean([r.get("wall_seconds", 0) for r in rs])),

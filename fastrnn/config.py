@@ -30,5 +30,8 @@ CUDA_TILE = int(os.environ.get("FASTRNN_CUDA_TILE", "16"))
 CUDA_PATH = os.environ.get("FASTRNN_CUDA_PATH", "auto")
 
 # CPU: a thread takes at least this many sequences of a cell's time loop; below it, handing
-# work to a thread costs more than it saves.
+# work to a thread costs more than it saves. ROW_BLOCK: the rows the recurrent product takes at
+# a time (cells/product.py); threads split the batch on multiples of it, so that a sequence's
+# arithmetic, and the result, is the same for any thread count.
 MIN_ROWS = 4
+ROW_BLOCK = 4

@@ -79,8 +79,12 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
     """Write OUT/results.json, OUT/curves.png and OUT/report.md; return the report path."""
     out = Path(out)
     plot_curves(out, runs, task_info, out / "curves.png")
-    results_doc = dict(task=task_info, config=base_cfg.to_dict(), cells=cells_table,
-                       runs={name: results.get(name) for name, _ in runs})
+    cells = list(dict.fromkeys(cfg.cell for _, cfg in runs))
+    seeds = sorted({cfg.seed for _, cfg in runs})
+    config = {k: v for k, v in base_cfg.to_dict().items() if k not in ("cell", "seed")}
+    commands = {name: cfg.command(f"rerun-{name}") for name, cfg in runs}  # each run alone, exactly
+    results_doc = dict(task=task_info, config=dict(config, cells=cells, seeds=seeds), cells=cells_table,
+                       runs={name: results.get(name) for name, _ in runs}, commands=commands)
     from .train.checkpoint import atomic_write_json
     atomic_write_json(out / "results.json", results_doc)
 
@@ -88,14 +92,18 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
     lines = [
         f"# fastrnn compare: {task_info['task']}",
         "",
-        f"Task `{task_info['task']}`, sequence length {base_cfg.seq_len}, hidden {base_cfg.hidden}, "
-        f"layers {base_cfg.layers}, batch {base_cfg.batch_size}, up to {base_cfg.steps} steps, "
-        f"{base_cfg.optimizer} lr {base_cfg.lr}, clip {base_cfg.clip}, dtype {base_cfg.dtype}.",
+        f"Task `{task_info['task']}`, T = {task_info.get('seq_len')}: {task_info.get('seq_len_meaning', '')}. "
+        f"Hidden {base_cfg.hidden}, layers {base_cfg.layers}, batch {base_cfg.batch_size}, up to {base_cfg.steps} "
+        f"steps, {base_cfg.optimizer} lr {base_cfg.lr}, clip {base_cfg.clip}, dtype {base_cfg.dtype}, "
+        f"seeds {', '.join(map(str, seeds))}.",
         f"Metric: held-out {task_info['metric']} ({better} is better); memoryless baseline "
-        f"{_fmt(task_info['metric_baseline'])}; solved at {_fmt(task_info['solved_at'])}.",
+        f"{_fmt(task_info['metric_baseline'])}; solved at {_fmt(task_info['solved_at'])}. Held-out loss: "
+        f"{'MSE' if task_info['metric'] == 'mse' else 'cross-entropy (nats)'}, against the best memoryless "
+        f"predictor's {_fmt(task_info['loss_baseline'])}.",
         "",
-        "| cell | final metric (mean [min, max]) | vs baseline | solved | steps to solve (mean) | steps/s | wall s (mean) |",
-        "|---|---|---|---|---|---|---|",
+        "| cell | final metric (mean [min, max]) | vs baseline | held-out loss (mean) | vs memoryless | solved "
+        "| steps to solve (mean) | steps/s | wall s (mean) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for cell, r in cells_table.items():
         m = r["final_metric_mean"]
@@ -103,17 +111,29 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
         span = "-" if m is None else f"{_fmt(m)} [{_fmt(r['final_metric_min'])}, {_fmt(r['final_metric_max'])}]"
         solved = f"{r['solved']}/{r['runs']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "") + \
                  (f" ({r['failed']} failed)" if r["failed"] else "")
-        lines.append(f"| {cell} | {span} | {ratio} | {solved} | {_fmt(r['steps_to_solve_mean'])} | "
-                     f"{_fmt(r['steps_per_second_mean'], 3)} | {_fmt(r['wall_seconds_mean'], 3)} |")
-    lines += ["", "![held-out curves](curves.png)", "",
-              "Each run stops at its first evaluation that meets the solved criterion; its curve holds "
-              "that value afterwards. The band is the min-max over seeds.", ""]
+        fl = r.get("final_loss_mean")
+        lratio = "-" if fl is None else f"{fl / task_info['loss_baseline']:.3g}x"
+        lines.append(f"| {cell} | {span} | {ratio} | {_fmt(fl)} | {lratio} | {solved} | "
+                     f"{_fmt(r['steps_to_solve_mean'])} | {_fmt(r['steps_per_second_mean'], 3)} | "
+                     f"{_fmt(r['wall_seconds_mean'], 3)} |")
+    if len(seeds) == 1:
+        lines += ["", "**One seed per cell**: a single run's outcome can turn on its seed, and an ordering of the "
+                      "cells seen with one seed has inverted with another (the agreement task, in our runs). Rerun "
+                      "with `--seeds 3` or more before drawing a conclusion."]
+    stop = ("Each run stops at its first evaluation that meets the solved criterion; its curve holds that value "
+            "afterwards." if base_cfg.early_stop is not False and task_info["task"] not in ("text", "mnist") else
+            "Runs train their whole budget (no stop when solved).")
+    lines += ["", "![held-out curves](curves.png)", "", stop + " The band is the min-max over seeds.", ""]
     problems = [(n, r) for n, r in results.items() if r and r.get("status") in ("failed", "diverged")]
     if problems:
         lines += ["## Runs that did not finish normally", ""]
         lines += [f"- `{n}`: {r.get('message')}" for n, r in problems] + [""]
     for section in extra_sections:
         lines += [section, ""]
+    lines += ["## Rerunning one run alone", "",
+              "Each run is exactly this `fastrnn train` command (`train`'s defaults differ from `compare`'s; "
+              "every option that matters is spelled out). All of them are in results.json under `commands`:", "",
+              "    " + next(iter(commands.values())), ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -69,14 +69,25 @@ def _executor(n):
     return _pool
 
 
-def run_split(fn, args, rows, min_rows=1):
+def run_split(fn, args, rows, min_rows=1, align=1):
     """Call fn(*args, r0, r1) on consecutive slices [r0, r1) covering range(rows), one slice per
-    thread (fewer when a slice would hold under min_rows). fn must release the GIL."""
+    thread (fewer when a slice would hold under min_rows). fn must release the GIL.
+
+    align: every slice but the last starts and ends on a multiple of it (min_rows >= align).
+    A kernel that blocks its rows by ``align`` (the recurrent product takes rows 4 at a time)
+    then treats each row the same whatever the thread count, so results do not depend on it."""
     n = max(1, min(get_threads(), rows // min_rows))
     if n == 1:
         fn(*args, 0, rows)
         return
-    futures = [_executor(n - 1).submit(fn, *args, p * rows // n, (p + 1) * rows // n) for p in range(1, n)]
-    fn(*args, 0, rows // n)
+    cuts = [0] + [p * rows // n // align * align for p in range(1, n)] + [rows]
+    futures = [_executor(n - 1).submit(fn, *args, cuts[p], cuts[p + 1]) for p in range(1, n)]
+    fn(*args, 0, cuts[1])
     for f in futures:
         f.result()
+
+
+def run_parts(fn, args, parts):
+    """Call fn(*args, p0, p1) on ranges of ``parts`` independent parts, one range per thread:
+    the parts (and so the result) are fixed by the caller, the threads only share them out."""
+    run_split(fn, args, parts)

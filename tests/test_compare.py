@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from fastrnn.compare import run_grid
+from fastrnn.train.checkpoint import _umask
 from fastrnn.train.config import TrainConfig
 from fastrnn_cli.main import cli
 
@@ -75,3 +76,21 @@ def test_compare_from_python_is_the_cli_without_the_printing(tmp_path):
     assert set(table) == {"tanh", "gru"} and all(r["runs"] == 1 for r in table.values())
     res = json.loads((tmp_path / "py" / "results.json").read_text())
     assert res["cells"] == table and report == tmp_path / "py" / "report.md" and report.exists()
+    # the top-level config names the grid, not one cell; each run has the command that reruns it
+    assert res["config"]["cells"] == ["tanh", "gru"] and res["config"]["seeds"] == [0] and "cell" not in res["config"]
+    import shlex
+
+    args = shlex.split(res["commands"]["gru-s0"])
+    assert args[:2] == ["fastrnn", "train"] and args[-2:] == ["--out", "rerun-gru-s0"]
+    r = CliRunner().invoke(cli, args[1:-1] + [str(tmp_path / "alone"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    alone = json.loads((tmp_path / "alone" / "summary.json").read_text())
+    ran = res["runs"]["gru-s0"]
+    assert alone["config"] == ran["config"] and alone["final_metric"] == ran["final_metric"]  # bit for bit
+    text = report.read_text()
+    assert "One seed per cell" in text and "T = 6: the sequence length" in text and "vs memoryless" in text
+    import stat
+
+    for f in ("results.json", "report.md", "runs/gru-s0/checkpoint.npz", "runs/gru-s0/summary.json"):
+        mode = stat.S_IMODE((tmp_path / "py" / f).stat().st_mode)
+        assert mode == 0o666 & ~_umask(), (f, oct(mode))  # as any tool's new file, not 0600

@@ -251,7 +251,7 @@ def test_diverged_run_writes_strict_json_and_evaluate_fails(tmp_path):
     ckpt.save(tmp_path / "nan.npz", meta, np.full_like(params, np.nan), opt, carry)
     r = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "nan.npz")])
     assert r.exit_code == 1 and clean(r)
-    rec = strict_json(r.output.strip().splitlines()[0])
+    rec = strict_json(r.stdout.strip().splitlines()[0])
     assert rec["loss"] is None and rec["finite"] is False and rec["solved"] is False
 
 

@@ -117,7 +117,12 @@ def test_lstm_solves_a_short_adding_problem(tmp_path):
 @pytest.mark.parametrize("task_cfg", [
     dict(cell="gru", **SMALL),
     dict(cell="lstm", task="text", seq_len=6, hidden=8, batch_size=4, eval_every=10, optimizer="adagrad"),
-])
+    # schedules: the plateau's decays (every evaluation: min_delta leaves none an improvement)
+    # and the patience counters live in the checkpoint; cosine and step are functions of the step
+    dict(cell="tanh", lr_schedule="plateau", lr_patience=1, min_delta=10.0, **SMALL),
+    dict(cell="relu", lr_schedule="cosine", warmup_steps=12, **SMALL),
+    dict(cell="gru", lr_schedule="step", lr_step=20, lr_gamma=0.5, optimizer="sgd", **SMALL),
+], ids=["gru", "text", "plateau", "cosine-warmup", "step"])
 def test_resume_gives_the_same_final_weights(tmp_path, task_cfg):
     if task_cfg["task"] == "text":
         (tmp_path / "t.txt").write_text("hello world, hello recurrent networks. " * 30)
@@ -138,6 +143,9 @@ def test_resume_gives_the_same_final_weights(tmp_path, task_cfg):
     strip = lambda p: [{k: v for k, v in json.loads(ln).items() if k != "wall_seconds"}  # noqa: E731
                        for ln in p.read_text().splitlines()]
     assert strip(tmp_path / "a" / "metrics.jsonl") == strip(tmp_path / "b" / "metrics.jsonl")
+    if task_cfg.get("lr_schedule") == "plateau":  # the rate fell at every evaluation, and resumed so
+        rates = [json.loads(ln)["lr"] for ln in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[1:]]
+        assert rates == pytest.approx([1e-2 * 0.1 ** k for k in range(len(rates))], rel=1e-12)
 
 
 def test_finished_run_is_never_overwritten(tmp_path):

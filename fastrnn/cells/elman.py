@@ -15,7 +15,7 @@ plain loop over a contiguous row, so LLVM vectorizes it.
 """
 from numba import njit
 
-from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS
+from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from ..threads import run_split
 from ._math import one_like, tanh
 from .product import add_recurrent_grad, matmul_nt
@@ -93,10 +93,10 @@ def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_hh_t, dpre, dh_seq, d
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads (tanh or relu)."""
     run_split(elman_forward_rows, (tape.xproj, tape.bias, tape.w_hh, lengths, cell.name == "relu", tape.h,
-                                   tape.gh), tape.B, MIN_ROWS)
+                                   tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see elman_backward_rows)."""
     run_split(elman_backward_rows, (s0, s1, dh_in, lengths, cell.name == "relu", tape.h, tape.w_hh_t, dgi,
-                                    dh_seq, tape.dh), tape.B, MIN_ROWS)
+                                    dh_seq, tape.dh), tape.B, MIN_ROWS, ROW_BLOCK)

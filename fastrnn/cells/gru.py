@@ -16,7 +16,7 @@ and z blocks, as it reads ``xproj``; b_hn stays apart because r multiplies it.
 """
 from numba import njit
 
-from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS
+from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from ..threads import run_split
 from ._math import one_like, sigmoid, tanh
 from .product import add_recurrent_grad, matmul_nt
@@ -107,10 +107,10 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_hh_t, dgi, dgh, d
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads."""
     run_split(gru_forward_rows, (tape.xproj, tape.bias, tape.w_hh, tape.b_hn, lengths, tape.h, tape.gates,
-                                 tape.ghn, tape.gh), tape.B, MIN_ROWS)
+                                 tape.ghn, tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see gru_backward_rows)."""
     run_split(gru_backward_rows, (s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn, tape.w_hh_t, dgi,
-                                  dgh, dh_seq, tape.dh), tape.B, MIN_ROWS)
+                                  dgh, dh_seq, tape.dh), tape.B, MIN_ROWS, ROW_BLOCK)

@@ -14,7 +14,7 @@ Shapes: T steps, B batch, H hidden; gate blocks are 4H wide. The kernel adds bot
 """
 from numba import njit
 
-from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS
+from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from ..threads import run_split
 from ._math import one_like, sigmoid, tanh
 from .product import add_recurrent_grad, matmul_nt
@@ -103,10 +103,10 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, d
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads."""
     run_split(lstm_forward_rows, (tape.xproj, tape.bias, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
-                                  tape.gh), tape.B, MIN_ROWS)
+                                  tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see lstm_backward_rows)."""
     run_split(lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh_t, dgi, dh_seq,
-                                   tape.dh, tape.dc), tape.B, MIN_ROWS)
+                                   tape.dh, tape.dc), tape.B, MIN_ROWS, ROW_BLOCK)

@@ -6,6 +6,7 @@ A task describes its model interface: ``input_size`` (the vocabulary when ``toke
 """
 import numpy as np
 
+from ..choices import SEQ_LEN_MEANING
 from ..losses import get_loss
 
 HELDOUT_SEED = 20150101  # the held-out set never depends on the training seed
@@ -20,6 +21,7 @@ class Task:
     metric_name = "mse"
     higher_is_better = False
     stateful = False  # True: the hidden state is carried from one batch to the next
+    stop_when_solved = True  # the default of --early-stop: stop at the first solved evaluation
     heldout_size = 1000
     eval_batch = 250
 
@@ -44,7 +46,8 @@ class Task:
     def describe(self):
         return dict(task=self.name, metric=self.metric_name, higher_is_better=self.higher_is_better,
                     loss_baseline=self.loss_baseline, metric_baseline=self.metric_baseline,
-                    solved_at=self.solved_at)
+                    solved_at=self.solved_at, seq_len=getattr(self, "seq_len", None),
+                    seq_len_meaning=SEQ_LEN_MEANING[self.name])
 
     # ------------------------------------------------------------------ held-out evaluation
     @property

@@ -61,6 +61,7 @@ class MNIST(Task):
     metric_baseline = 0.1
     solved_at = 0.97
     seq_len = 784
+    stop_when_solved = False  # train the whole budget: 97% is a bar to report, not a place to stop
 
     def __init__(self, path, permuted=False):
         self.x_train, self.y_train, self.x_test, self.y_test = load_mnist(path)

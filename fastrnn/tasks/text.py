@@ -56,6 +56,7 @@ class Text(Task):
     loss, output = "ce", "all"
     metric_name, higher_is_better = "bpc", False
     stateful = True
+    stop_when_solved = False  # beating the bigram is where a character model starts, not ends
     eval_streams = 8
 
     def __init__(self, path, seq_len=25, vocab=None):
@@ -127,7 +128,8 @@ class Text(Task):
 
 
 def sample(model, vocab, length, temperature=1.0, prime="", seed=0):
-    """Generate ``length`` characters from a character model, feeding each sample back in."""
+    """``prime`` (or, without one, a character drawn at random to start from) followed by
+    ``length`` characters generated from a character model, each sample fed back in."""
     if not (temperature > 0 and np.isfinite(temperature)):
         raise ValueError(f"temperature: expected a finite positive number; got {temperature!r}")
     rng = np.random.default_rng(seed)
@@ -144,4 +146,4 @@ def sample(model, vocab, length, temperature=1.0, prime="", seed=0):
         nxt = int(rng.choice(len(vocab), p=p / p.sum()))
         out.append(vocab[nxt])
         y, state = model.forward(np.array([[nxt]]), state=state, output="all")
-    return "".join(out)
+    return "".join(vocab[i] for i in ids) + "".join(out)

@@ -55,9 +55,22 @@ def json_line(obj):
     return json.dumps(finite_json(obj), allow_nan=False) + "\n"
 
 
+_UMASK = []
+
+
+def _umask():
+    """The process's umask, read once: reading it means setting it, so do that only once."""
+    if not _UMASK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        _UMASK.append(mask)
+    return _UMASK[0]
+
+
 def _atomic_write(path, write, suffix=""):
     """write(f) into a temporary file beside path, flush it to disk, then rename it over path:
-    readers see the old file or the new one, never a torn one."""
+    readers see the old file or the new one, never a torn one. The file gets the mode any
+    tool's new file gets (0666 less the umask), not mkstemp's private 0600."""
     path = os.fspath(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=os.path.dirname(path) or ".")
@@ -65,6 +78,7 @@ def _atomic_write(path, write, suffix=""):
         raise DiskError(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())

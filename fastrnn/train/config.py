@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass, fields
 
 from .. import validate as v
 from ..cells import CELLS
-from ..choices import DEVICES, DTYPES, INITS, OPTIMIZERS, TASKS
+from ..choices import DEVICES, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TASKS
 
 # The options that take one of a list of names (init also takes None: the cell's default).
-CHOICES = dict(task=TASKS, cell=tuple(CELLS), optimizer=OPTIMIZERS, dtype=DTYPES, device=DEVICES)
+CHOICES = dict(task=TASKS, cell=tuple(CELLS), optimizer=OPTIMIZERS, dtype=DTYPES, device=DEVICES,
+               lr_schedule=SCHEDULES)
 
 # Per-cell defaults (all overridable): IRNN for relu (Le et al. 2015); PyTorch's init
 # elsewhere, with the LSTM forget bias at 1.0 (set on every model by RNN's forget_bias).
@@ -33,7 +34,14 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     eval_every: int = 100
-    early_stop: bool = True  # stop at the first evaluation that meets the solved criterion
+    early_stop: bool | None = None  # stop once solved; None: the task's default (not text, mnist)
+    patience: int | None = None  # stop after this many evaluations without a held-out improvement
+    min_delta: float = 0.0  # what counts as an improvement (patience, best.npz, plateau)
+    lr_schedule: str = "constant"  # constant | cosine | step | plateau (fastrnn/train/schedule.py)
+    warmup_steps: int = 0  # linear warmup of the rate over the first steps
+    lr_gamma: float = 0.1  # step and plateau: the factor of each decay
+    lr_step: int | None = None  # step: decay every this many steps (None: a third of the run)
+    lr_patience: int = 3  # plateau: decay after this many evaluations without improvement
     init: str | None = None  # None: the cell's default (DEFAULT_INIT)
     forget_bias: float = 1.0
     spectral_radius: float | None = None
@@ -49,8 +57,9 @@ class TrainConfig:
     def check(self):
         """Every field's type and range (sweep specs and checkpoints reach here without the
         CLI's types), one validation function per kind of argument (fastrnn/validate.py)."""
-        for name in ("early_stop", "permuted"):
-            v.flag(name, getattr(self, name))
+        v.flag("permuted", self.permuted)
+        if self.early_stop is not None:
+            v.flag("early_stop", self.early_stop)
         if self.data is not None and not (isinstance(self.data, str) and self.data):
             raise ValueError(f"data: expected a file path; got {self.data!r}")
         v.finite_number("forget_bias", self.forget_bias)
@@ -60,9 +69,14 @@ class TrainConfig:
             v.choice("init", self.init, INITS)
         for name in ("hidden", "layers", "batch_size", "steps", "eval_every"):
             v.positive_int(name, getattr(self, name))
-        for name in ("seq_len",):
+        for name in ("seq_len", "patience", "lr_step"):
             if getattr(self, name) is not None:
                 v.positive_int(name, getattr(self, name))
+        v.positive_int("lr_patience", self.lr_patience)
+        v.nonnegative_int("warmup_steps", self.warmup_steps)
+        v.number_in("min_delta", self.min_delta, 0)
+        if v.positive_number("lr_gamma", self.lr_gamma) > 1:
+            raise ValueError(f"lr_gamma: expected a number in (0, 1]; got {self.lr_gamma!r}")
         v.positive_number("lr", self.lr)
         for name in ("clip", "clip_value", "spectral_radius"):
             if getattr(self, name) is not None:
@@ -74,6 +88,33 @@ class TrainConfig:
         if self.task == "mnist" and self.seq_len not in (None, 784):
             raise ValueError(f"seq_len: the mnist task reads its 784 pixels one per step, so its length is "
                              f"fixed; leave --seq-len out (got {self.seq_len})")
+
+    def command(self, out):
+        """The `fastrnn train` command line that runs exactly this config into ``out``: every
+        option that differs from TrainConfig's defaults (which `fastrnn train` uses), spelled out,
+        so a run of `compare` or a sweep can be rerun alone."""
+        import shlex
+
+        args = ["fastrnn", "train", "--cell", self.cell, "--seed", str(self.seed)]
+        for f in fields(self):
+            name, value = f.name, getattr(self, f.name)
+            if name in ("cell", "seed") or value == f.default:
+                continue
+            flag = "--" + name.replace("_", "-")
+            if name == "early_stop":
+                args.append("--early-stop" if value else "--no-early-stop")
+            elif name == "permuted":
+                args.append(flag)
+            elif name == "clip" and value is None:
+                args += [flag, "0"]  # 0 turns clipping off
+            else:
+                args += [flag, str(value)]
+        return shlex.join(args + ["--out", str(out)])
+
+    def stops_when_solved(self, task):
+        """early_stop, or the task's default: the long-dependency tasks stop once solved; text
+        and mnist train on (beating their baseline is not the end of language modelling)."""
+        return task.stop_when_solved if self.early_stop is None else self.early_stop
 
     @property
     def init_scheme(self):

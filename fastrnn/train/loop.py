@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .lock import FolderLock
 from .signals import StopFlag
 from .optim import make_optimizer
+from .schedule import Schedule
 
 log = logging.getLogger("fastrnn")
 
@@ -115,16 +116,25 @@ def _read_history(metrics_path, step):
     return history
 
 
+def _normalized(config):
+    """A stored config with this version's defaults for fields it predates (None if invalid),
+    so a run written before an option existed still resumes."""
+    try:
+        return TrainConfig.from_dict(config).to_dict()
+    except (TypeError, ValueError):
+        return config
+
+
 def _finite(x):
     return bool(np.isfinite(x))
 
 
-def _restore(path, cfg, model, opt, rng, task):
-    """Load a checkpoint into the run's model, optimizer, RNG and task; return (step,
+def _restore(path, cfg, model, opt, rng, task, schedule):
+    """Load a checkpoint into the run's model, optimizer, RNG, task and schedule; return (step,
     wall_seconds, carried state). Its metadata is untrusted (it may have been edited by hand):
     each field is checked, and any problem is one ValueError naming the file and the field."""
     meta, params, opt_arrays, carry_arrays = ckpt.load(path)
-    config = meta.get("config")
+    config = _normalized(meta.get("config"))
     if config != cfg.to_dict():
         config = config if isinstance(config, dict) else {}
         diff = sorted(k for k in cfg.to_dict() if config.get(k) != getattr(cfg, k)) or ["config"]
@@ -173,6 +183,9 @@ def _restore(path, cfg, model, opt, rng, task):
             raise TypeError(f"expected a mapping; got {type(state).__name__}")
         task.load_state_dict(state)
 
+    def load_schedule():
+        schedule.load_state_dict(meta.get("schedule", {}))
+
     def load_carry():
         if not carry_arrays:
             return None
@@ -190,6 +203,7 @@ def _restore(path, cfg, model, opt, rng, task):
     field("optimizer state", load_optimizer)
     field("rng state", load_rng)
     field("task state", load_task_state)
+    field("schedule state", load_schedule)
     carry = field("carried state", load_carry)
     return step, wall, carry
 
@@ -220,6 +234,7 @@ class Run:
         self.cfg, self.out, self.task, self.model = cfg, Path(out), task, model
         self.summary_path = self.out / "summary.json"
         self.ckpt_path = self.out / "checkpoint.npz"
+        self.best_path = self.out / "best.npz"
         self.metrics_path = self.out / "metrics.jsonl"
         self.step_count, self.carry, self.history, self.wall_before = 0, None, [], 0.0
         self.t0 = time.perf_counter()
@@ -231,7 +246,7 @@ class Run:
         if self.summary_path.exists():
             if resume:
                 done = json.loads(self.summary_path.read_text())
-                if done.get("config") != cfg.to_dict():
+                if _normalized(done.get("config")) != cfg.to_dict():
                     raise RunExists(f"out: {out} holds a finished run with other options; use another --out")
                 if done.get("status") != "interrupted":
                     return done
@@ -247,9 +262,10 @@ class Run:
         self.opt = make_optimizer(cfg.optimizer, model.num_parameters, cfg.lr, cfg.weight_decay, cfg.momentum,
                                   model.dtype, backend=model.backend)
         self.rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
+        self.schedule = Schedule(cfg, self.task.higher_is_better)
         if resume and self.ckpt_path.exists():
             self.step_count, self.wall_before, self.carry = _restore(self.ckpt_path, cfg, model, self.opt,
-                                                                     self.rng, self.task)
+                                                                     self.rng, self.task, self.schedule)
             if self.metrics_path.exists():  # keep what the checkpoint covers; later lines are redone
                 self.history = _read_history(self.metrics_path, self.step_count)
         ckpt.atomic_write_bytes(self.metrics_path, "".join(ckpt.json_line(r) for r in self.history).encode())
@@ -259,22 +275,25 @@ class Run:
     def _wall(self):
         return self.wall_before + time.perf_counter() - self.t0
 
-    def save(self):
-        """An atomic checkpoint: the only times parameters and optimizer state cross to the host."""
+    def save(self, path=None, kind="last"):
+        """An atomic checkpoint (``kind`` 'last': checkpoint.npz, the one a resume reads; 'best':
+        best.npz, the model at the best held-out metric so far). The only times parameters and
+        optimizer state cross to the host."""
         model, cfg = self.model, self.cfg
         ostate, oarrays = self.opt.state_dict()
         meta = dict(config=cfg.to_dict(), model=model.config(), task=self.task.describe(),
                     task_state=self.task.state_dict(), step=self.step_count, optimizer=ostate,
-                    rng=self.rng.bit_generator.state, wall_seconds=self._wall())
+                    rng=self.rng.bit_generator.state, wall_seconds=self._wall(), kind=kind,
+                    schedule=self.schedule.state_dict())
         carry = self.carry
         c = None if carry is None else [model.backend.to_host(a) for a in (carry if isinstance(carry, tuple) else (carry,))]
-        ckpt.save(self.ckpt_path, meta, model.numpy_flat(), oarrays, c)
+        ckpt.save(path or self.ckpt_path, meta, model.numpy_flat(), oarrays, c)
 
     def evaluate(self, train_loss, norm):
         """Held-out loss and metric now, appended to history and metrics.jsonl."""
         ev = self.task.evaluate(self.model)
         rec = dict(step=self.step_count, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
-                   grad_norm=norm, wall_seconds=round(self._wall(), 3))
+                   grad_norm=norm, lr=self.opt.lr if self.step_count else None, wall_seconds=round(self._wall(), 3))
         self.history.append(rec)
         try:
             with open(self.metrics_path, "a") as f:
@@ -295,6 +314,7 @@ class Run:
             return res.loss, norm
         if cfg.clip_value is not None:
             model.clip_grad_value(cfg.clip_value)
+        self.opt.lr = self.schedule.lr(self.step_count)
         self.opt.step(model.flat, res.grad)
         if task.stateful:
             self.carry = res.state  # on the model's device
@@ -305,19 +325,24 @@ class Run:
         """Train until solved (with early stop), diverged, interrupted or out of steps; write
         the summary (an interrupted run gets a checkpoint instead) and return it."""
         cfg, task, history = self.cfg, self.task, self.history
-        status, diverged_at, steps_to_solve = "unsolved", None, None
+        early = cfg.stops_when_solved(task)
+        status, diverged_at, steps_to_solve, stopped = "unsolved", None, None, None
         for r in history:
             if steps_to_solve is None and task.solved(r["metric"]):
                 steps_to_solve = r["step"]
-        if steps_to_solve is not None and cfg.early_stop:
+        if steps_to_solve is not None and early:
             status = "solved"
+        elif self.schedule.out_of_patience():
+            stopped = "patience"
         start_step = self.step_count
         if self.step_count == 0 and not history:
-            self.evaluate(None, None)  # the curve starts at the initialization
+            rec = self.evaluate(None, None)  # the curve starts at the initialization
+            if _finite(rec["metric"]) and self.schedule.observe(0, rec["metric"]):
+                self.save(self.best_path, "best")
         # overflow on the way to divergence is expected and detected below, not warned about
         flag = stop or StopFlag()
         with flag, np.errstate(over="ignore", invalid="ignore"):
-            while status != "solved" and self.step_count < cfg.steps:
+            while status != "solved" and stopped is None and self.step_count < cfg.steps:
                 if flag.stop:
                     status = "interrupted"
                     break
@@ -333,8 +358,12 @@ class Run:
                         break
                     if task.solved(rec["metric"]) and steps_to_solve is None:
                         steps_to_solve = step
-                        if cfg.early_stop:
+                        if early:
                             status = "solved"
+                    if self.schedule.observe(step, rec["metric"]):
+                        self.save(self.best_path, "best")
+                    elif self.schedule.out_of_patience():
+                        stopped = "patience"
                     self.save()
                 if progress is not None:
                     progress(step, cfg.steps, history[-1] if history else None)
@@ -342,15 +371,21 @@ class Run:
             status = "solved"  # solved at some evaluation, trained on without early stop
         if status == "interrupted":
             self.save()
-        return self.summary(status, diverged_at, steps_to_solve, start_step, flag)
+        return self.summary(status, diverged_at, steps_to_solve, start_step, flag, stopped)
 
-    def summary(self, status, diverged_at, steps_to_solve, start_step, flag):
-        task, step = self.task, self.step_count
+    def summary(self, status, diverged_at, steps_to_solve, start_step, flag, stopped=None):
+        task, step, cfg = self.task, self.step_count, self.cfg
         elapsed = time.perf_counter() - self.t0
         last = self.history[-1] if self.history else {}
+        message = f"diverged at step {diverged_at}" if status == "diverged" else status
+        if stopped == "patience":
+            message += (f" (stopped at step {step}: no held-out improvement in {cfg.patience} evaluations; "
+                        f"best {task.metric_name} {self.schedule.best:.4g} at step {self.schedule.best_step})")
+        best = self.schedule
         summary = dict(
             status=status,
-            message=f"diverged at step {diverged_at}" if status == "diverged" else status,
+            message=message, stopped=stopped,
+            best_metric=best.best, best_step=best.best_step,
             final_metric=last.get("metric"), final_loss=last.get("loss"),
             baseline=task.metric_baseline, loss_baseline=task.loss_baseline,
             solved_at=task.solved_at, metric=task.metric_name, higher_is_better=task.higher_is_better,
