@@ -338,3 +338,27 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, quiet):
     failed = sum(r.get("status") == "failed" for r in records.values())
     click.echo(f"{len(records)} runs finished, {failed} failed; report: {report}")
 
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True)
+@click.option("--y", "y", type=click.Choice(("metric", "loss", "train_loss", "lr")), default="metric",
+              show_default=True, help="What to plot: the held-out metric or loss, the training loss, the rate.")
+@click.option("--x", "x", type=click.Choice(("step", "wall")), default="step", show_default=True,
+              help="Against training steps or wall-clock seconds.")
+@click.option("--csv", "write_csv", is_flag=True, help="Also write every evaluation as OUT/overlay.csv.")
+def report(folders, out, y, x, write_csv):
+    """Overlay the curves of finished runs, comparisons and sweeps; tabulate how each ended.
+
+    Each FOLDER is a run folder (`fastrnn train --out`) or a comparison or sweep folder (its
+    runs/ are all read). Writes OUT/overlay.png and OUT/overlay.md, prints the table.
+
+    Example: fastrnn report compare-adding-100 runs/lstm --y loss --csv
+    """
+    from fastrnn.overlay import overlay
+
+    with usage_errors():
+        res = overlay(folders, prepare_out(out), y=y, x=x, write_csv=write_csv)
+    click.echo(res["md"].read_text().split("\n", 4)[4].rstrip())
+    click.echo(f"wrote {res['png']}, {res['md']}" + (f" and {res['csv']}" if res["csv"] else ""))

@@ -128,7 +128,7 @@ def aggregate(runs, results):
 def gradient_section(out, runs, task, batch_size=32):
     """Profile each cell's seed-0 run at initialization and after training, write
     OUT/gradients.png and OUT/gradients.json, and return the report's markdown section."""
-    from .gradients import profile, write_profiles
+    from .gradients import JACOBIAN_NOTE, profile, write_profiles
     from .train.loop import build, load_model
 
     out = Path(out)
@@ -153,12 +153,14 @@ def gradient_section(out, runs, task, batch_size=32):
             "gates or initialization keep that factor near 1: a curve that falls many decades means the far "
             "past gets no learning signal.", "",
             "![gradient by lag](gradients.png)", "",
-            "| cell | phase | ratio lag T-1 / lag 0 | per-step factor | mean ‖ds_t/ds_{t-1}‖ | σmax(W_hh) |",
-            "|---|---|---|---|---|---|"]
+            "| cell | phase | ratio lag T-1 / lag 0 | per-step factor (measured) | mean ρ(ds_t/ds_{t-1}) "
+            "| mean ‖ds_t/ds_{t-1}‖ (upper bound) | σmax(W_hh) |",
+            "|---|---|---|---|---|---|---|"]
     for phase in ("init", "trained"):
         for p in profiles[phase]:
             r, d = p["ratio_last_to_first"], p["decay_per_step"]
-            rows.append(f"| {p['cell']} | {phase} | {'-' if r is None else f'{r:.2g}'} | "
-                        f"{'-' if d is None else f'{d:.3f}'} | {p['jacobian_norm']['mean']:.3f} | "
+            ratio = "-" if r is None else (f"0 ({p['zero_cause']})" if r == 0 else f"{r:.2g}")
+            rows.append(f"| {p['cell']} | {phase} | {ratio} | {'-' if d is None else f'{d:.3f}'} | "
+                        f"{p['jacobian_radius']['mean']:.3f} | {p['jacobian_norm']['mean']:.3f} | "
                         f"{max(x['sigma_max'] for x in p['recurrent']):.3f} |")
-    return "\n".join(rows)
+    return "\n".join(rows + ["", JACOBIAN_NOTE])

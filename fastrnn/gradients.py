@@ -36,7 +36,11 @@ def grad_norm_by_lag(model, task, x, target, lengths=None, bptt_truncate=None):
     model.loss_and_grad(x, last_step_only(task, x, target), task.loss, task.output, lengths,
                         bptt_truncate=bptt_truncate)
     dh = model.hidden_grads()[-1].astype(np.float64)  # (T, B, H)
-    return np.linalg.norm(dh, axis=2).mean(axis=1)[::-1].copy()
+    # ||v|| = m ||v / m|| with m = max |v_i|: the squares of a vanishing gradient (1e-162 and
+    # below) would underflow to 0 long before the gradient itself does
+    m = np.abs(dh).max(axis=2, keepdims=True)
+    norms = m[..., 0] * np.sqrt(np.sum(np.square(dh / np.where(m > 0, m, 1.0)), axis=2))
+    return norms.mean(axis=1)[::-1].copy()
 
 
 def step_jacobians(model, x_one):
@@ -81,28 +85,46 @@ def recurrent_spectrum(model):
     return rows
 
 
+def _stats(v):
+    return dict(mean=float(v.mean()), std=float(v.std()), min=float(v.min()), median=float(np.median(v)),
+                max=float(v.max()), samples=int(v.size))
+
+
 def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_samples=4, device=None):
     """Everything above for one model on a batch of the task (seeded), from the kernels of
-    the model's device (``device``: move it there first; the spectra come from the host)."""
+    ``device`` (None: the model's; the spectra come from the host).
+
+    The profile runs in float64 on a copy of the weights, whatever the model's dtype: a tanh
+    RNN's gradient falls below float32's 1e-45 within a few hundred steps, and an underflowed
+    0 would read as "no path at all". A ratio that is still exactly 0 gets its cause
+    (``zero_cause``): truncation, units that are exactly zero (ReLU), or float64 underflow.
+    """
     rng = np.random.default_rng([seed, 7])
     x, target, lengths = task.batch(rng, batch_size)
-    if device is not None and device != model.device:
-        model.to(device)
-    norms = grad_norm_by_lag(model, task, x, target, lengths, bptt_truncate)
-    sat = saturation(model)  # from the same forward pass
-    jn = np.concatenate([np.linalg.norm(model.step_jacobians(x[:, b:b + 1]), ord=2, axis=(1, 2))
-                         for b in range(min(jacobian_samples, batch_size))])
+    m = model.copy(device=device or model.device, dtype="float64")
+    norms = grad_norm_by_lag(m, task, x, target, lengths, bptt_truncate)
+    sat = saturation(m)  # from the same forward pass
+    J = np.concatenate([m.step_jacobians(x[:, b:b + 1]) for b in range(min(jacobian_samples, batch_size))])
+    jn = np.linalg.norm(J, ord=2, axis=(1, 2))
+    jr = np.abs(np.linalg.eigvals(J)).max(axis=1)  # spectral radius of each step's Jacobian
     T = len(norms)
     # geometric mean decay per step over the lags that carry a gradient
     pos = np.nonzero(norms > 0)[0]
     decay = float(np.exp(np.log(norms[pos[-1]] / norms[0]) / pos[-1])) if len(pos) > 1 and norms[0] > 0 else None
+    ratio = float(norms[-1] / norms[0]) if norms[0] > 0 else None
+    cause = None
+    if ratio == 0:
+        if bptt_truncate is not None and bptt_truncate < T - 1:
+            cause = f"truncated: no gradient beyond lag {bptt_truncate} by construction"
+        elif m.cell.activations[0] == "relu" and sat.get("zero_activations", 0) > 0:
+            cause = f"no path: every path back crosses a unit at exactly 0 ({sat['zero_activations']:.0%} of activations)"
+        else:
+            cause = "underflow: below float64's range (1e-308)"
     return dict(
-        cell=model.cell.name, seq_len=T, batch_size=batch_size, bptt_truncate=bptt_truncate, device=model.device,
-        grad_norm_by_lag=[float(v) for v in norms],
-        ratio_last_to_first=float(norms[-1] / norms[0]) if norms[0] > 0 else None,
-        decay_per_step=decay,
-        jacobian_norm=dict(mean=float(jn.mean()), std=float(jn.std()), min=float(jn.min()),
-                           median=float(np.median(jn)), max=float(jn.max()), samples=int(jn.size)),
+        cell=model.cell.name, seq_len=T, batch_size=batch_size, bptt_truncate=bptt_truncate, device=m.device,
+        dtype="float64", grad_norm_by_lag=[float(v) for v in norms],
+        ratio_last_to_first=ratio, zero_cause=cause, decay_per_step=decay,
+        jacobian_norm=_stats(jn), jacobian_radius=_stats(jr),
         recurrent=recurrent_spectrum(model),
         saturated=sat,
     )
@@ -147,10 +169,26 @@ def plot_profiles(profiles, path, title):
     plt.close(fig)
 
 
+# Printed under the table and the report: why ||J|| near 1 does not contradict a vanishing gradient.
+JACOBIAN_NOTE = ("per-step = the measured factor, (||dL/dh_0|| / ||dL/dh_{T-1}||)^(1/(T-1)). ||J|| (the spectral "
+                 "norm of ds_t/ds_{t-1}) only bounds it from above: W_hh is far from normal, so a step can keep "
+                 "||J|| near 1 while the product of many J shrinks; rho(J), the spectral radius, tracks the decay "
+                 "more closely. Profiles run in float64, so a vanishing gradient shows its size down to 1e-308.")
+
+
+def _ratio(p):
+    r = p["ratio_last_to_first"]
+    if r is None:
+        return "-"
+    if r == 0:
+        return "0 (" + p["zero_cause"].split(":")[0] + ")"
+    return f"{r:.1e}"
+
+
 def table(profiles):
     """Rows of text for the terminal."""
-    head = (f"{'cell':5s} {'phase':7s} {'|dL/dh| lag0':>12s} {'last/first':>10s} {'per-step':>8s} "
-            f"{'|J| mean±std':>14s} {'σmax(Whh)':>9s} {'ρ(Whh)':>7s}  saturated / dead")
+    head = (f"{'cell':5s} {'phase':7s} {'|dL/dh| lag0':>12s} {'last/first':>14s} {'per-step':>8s} "
+            f"{'rho(J) mean':>11s} {'|J| mean±std':>14s} {'σmax(Whh)':>9s} {'ρ(Whh)':>7s}  saturated / dead")
     lines = [head, "-" * len(head)]
     for phase in ("init", "trained"):
         for p in profiles.get(phase, []):
@@ -158,11 +196,9 @@ def table(profiles):
             smax = max(r["sigma_max"] for r in rec)
             rho = max(r["spectral_radius"] for r in rec)
             j = p["jacobian_norm"]
-            ratio = p["ratio_last_to_first"]
             decay = p["decay_per_step"]
             sat = ", ".join(f"{k} {v:.0%}" for k, v in p["saturated"].items())
-            lines.append(f"{p['cell']:5s} {phase:7s} {p['grad_norm_by_lag'][0]:12.3e} "
-                         f"{'-' if ratio is None else f'{ratio:.1e}':>10s} "
-                         f"{'-' if decay is None else f'{decay:.3f}':>8s} "
+            lines.append(f"{p['cell']:5s} {phase:7s} {p['grad_norm_by_lag'][0]:12.3e} {_ratio(p):>14s} "
+                         f"{'-' if decay is None else f'{decay:.3f}':>8s} {p['jacobian_radius']['mean']:11.3f} "
                          f"{j['mean']:7.3f}±{j['std']:<6.3f} {smax:9.3f} {rho:7.3f}  {sat}")
-    return lines
+    return lines + ["", JACOBIAN_NOTE]

@@ -145,10 +145,11 @@ class RNN:
         self._install(backend, self.numpy_flat())
         return self
 
-    def copy(self, device=None, path=None):
-        """A new model of this one's structure and parameters, on ``device`` (None: this one's)."""
-        new = RNN(**self.config())
-        new.load_flat(self.numpy_flat())
+    def copy(self, device=None, path=None, dtype=None):
+        """A new model of this one's structure and parameters, on ``device`` (None: this one's),
+        in ``dtype`` (None: this one's; float32 -> float64 is exact)."""
+        new = RNN(**dict(self.config(), dtype=dtype or self.dtype.name))
+        new.load_flat(self.numpy_flat().astype(new.dtype))
         return new.to(device or self.device, path) if (device or self.device) != "cpu" else new
 
     def numpy_flat(self):

@@ -23,7 +23,7 @@ for name in sorted(cli.commands):
 print("heavy", sorted(m for m in ("numba", "numpy") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    names = ["compare", "evaluate", "gradcheck", "gradients", "sample", "sweep", "train"]
+    names = ["compare", "evaluate", "gradcheck", "gradients", "report", "sample", "sweep", "train"]
     assert sorted(__import__("fastrnn_cli.main").main.cli.commands) == names
     for name in names:
         assert f"Usage: -c {name} [OPTIONS]" in out.stdout, name

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from fastrnn import CELLS, RNN
-from fastrnn.gradients import grad_norm_by_lag, profile, step_jacobians
+from fastrnn.gradients import grad_norm_by_lag, profile, step_jacobians, table
 from fastrnn.tasks import make_task
 from fastrnn_cli.main import cli
 
@@ -82,6 +82,39 @@ def test_linear_recurrence_decays_at_the_analytic_rate():
     p = profile(model, task, batch_size=8)
     assert abs(p["decay_per_step"] - a) < 1e-10
     assert abs(p["jacobian_norm"]["mean"] - a) < 1e-10  # J = a I at every step
+    assert abs(p["jacobian_radius"]["mean"] - a) < 1e-10  # and so is its spectral radius
+
+
+def test_a_non_normal_recurrence_keeps_the_norm_while_the_gradient_vanishes():
+    """The report's point: with W_hh = a I + (nilpotent shift) the step Jacobian's norm is ~1.9
+    while its spectral radius, and the measured per-step factor, are a = 0.5."""
+    a, T, H = 0.5, 30, 4
+    model = RNN("relu", 2, H, 1, dtype="float64", init="irnn")
+    model.params["weight_hh_l0"][...] = a * np.eye(H) + 1.4 * np.eye(H, k=1)
+    model.params["bias_ih_l0"][...] = 100.0  # every unit positive: a linear recurrence
+    task = make_task("adding", T)
+    p = profile(model, task, batch_size=4)
+    assert p["jacobian_norm"]["mean"] > 1.5 and abs(p["jacobian_radius"]["mean"] - a) < 1e-6
+    assert p["decay_per_step"] < 0.75  # the gradient falls geometrically all the same
+
+
+def test_profiles_run_in_float64_and_say_why_a_ratio_is_zero():
+    """float32 would underflow below 1e-45 (a tanh RNN at T = 300 with a small W_hh): the
+    profile works on a float64 copy and reports the real size; exact zeros get their cause."""
+    task = make_task("adding", 300)
+    tanh = RNN("tanh", 2, 8, 1, dtype="float32", seed=0, spectral_radius=0.3)
+    x, y, _ = task.batch(np.random.default_rng([0, 7]), 8)
+    assert grad_norm_by_lag(tanh, task, x, y)[-1] == 0  # float32: underflowed to an exact 0
+    p = profile(tanh, task, batch_size=8)
+    assert p["dtype"] == "float64" and 0 < p["ratio_last_to_first"] < 1e-60 and p["zero_cause"] is None
+    assert tanh.dtype == np.float32  # the model itself is left as it was
+    dead = RNN("relu", 2, 8, 1, dtype="float64", init="irnn")
+    dead.params["bias_ih_l0"][...] = -100.0  # every unit at 0: no path back at all
+    p = profile(dead, make_task("adding", 20), batch_size=4)
+    assert p["ratio_last_to_first"] == 0 and p["zero_cause"].startswith("no path")
+    p = profile(RNN("gru", 2, 8, 1, seed=0), make_task("adding", 20), batch_size=4, bptt_truncate=5)
+    assert p["ratio_last_to_first"] == 0 and p["zero_cause"].startswith("truncated")
+    assert any("0 (truncated)" in ln for ln in table({"init": [p]}))
 
 
 def test_tanh_vanishes_lstm_keeps_far_more_at_init():

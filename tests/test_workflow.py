@@ -143,3 +143,30 @@ def test_sample_without_prime_shows_the_character_it_started_from(tmp_path):
     assert text[0] == first  # the drawn start, then 12 generated characters
     r = CliRunner().invoke(cli, ["sample", str(out), "--length", "12", "--seed", "3"])
     assert r.exit_code == 0 and text in r.output and "read " in r.output
+
+
+def test_report_overlays_runs_and_comparison_folders(tmp_path):
+    """fastrnn report on a sweep-like folder (runs/*) and a single run: one curve, one table row
+    and one CSV block per run; a folder without runs is a usage error."""
+    sweep = tmp_path / "sweep"
+    a = train(TrainConfig(cell="tanh", steps=20, **SMALL), sweep / "runs" / "tanh-s0")
+    b = train(TrainConfig(cell="gru", steps=30, **SMALL), sweep / "runs" / "gru-s0")
+    one = train(TrainConfig(cell="lstm", steps=10, **SMALL), tmp_path / "solo")
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(cli, ["report", str(sweep), str(tmp_path / "solo"), "--out", str(out), "--csv",
+                                 "--y", "loss"])
+    assert r.exit_code == 0, r.output
+    rows = [ln for ln in r.output.splitlines() if ln.startswith("| sweep/") or ln.startswith("| solo")]
+    assert [ln.split(" | ")[0][2:] for ln in rows] == ["sweep/gru-s0", "sweep/tanh-s0", "solo"]
+    assert f"| {b['steps']} |" in rows[0] and f"| {a['steps']} |" in rows[1] and f"| {one['steps']} |" in rows[2]
+    assert (out / "overlay.png").read_bytes()[:4] == b"\x89PNG" and (out / "overlay.md").exists()
+    import csv
+
+    recs = list(csv.DictReader(open(out / "overlay.csv")))
+    assert len(recs) == 4 + 3 + 2  # evaluations at 0, 10, 20, 30 / 0, 10, 20 / 0, 10
+    assert {r["run"] for r in recs} == {"sweep/gru-s0", "sweep/tanh-s0", "solo"}
+    gru_last = [r for r in recs if r["run"] == "sweep/gru-s0"][-1]
+    assert float(gru_last["metric"]) == pytest.approx(b["final_metric"], rel=1e-12)
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(cli, ["report", str(tmp_path / "empty"), "--out", str(out)])
+    assert r.exit_code == 2 and "holds no run" in r.output

@@ -1,0 +1,133 @@
+"""Reports of runs that already finished: overlay their curves, tabulate their outcomes.
+
+A folder given is a run folder (it holds metrics.jsonl), or a comparison or sweep folder (its
+runs live in runs/<name>/). Every run's metrics.jsonl is read as the training loop wrote it
+(torn lines skipped, as a resume would), its summary.json when it has one (else the run is
+reported as unfinished). Writes OUT/overlay.png, OUT/overlay.md and, on request, the numbers
+as OUT/overlay.csv (one row per run and evaluation).
+"""
+import csv
+import json
+from pathlib import Path
+
+YS = ("metric", "loss", "train_loss", "lr")
+XS = ("step", "wall")
+
+
+def find_runs(paths):
+    """[(label, run folder)] for every run under the given folders, in the order given."""
+    found = []
+    for p in map(Path, paths):
+        if (p / "metrics.jsonl").is_file():
+            found.append((p.name or str(p), p))
+            continue
+        runs = sorted(d for d in (p / "runs").glob("*") if (d / "metrics.jsonl").is_file()) if p.is_dir() else []
+        if not runs:
+            raise ValueError(f"runs: {p} holds no run (no metrics.jsonl, nor runs/*/metrics.jsonl)")
+        found += [(f"{p.name}/{d.name}", d) for d in runs]
+    labels = [label for label, _ in found]
+    if len(set(labels)) < len(labels):  # the same name in two places: use the paths
+        found = [(str(d), d) for _, d in found]
+    return found
+
+
+def read_run(folder):
+    """(records, summary or None) of one run folder."""
+    recs = []
+    for ln in (folder / "metrics.jsonl").read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+            recs.append(rec)
+    summary = None
+    if (folder / "summary.json").is_file():
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+        except json.JSONDecodeError:
+            summary = None
+    return recs, summary
+
+
+def _best(recs, higher):
+    vals = [(r["metric"], r["step"]) for r in recs if isinstance(r.get("metric"), (int, float))]
+    if not vals:
+        return None, None
+    return (max if higher else min)(vals)
+
+
+def overlay(paths, out, y="metric", x="step", write_csv=False):
+    """Overlay the curves of the runs under ``paths``; returns {"rows": [...], "png", "md", "csv"}."""
+    if y not in YS:
+        raise ValueError(f"y: expected one of {', '.join(YS)}; got {y!r}")
+    if x not in XS:
+        raise ValueError(f"x: expected one of {', '.join(XS)}; got {x!r}")
+    runs = [(label, folder, *read_run(folder)) for label, folder in find_runs(paths)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for label, folder, recs, s in runs:
+        cfg = (s or {}).get("config") or {}
+        higher = bool((s or {}).get("higher_is_better", False))
+        best, best_step = _best(recs, higher)
+        rows.append(dict(run=label, task=cfg.get("task"), cell=cfg.get("cell"),
+                         status=(s or {}).get("status", "unfinished"), steps=recs[-1]["step"] if recs else 0,
+                         metric=(s or {}).get("metric"), final_metric=recs[-1].get("metric") if recs else None,
+                         best_metric=best, best_step=best_step, wall_seconds=recs[-1].get("wall_seconds") if recs else None))
+    png = out / "overlay.png"
+    names = {r["metric"] for r in rows if r["metric"]}
+    _plot(runs, png, y, x, names.pop() if y == "metric" and len(names) == 1 else None)
+    md = out / "overlay.md"
+    md.write_text(_table(rows, y, x))
+    result = dict(rows=rows, png=png, md=md, csv=None)
+    if write_csv:
+        result["csv"] = out / "overlay.csv"
+        with open(result["csv"], "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["run", "step", "wall_seconds", "loss", "metric", "train_loss", "lr"])
+            for label, _, recs, _ in runs:
+                for r in recs:
+                    w.writerow([label] + [r.get(k) for k in ("step", "wall_seconds", "loss", "metric", "train_loss", "lr")])
+    return result
+
+
+def _plot(runs, path, y, x, metric_name=None):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    positive = True
+    for label, _, recs, _ in runs:
+        pts = [(r.get("step") if x == "step" else r.get("wall_seconds"), r.get(y)) for r in recs]
+        pts = [(a, b) for a, b in pts if isinstance(a, (int, float)) and isinstance(b, (int, float))]
+        if pts:
+            positive &= all(b > 0 for _, b in pts)
+            ax.plot(*zip(*pts), marker=".", label=label)
+    if positive:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step" if x == "step" else "wall time (s)")
+    ax.set_ylabel({"metric": f"held-out {metric_name or 'metric'}", "loss": "held-out loss",
+                   "train_loss": "training loss", "lr": "learning rate"}[y])
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(v):
+    return "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
+def _table(rows, y, x):
+    lines = [f"# fastrnn report: {len(rows)} runs", "", f"![{y} by {x}](overlay.png)", "",
+             "| run | task | cell | status | steps | metric | final | best (step) | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {_fmt(r['task'])} | {_fmt(r['cell'])} | {r['status']} | {r['steps']} | "
+                     f"{_fmt(r['metric'])} | {_fmt(r['final_metric'])} | {_fmt(r['best_metric'])} "
+                     f"({_fmt(r['best_step'])}) | {_fmt(r['wall_seconds'])} |")
+    return "\n".join(lines) + "\n"
