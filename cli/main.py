@@ -9,8 +9,8 @@ import click
 
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
-from .options import (CELL_NAMES, DEVICES, TrainProgress, checkpoint_file, config_kwargs, describe_checkpoint,
-                      parse_cells, prepare_out, run_progress, training_options, usage_errors)
+from .options import (CELL_NAMES, DEVICES, RunsProgress, TrainProgress, checkpoint_file, config_kwargs,
+                      describe_checkpoint, parse_cells, prepare_out, training_options, usage_errors)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -200,8 +200,9 @@ def compare(cells, seeds, workers, out, quiet, **kw):
     prepare_out(p.out)
     if not quiet:
         click.echo(f"compare: {len(p.runs)} runs -> {p.out}", err=True)
-    with run_progress(len(p.runs), f"{len(p.runs)} runs", quiet) as report, usage_errors():
-        table, path = cmp.run(p, workers, lambda name, s: report(1, f"{name}: {s.get('message', s.get('status'))}"))
+    with RunsProgress(p.runs, quiet) as bar, usage_errors():
+        table, path = cmp.run(p, workers, lambda name, s: bar.finished(name, s.get("message", s.get("status"))),
+                              bar.progress)
     task = p.task
     for cell, r in table.items():
         m = r["final_metric_mean"]
@@ -318,6 +319,9 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, quiet):
                    f"{cost['tflop']:.3g} TFLOP -> {out}", err=True)
 
     def event(kind, name, rec):
+        if kind == "progress":
+            bar.progress(name, rec)
+            return
         if kind == "started":
             counts["running"] += 1
             return
@@ -328,10 +332,10 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, quiet):
         elif kind in ("retry", "interrupted"):
             counts["running"] = max(0, counts["running"] - 1)
         status = rec.get("message", rec.get("status")) if rec else kind
-        report(1 if kind == "done" else 0, f"{name}: {status} (done {counts['done']}, running "
-                                           f"{counts['running']}, failed {counts['failed']})")
+        note = f"{status} (done {counts['done']}, running {counts['running']}, failed {counts['failed']})"
+        bar.finished(name, note) if kind == "done" else bar.note(name, note)
 
-    with run_progress(len(runs), f"{len(runs)} runs", quiet) as report, usage_errors():
+    with RunsProgress(runs, quiet) as bar, usage_errors():
         records = execute(runs, out, scheduler=scheduler, workers=workers, retries=retries, on_event=event,
                           skip_failed=skip_failed)
     report = write_sweep_report(out, runs, records)

@@ -220,27 +220,60 @@ class TrainProgress:
                        err=True)
 
 
-@contextlib.contextmanager
-def run_progress(total, label, quiet):
-    """Progress over many runs: a bar on a terminal, one line per run otherwise, nothing with
-    --quiet. Yields report(advance, message). Ctrl-C ends with a note and exit status 130:
-    finished runs are kept and the same command resumes the rest."""
-    bar = None
-    if progress_enabled(quiet):
-        bar = click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True, item_show_func=lambda m: m)
-        bar.__enter__()
+class RunsProgress:
+    """Progress of many runs (compare, sweep), counted in training steps, not runs: a bar on a
+    terminal whose ETA comes from the steps done and whose text shows the runs in flight (step,
+    latest held-out metric, steps/s); elsewhere one line per evaluation and per finished run;
+    nothing with --quiet. A finished run counts its whole budget (a solved run stops early).
+    Ctrl-C ends with a note and exit status 130 (143 for SIGTERM): finished runs are kept and
+    the same command resumes the rest."""
 
-    def report(advance, message):
-        if bar is not None:
-            bar.update(advance, message)
-        elif not quiet:
+    def __init__(self, runs, quiet):
+        self.budget = {name: cfg.steps for name, cfg in runs}
+        self.total, self.done, self.live = sum(self.budget.values()), {}, {}
+        self.quiet, self.bar = quiet, None
+        if progress_enabled(quiet):
+            self.bar = click.progressbar(length=self.total, label=f"{len(runs)} runs", file=sys.stderr,
+                                         show_eta=True, item_show_func=lambda m: m)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if self.bar is not None:
+            self.bar.__exit__(kind, exc, tb)
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            click.echo("\ninterrupted: finished runs are kept; the same command resumes the rest", err=True)
+            raise SystemExit(128 + getattr(exc, "signum", 2))  # the engine's Interrupted names the signal
+        return False
+
+    def _update(self, message):
+        if self.bar is not None:
+            pos = sum(self.done.values()) + sum(i["step"] for i in self.live.values())
+            self.bar.update(pos - self.bar.pos, message)
+        elif not self.quiet:
             click.echo(f"  {message}", err=True)
 
-    try:
-        yield report
-    except KeyboardInterrupt as e:  # the engine's Interrupted says which signal (SIGINT, SIGTERM)
-        click.echo("\ninterrupted: finished runs are kept; the same command resumes the rest", err=True)
-        raise SystemExit(128 + getattr(e, "signum", 2))
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    def progress(self, name, info):
+        if name in self.done:
+            return
+        self.live[name] = info
+        if self.bar is not None:
+            flight = [f"{n} {i['step']}/{i['steps']}" + (f" {i['metric']:.3g}" if i.get("metric") is not None else "")
+                      + (f" {i['rate']:.0f}/s" if i.get("rate") else "") for n, i in sorted(self.live.items())]
+            self._update(" | ".join(flight[:3]) + (f" (+{len(flight) - 3})" if len(flight) > 3 else ""))
+        elif info.get("eval"):
+            rate = f", {info['rate']:.0f} steps/s" if info.get("rate") else ""
+            self._update(f"{name}: step {info['eval_step']}/{info['steps']}, held-out {info['metric']:.4g}{rate}")
+
+    def finished(self, name, message):
+        self.live.pop(name, None)
+        self.done[name] = self.budget.get(name, 0)
+        self._update(f"{name}: {message}")
+
+    def note(self, name, message):
+        """A run that stopped without finishing (retried, interrupted): its steps leave the count."""
+        self.live.pop(name, None)
+        self._update(f"{name}: {message}")

@@ -37,16 +37,17 @@ def plan(base: TrainConfig, cells, seeds=3, out=None):
     return Plan(base, task, compare_grid(base, cells, seeds), out)
 
 
-def run(p: Plan, workers=None, on_done=None):
+def run(p: Plan, workers=None, on_done=None, on_progress=None):
     """Run a plan: every run in parallel worker processes (finished ones reused, interrupted
     ones resumed), then OUT/results.json, OUT/report.md, OUT/curves.png and the gradient
-    section. on_done(name, summary) after each run. Returns (per-cell table, report path).
+    section. on_done(name, summary) after each run; on_progress(name, info) as runs train (see
+    fastrnn.sweep.engine.execute). Returns (per-cell table, report path).
 
     From Python: ``run(plan(TrainConfig(task="copy", seq_len=50), ["tanh", "lstm"], 3, "out"))``.
     """
     from .report import write_report
 
-    results = run_grid(p.runs, p.out, workers, on_done)
+    results = run_grid(p.runs, p.out, workers, on_done, on_progress=on_progress)
     table = aggregate(p.runs, results)
     section = gradient_section(p.out, p.runs, p.task)
     info = p.task.describe()
@@ -65,7 +66,7 @@ def compare_grid(base: TrainConfig, cells, seeds):
     return runs
 
 
-def run_grid(runs, out, workers=None, on_done=None, scheduler=None):
+def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=None):
     """Run [(name, config)] through the sweep engine under OUT; returns {name: summary}.
 
     OUT/spec.json records the grid: a different grid in the same OUT is refused rather than
@@ -91,6 +92,8 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None):
         def event(kind, name, rec):
             if kind == "done" and on_done:
                 on_done(name, rec.get("summary") or rec)
+            elif kind == "progress" and on_progress:
+                on_progress(name, rec)
 
         records = execute(runs, out, scheduler=scheduler, workers=workers, on_event=event, lock=False)
     return {name: rec.get("summary") or rec for name, rec in records.items()}

@@ -15,3 +15,35 @@ if os.environ["NUMBA_ENABLE_CUDASIM"] == "1":
 
 # tests import the reference as `naive` from this folder
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+def _lock_simulator_shared_arrays():
+    """numba-cuda's simulator creates a block's shared array when the first of its threads asks,
+    with an unlocked check-then-create (kernelapi.FakeCUDAShared.array): two threads preempted
+    in between get two different arrays, and a kernel that is right on a GPU reads the wrong
+    tile. Seen here: 2 of 200 launches of our tiled GEMM at a 1 us switch interval, and about
+    one simulator test in every four or five full runs. Same lookup, one atomic setdefault."""
+    try:
+        import traceback
+
+        import numpy as np
+        from numba.core import types
+        from numba.cuda.simulator.kernelapi import FakeCUDAShared
+        from numba.np import numpy_support
+    except ImportError:
+        return
+    original = FakeCUDAShared.array
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or shape == 0:
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        caller = traceback.extract_stack(sys._getframe())[-2][0:2]  # the kernel's line, as upstream
+        return self._allocations.setdefault(caller, np.empty(shape, dtype))
+
+    FakeCUDAShared.array = array
+
+
+if os.environ["NUMBA_ENABLE_CUDASIM"] == "1":
+    _lock_simulator_shared_arrays()

@@ -70,9 +70,15 @@ def test_compare_from_python_is_the_cli_without_the_printing(tmp_path):
     assert not (tmp_path / "never").exists()
     p = compare.plan(base, ["tanh", "gru"], 1, tmp_path / "py")
     assert [name for name, _ in p.runs] == ["tanh-s0", "gru-s0"] and p.task.seq_len == 6
-    done = []
-    table, report = compare.run(p, workers=2, on_done=lambda name, s: done.append((name, s["status"])))
+    done, seen = [], {}
+    table, report = compare.run(p, workers=2, on_done=lambda name, s: done.append((name, s["status"])),
+                                on_progress=lambda name, info: seen.setdefault(name, []).append(info))
     assert sorted(n for n, _ in done) == ["gru-s0", "tanh-s0"]
+    for name in ("tanh-s0", "gru-s0"):  # live progress from the workers: every evaluation, in order
+        evals = [i["eval_step"] for i in seen[name] if i["eval"]]
+        assert evals == [0, 10, 20] or evals == [10, 20], (name, evals)  # step 0 is seen with step 1
+        assert all(i["steps"] == 20 and 1 <= i["step"] <= 20 for i in seen[name])
+        assert all(isinstance(i["metric"], float) for i in seen[name] if i["eval"])
     assert set(table) == {"tanh", "gru"} and all(r["runs"] == 1 for r in table.values())
     res = json.loads((tmp_path / "py" / "results.json").read_text())
     assert res["cells"] == table and report == tmp_path / "py" / "report.md" and report.exists()
@@ -94,3 +100,13 @@ def test_compare_from_python_is_the_cli_without_the_printing(tmp_path):
     for f in ("results.json", "report.md", "runs/gru-s0/checkpoint.npz", "runs/gru-s0/summary.json"):
         mode = stat.S_IMODE((tmp_path / "py" / f).stat().st_mode)
         assert mode == 0o666 & ~_umask(), (f, oct(mode))  # as any tool's new file, not 0600
+
+
+def test_compare_off_a_terminal_reports_each_evaluation(tmp_path):
+    args = [a for a in ARGS if a != "--quiet"]
+    r = CliRunner().invoke(cli, ["compare", "--cells", "gru", *args, "--steps", "20", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    lines = [ln.strip() for ln in r.output.splitlines() if ln.strip().startswith("gru-s0:")]
+    assert any(ln.startswith("gru-s0: step 10/20, held-out ") for ln in lines), lines
+    assert any(ln.startswith("gru-s0: step 20/20, held-out ") for ln in lines), lines
+    assert lines[-1] in ("gru-s0: solved", "gru-s0: unsolved")

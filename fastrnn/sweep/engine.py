@@ -131,10 +131,10 @@ class _StopWatch:
         return self._signalled or os.getppid() != self._ppid
 
 
-def run_task(name, cfg_dict, run_dir, stop=None, lock_wait=RUN_LOCK_WAIT):
+def run_task(name, cfg_dict, run_dir, stop=None, lock_wait=RUN_LOCK_WAIT, progress=None):
     """Train one run in run_dir (resuming it if a checkpoint is there); return its record.
     Runs in a worker process, holding the run folder's lock; any error becomes a 'failed'
-    record."""
+    record. progress: train()'s callback (step, steps, latest evaluation)."""
     from .. import threads
     from ..train.loop import train
 
@@ -149,7 +149,8 @@ def run_task(name, cfg_dict, run_dir, stop=None, lock_wait=RUN_LOCK_WAIT):
                 attempts = 1  # absent, or torn by a crash: the count is advice, not state
             attempts_path.write_text(str(attempts))
             record["attempts"] = attempts
-            summary = train(TrainConfig.from_dict(cfg_dict), run_dir, resume=True, stop=stop, lock=False)
+            summary = train(TrainConfig.from_dict(cfg_dict), run_dir, resume=True, stop=stop, lock=False,
+                            progress=progress)
             metrics = Path(run_dir) / "metrics.jsonl"
             record["metrics"] = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
             record.update(status=summary["status"], summary=summary)
@@ -185,9 +186,35 @@ def run_dask_task(name, cfg_dict, run_dir, event_name):
     return run_task(name, cfg_dict, run_dir, stop=_DaskStop(event_name))
 
 
+class _Reporter:
+    """A run's progress, sent to the driver as ("progress", name, info): at every new
+    evaluation, and otherwise at most once a second (the pipe never fills)."""
+
+    def __init__(self, conn, name):
+        self.conn, self.name, self.last, self.t0, self.step0, self.sent_eval = conn, name, 0.0, None, None, None
+
+    def __call__(self, step, steps, rec):
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0, self.step0 = now, step  # steps/s from the end of the first step (no compile)
+        new_eval = rec is not None and rec["step"] != self.sent_eval
+        if not new_eval and now - self.last < 1.0:
+            return
+        self.last = now
+        info = dict(step=step, steps=steps, eval=new_eval,
+                    rate=(step - self.step0) / (now - self.t0) if now > self.t0 else None)
+        if rec is not None:
+            self.sent_eval = rec["step"]
+            info.update(eval_step=rec["step"], metric=rec.get("metric"), loss=rec.get("loss"))
+        try:
+            self.conn.send(("progress", self.name, info))
+        except OSError:
+            pass  # the driver is gone: the stop watch ends the run at its next step
+
+
 def _worker_main(conn, ppid):
-    """A local worker: take (name, config, run folder) from the pipe, train, send the record
-    back; exit when the pipe closes (the driver finished, or died)."""
+    """A local worker: take (name, config, run folder) from the pipe, train (reporting its
+    progress), send the record back; exit when the pipe closes (the driver finished, or died)."""
     os.environ.update(WORKER_ENV)
     watch = _StopWatch(ppid)
     while True:
@@ -197,7 +224,7 @@ def _worker_main(conn, ppid):
             return
         if msg is None:
             return
-        rec = run_task(*msg, stop=watch)
+        rec = run_task(*msg, stop=watch, progress=_Reporter(conn, msg[0]))
         try:
             conn.send(rec)
         except OSError:
@@ -272,8 +299,12 @@ def run_local(todo, out, store, workers, retries, on_event, stopper):
                 name, cfg = w.run
                 rec = None
                 try:
-                    if w.conn.poll():
-                        rec = w.conn.recv()
+                    while rec is None and w.conn.poll():
+                        msg = w.conn.recv()
+                        if isinstance(msg, tuple) and msg[0] == "progress":
+                            on_event("progress", msg[1], msg[2])
+                        else:
+                            rec = msg
                 except (EOFError, OSError):
                     rec = None
                 if rec is not None:
@@ -387,7 +418,8 @@ def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, s
 
     scheduler: None for a local pool of ``workers`` processes (default: one per core), or a
     Dask scheduler address ('tcp://host:8786') or distributed.Client.
-    on_event(kind, name, record): kind in started | done | retry | interrupted.
+    on_event(kind, name, record): kind in started | done | retry | interrupted | progress; for
+    progress (local pool only) the record is {step, steps, eval, rate[, eval_step, metric, loss]}.
     skip_failed: leave runs recorded as failed alone instead of retrying them.
     lock: hold OUT/.lock for the sweep's life (False when the caller already holds it).
     Raises Interrupted after a SIGINT/SIGTERM, once every run has stopped and what finished is
