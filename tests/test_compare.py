@@ -95,6 +95,10 @@ def test_compare_from_python_is_the_cli_without_the_printing(tmp_path):
     assert alone["config"] == ran["config"] and alone["final_metric"] == ran["final_metric"]  # bit for bit
     text = report.read_text()
     assert "One seed per cell" in text and "T = 6: the sequence length" in text and "vs memoryless" in text
+    r = CliRunner().invoke(cli, ["report", str(tmp_path / "py"), str(tmp_path / "alone"), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output  # fastrnn report reads a comparison folder and a run folder alike
+    assert [ln.split(" | ")[0][2:] for ln in r.output.splitlines() if ln.startswith("| py/") or
+            ln.startswith("| alone")] == ["py/gru-s0", "py/tanh-s0", "alone"]
     import stat
 
     for f in ("results.json", "report.md", "runs/gru-s0/checkpoint.npz", "runs/gru-s0/summary.json"):
