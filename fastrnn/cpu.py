@@ -157,3 +157,6 @@ class CpuBackend:
     def optimizer_step(self, opt, params, grad):
         """One update by the optimizer's NumPy definition (fastrnn/train/optim.py)."""
         opt.numpy_update(params, grad)
+
+
+CPU = CpuBackend()  # the instance for host arrays that belong to no model (fastrnn.train.optim)

@@ -41,9 +41,9 @@ def make_backend(device, path=None):
     """The backend object for a device name ('cpu' or 'cuda'); one clear error if unusable."""
     v.choice("device", device, DEVICES)
     if device == "cpu":
-        from .cpu import CpuBackend
+        from .cpu import CPU
 
-        return CpuBackend()
+        return CPU  # stateless but for its kernel lookups: one serves every model
     from .cuda.backend import CudaBackend  # imported only here: a CPU run never loads numba-cuda
 
     return CudaBackend(path)
@@ -510,14 +510,15 @@ class RNN:
     def clip_grad_norm(self, max_norm=None):
         """Scale the gradient so its global norm is at most max_norm (None: measure only).
         Returns the norm before clipping, a host float (inf or NaN if not finite)."""
-        norm = float(np.sqrt(self.backend.sum_squares(self.grad_flat)))
-        if max_norm is not None and np.isfinite(norm) and norm > max_norm:
-            self.backend.scale(self.grad_flat, max_norm / norm)
-        return norm
+        from .train.optim import clip_global_norm
+
+        return clip_global_norm(self.grad_flat, max_norm, self.backend)
 
     def clip_grad_value(self, limit):
         """Clip every gradient entry to [-limit, limit]."""
-        self.backend.clip_values(self.grad_flat, limit)
+        from .train.optim import clip_by_value
+
+        clip_by_value(self.grad_flat, limit, self.backend)
 
     # ----------------------------------------------------------------- inspection (fastrnn gradients)
     def hidden_grads(self):

@@ -22,11 +22,7 @@ class Optimizer:
     def __init__(self, size, lr, weight_decay=0.0, dtype=np.float32, backend=None, **hyper):
         self.lr, self.weight_decay, self.t = v.positive_number("lr", lr), v.number_in("weight_decay", weight_decay, 0), 0
         self.hyper = hyper
-        if backend is None:
-            from ..cpu import CpuBackend
-
-            backend = CpuBackend()
-        self.backend = backend
+        self.backend = backend = _backend(backend)
         self.state = {k: backend.zeros((size,), dtype) for k in self.slots}
 
     def step(self, params, grad):
@@ -120,21 +116,28 @@ def make_optimizer(name, size, lr, weight_decay=0.0, momentum=0.9, dtype=np.floa
     return classes[name](size, lr, weight_decay, dtype, backend, momentum=momentum)
 
 
-def global_norm(grad):
-    from ..cpu import _sum_squares
+def _backend(backend):
+    if backend is None:
+        from ..cpu import CPU
 
-    return float(np.sqrt(_sum_squares(grad)))
+        return CPU
+    return backend
 
 
-def clip_global_norm(grad, max_norm):
-    """Scale grad in place so its norm is at most max_norm (Pascanu et al. 2013).
-    Returns the norm before clipping (inf or NaN if the gradient is not finite)."""
-    norm = global_norm(grad)
+def global_norm(grad, backend=None):
+    """The gradient's global (L2) norm, summed in float64, on its backend (None: the CPU)."""
+    return float(np.sqrt(_backend(backend).sum_squares(grad)))
+
+
+def clip_global_norm(grad, max_norm, backend=None):
+    """Scale grad in place so its norm is at most max_norm (Pascanu et al. 2013); None: only
+    measure. Returns the norm before clipping (inf or NaN if the gradient is not finite)."""
+    norm = global_norm(grad, backend)
     if max_norm is not None and np.isfinite(norm) and norm > max_norm:
-        grad *= max_norm / norm
+        _backend(backend).scale(grad, max_norm / norm)
     return norm
 
 
-def clip_by_value(grad, limit):
+def clip_by_value(grad, limit, backend=None):
     """Clip every entry of grad in place to [-limit, limit]."""
-    np.clip(grad, -limit, limit, out=grad)
+    _backend(backend).clip_values(grad, limit)
