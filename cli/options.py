@@ -167,10 +167,19 @@ def progress_enabled(quiet):
     return not quiet and sys.stderr.isatty()
 
 
+def eta(rate, remaining):
+    """'ETA m:ss' (or h:mm:ss) from a rate in steps/s and the steps left; '' without a rate."""
+    if not rate or remaining <= 0:
+        return ""
+    s = int(remaining / rate)
+    return f"ETA {s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"ETA {s // 60}:{s % 60:02d}"
+
+
 class TrainProgress:
-    """fastrnn train's progress: on a terminal a bar whose ETA counts from the end of the first
-    step (so the JIT compile is not in it), elsewhere (nohup, cluster logs, CI) one plain line
-    per evaluation; nothing with --quiet. Called as progress(step, steps, latest record)."""
+    """fastrnn train's progress: on a terminal a bar with an ETA from the steps/s measured since
+    the end of the first step (so neither the JIT compile nor the steps before a resume skew
+    it), elsewhere (nohup, cluster logs, CI) one plain line per evaluation; nothing with
+    --quiet. Called as progress(step, steps, latest record)."""
 
     def __init__(self, cfg, metric_name, quiet):
         self.metric, self.steps = metric_name, cfg.steps
@@ -178,7 +187,7 @@ class TrainProgress:
         self.bar = None
         if progress_enabled(quiet):
             self.bar = click.progressbar(length=cfg.steps, label=f"{cfg.cell} on {cfg.task}", file=sys.stderr,
-                                         show_eta=True, item_show_func=lambda s: s)
+                                         show_eta=False, item_show_func=lambda s: s)
         self.t_first = self.step_first = self.logged = None
         self.t0 = time.perf_counter()
 
@@ -196,8 +205,6 @@ class TrainProgress:
         now = time.perf_counter()
         if self.t_first is None:
             self.t_first, self.step_first = now, step
-            if self.bar is not None and hasattr(self.bar, "start"):
-                self.bar.start, self.bar.avg = time.time(), []  # click's ETA: from here on
             return None
         return (step - self.step_first) / (now - self.t_first) if now > self.t_first else None
 
@@ -208,7 +215,7 @@ class TrainProgress:
             if rec is not None and rec.get("train_loss") is not None:
                 parts.append(f"train loss {rec['train_loss']:.4g}")
             if rate:
-                parts.append(f"{rate:.1f} steps/s")
+                parts.append(f"{rate:.1f} steps/s {eta(rate, steps - step)}")
             self.bar.update(step - self.bar.pos, " | ".join(parts) or None)
         elif self.lines and rec is not None and rec["step"] != self.logged:
             self.logged = rec["step"]
@@ -232,9 +239,10 @@ class RunsProgress:
         self.budget = {name: cfg.steps for name, cfg in runs}
         self.total, self.done, self.live = sum(self.budget.values()), {}, {}
         self.quiet, self.bar = quiet, None
+        self.t_first = self.pos_first = None  # the ETA counts from the first progress report
         if progress_enabled(quiet):
             self.bar = click.progressbar(length=self.total, label=f"{len(runs)} runs", file=sys.stderr,
-                                         show_eta=True, item_show_func=lambda m: m)
+                                         show_eta=False, item_show_func=lambda m: m)
 
     def __enter__(self):
         if self.bar is not None:
@@ -252,7 +260,12 @@ class RunsProgress:
     def _update(self, message):
         if self.bar is not None:
             pos = sum(self.done.values()) + sum(i["step"] for i in self.live.values())
-            self.bar.update(pos - self.bar.pos, message)
+            now = time.perf_counter()
+            if self.t_first is None and self.live:  # workers started and compiled: count from here
+                self.t_first, self.pos_first = now, pos
+            rate = (pos - self.pos_first) / (now - self.t_first) if self.t_first and now > self.t_first else None
+            left = eta(rate, self.total - pos) if pos > self.pos_first else ""
+            self.bar.update(pos - self.bar.pos, f"{left}  {message}" if left else message)
         elif not self.quiet:
             click.echo(f"  {message}", err=True)
 
