@@ -150,7 +150,7 @@ class RNN:
         in ``dtype`` (None: this one's; float32 -> float64 is exact)."""
         new = RNN(**dict(self.config(), dtype=dtype or self.dtype.name))
         new.load_flat(self.numpy_flat().astype(new.dtype))
-        return new.to(device or self.device, path) if (device or self.device) != "cpu" else new
+        return new if (device or self.device) == "cpu" else new.to(device or self.device, path)
 
     def numpy_flat(self):
         """The parameters as a host NumPy array (on the CPU: ``flat`` itself, no copy)."""
@@ -383,14 +383,18 @@ class RNN:
 
     def loss(self, x, target, loss="mse", output="last", lengths=None):
         """The mean loss alone (no backward pass), computed as :meth:`loss_and_grad` does."""
+        x, target, lengths = self._check_batch(x, target, loss, output, lengths)
+        _, d_len = self._run(x, lengths, None, None)
+        _, y = self._readout(output, d_len)
+        T, B = x.shape[:2]
+        return self.backend.loss(loss, y, target, self.loss_rows(loss, output, target, lengths, T, B))[0]
+
+    def _check_batch(self, x, target, loss, output, lengths):
+        """Validated host (x, target rows, lengths) for a loss; one ValueError naming the argument."""
         v.choice("loss", loss, LOSSES)
         v.choice("output", output, OUTPUTS)
         x, lengths = self.check_inputs(x, lengths)
-        T, B = x.shape[:2]
-        target = self.check_target(target, loss, output, T, B)
-        _, d_len = self._run(x, lengths, None, None)
-        _, y = self._readout(output, d_len)
-        return self.backend.loss(loss, y, target, self.loss_rows(loss, output, target, lengths, T, B))[0]
+        return x, self.check_target(target, loss, output, *x.shape[:2]), lengths
 
     # ----------------------------------------------------------------- loss and gradient
     def loss_and_grad(self, x, target, loss="mse", output="last", lengths=None, state=None,
@@ -404,12 +408,9 @@ class RNN:
         the cells at steps t, t-1, ..., t-K; states before are constants). None: full BPTT.
         Returns a StepResult; ``grad`` is ``model.grad_flat``, overwritten next call.
         """
-        v.choice("loss", loss, LOSSES)
-        v.choice("output", output, OUTPUTS)
         K = v.truncation(bptt_truncate)
-        x, lengths = self.check_inputs(x, lengths)
+        x, target, lengths = self._check_batch(x, target, loss, output, lengths)
         T, B = x.shape[:2]
-        target = self.check_target(target, loss, output, T, B)
         h0, c0 = self._check_state(state, B)
         d_x, d_len = self._run(x, lengths, h0, c0)
         hs, y = self._readout(output, d_len)

@@ -10,6 +10,8 @@ import csv
 import json
 from pathlib import Path
 
+from .train.checkpoint import read_records
+
 YS = ("metric", "loss", "train_loss", "lr")
 XS = ("step", "wall")
 
@@ -33,14 +35,7 @@ def find_runs(paths):
 
 def read_run(folder):
     """(records, summary or None) of one run folder."""
-    recs = []
-    for ln in (folder / "metrics.jsonl").read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(ln)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("step"), int):
-            recs.append(rec)
+    recs, _ = read_records(folder / "metrics.jsonl")
     summary = None
     if (folder / "summary.json").is_file():
         try:

@@ -11,6 +11,7 @@ import math
 import os
 import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -97,6 +98,25 @@ def atomic_write_bytes(path, data):
 
 def atomic_write_json(path, obj):
     atomic_write_bytes(path, (json.dumps(finite_json(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def read_records(path):
+    """The evaluation records of a metrics.jsonl file, and how many lines were unreadable
+    (torn by a crash or a full disk, or not a record): (records, torn)."""
+    records, torn = [], 0
+    for ln in Path(path).read_text(errors="replace").splitlines():
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError:
+            torn += 1
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+            records.append(rec)
+        else:
+            torn += 1
+    return records, torn
 
 
 def _jsonable(o):

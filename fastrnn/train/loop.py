@@ -96,20 +96,8 @@ def _read_history(metrics_path, step):
     """The evaluation records of metrics.jsonl up to ``step`` (the checkpoint's): the checkpoint
     is the truth, so later records are redone, and a line torn by a crash or a full disk is
     dropped (and said so) instead of blocking the resume."""
-    history, torn = [], 0
-    for ln in metrics_path.read_text(errors="replace").splitlines():
-        if not ln.strip():
-            continue
-        try:
-            rec = json.loads(ln)
-        except json.JSONDecodeError:
-            torn += 1
-            continue
-        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
-            torn += 1
-            continue
-        if rec["step"] <= step:
-            history.append(rec)
+    records, torn = ckpt.read_records(metrics_path)
+    history = [r for r in records if r["step"] <= step]
     if torn:
         log.warning(f"{metrics_path}: dropped {torn} unreadable line(s) (torn by a crash?); "
                     f"the checkpoint at step {step} is intact and the run resumes from it")
@@ -257,7 +245,6 @@ class Run:
             raise RunExists(f"out: {out} holds an unfinished run; pass --resume to continue it")
         out.mkdir(parents=True, exist_ok=True)
 
-        check_device(cfg.device)
         model = self.model.to(cfg.device)  # parameters, optimizer state and activations live there
         self.opt = make_optimizer(cfg.optimizer, model.num_parameters, cfg.lr, cfg.weight_decay, cfg.momentum,
                                   model.dtype, backend=model.backend)
