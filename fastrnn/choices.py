@@ -1,7 +1,7 @@
 """The names every layer accepts, and what --seq-len means per task, in one module that
 imports nothing (the CLI reads them for ``--help`` without loading NumPy or Numba). Cells are
 in fastrnn.cells, which is as light."""
-TASKS = ("adding", "copy", "order", "agreement", "text", "mnist")
+TASKS = ("adding", "copy", "order", "order8", "agreement", "text", "mnist")
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
 INITS = ("pytorch", "xavier", "orthogonal", "irnn")
 DTYPES = ("float32", "float64")
@@ -14,7 +14,8 @@ SCHEDULES = ("constant", "cosine", "step", "plateau")
 SEQ_LEN_MEANING = {
     "adding": "the sequence length (reads T steps)",
     "copy": "the blank gap before the recall (reads T + 20 steps)",
-    "order": "the sequence length (reads T steps)",
+    "order": "the shortest sequence (lengths T to T + T/10, as the paper's 100-110)",
+    "order8": "the shortest sequence (lengths T to T + T/10, as the paper's 100-110)",
     "agreement": "the clause between subject and verb (reads T + 1 steps)",
     "text": "the BPTT chunk (reads T steps per batch, the state carried on)",
     "mnist": "fixed: 784 pixels, one per step",

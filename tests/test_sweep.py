@@ -35,6 +35,33 @@ def test_spec_expands_the_grid(tmp_path):
     assert runs[3][1].cell == "gru" and runs[3][1].seq_len == 8 and runs[3][1].steps == 10
 
 
+def test_spec_bundles_vary_options_together(tmp_path):
+    p = write(tmp_path, '[base]\nsteps = 10\n[grid]\nmodel = [{cell = "tanh"}, {cell = "tanh", init = "orthogonal"},'
+                        ' {cell = "lstm", hidden = 40}]\ntrunc = [{bptt_truncate = 5}, {}]\nseed = [0]\n')
+    runs = load_spec(p)
+    assert [n for n, _ in runs] == [
+        "cell=tanh_bptt_truncate=5_seed=0", "cell=tanh_trunc=default_seed=0",
+        "cell=tanh_init=orthogonal_bptt_truncate=5_seed=0", "cell=tanh_init=orthogonal_trunc=default_seed=0",
+        "cell=lstm_hidden=40_bptt_truncate=5_seed=0", "cell=lstm_hidden=40_trunc=default_seed=0"]
+    cfgs = [c for _, c in runs]
+    assert [(c.cell, c.init, c.hidden, c.bptt_truncate) for c in cfgs[::2]] == [
+        ("tanh", None, 128, 5), ("tanh", "orthogonal", 128, 5), ("lstm", None, 40, 5)]
+    assert cfgs[1].bptt_truncate is None and all(c.steps == 10 for c in cfgs)
+
+
+@pytest.mark.parametrize("text, match", [
+    ('[grid]\nm = [{cells = "tanh"}]\n', r"grid.m has unknown option\(s\) cells"),
+    ('[grid]\nm = [{cell = "tanh"}]\ncell = ["gru"]\n', r"cell set in both grid.cell and grid.m"),
+    ('[grid]\nm = [{cell = "tanh"}]\nn = [{cell = "gru"}]\n', r"cell set in both grid.m and grid.n"),
+    ('[base]\ncell = "lstm"\n[grid]\nm = [{cell = "tanh"}]\n', r"cell set in both \[base\] and \[grid\]"),
+    ('[grid]\nm = [{cell = "tanh"}, "gru"]\n', r"\[grid\] has unknown option\(s\) m"),
+    ('[grid]\nm = [{cell = "tanh", hidden = 0}]\n', r"hidden: expected a positive integer"),
+])
+def test_malformed_bundles(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        load_spec(write(tmp_path, text))
+
+
 @pytest.mark.parametrize("text, match", [
     ('[grid]\ncells = ["tanh"]\n', r"\[grid\] has unknown option\(s\) cells"),
     ('[base]\nlearning_rate = 0.1\n[grid]\ncell = ["tanh"]\n', r"\[base\] has unknown option\(s\) learning_rate"),

@@ -28,7 +28,7 @@ def test_adding_layout_and_baseline():
 
 
 def test_same_seed_same_batch():
-    for name in ("adding", "copy", "order", "agreement"):
+    for name in ("adding", "copy", "order", "order8", "agreement"):
         t = make_task(name, 12)
         a, b = t.batch(rng(5), 4), t.batch(rng(5), 4)
         assert all(np.array_equal(p, q) for p, q in zip(a[:2], b[:2]))
@@ -57,23 +57,52 @@ def test_copy_layout_and_baseline():
     assert t.solved(0.99) and not t.solved(0.98)
 
 
-def test_order_layout():
-    T = 50
-    t = make_task("order", T)
-    x, y, _ = t.batch(rng(), 4000)
-    assert x.shape == (T, 4000) and y.shape == (4000,)
-    assert np.all(x[0] == 6) and np.all(x[-1] == 7)
-    info = (x == 4) | (x == 5)
-    assert np.all(info.sum(0) == 2)
-    pos = np.sort(np.argwhere(info.T)[:, 1].reshape(-1, 2), axis=1)
-    assert pos[:, 0].min() >= 5 and pos[:, 0].max() <= 10
-    assert pos[:, 1].min() >= 25 and pos[:, 1].max() <= 30
-    first = x[pos[:, 0], np.arange(4000)] - 4
-    second = x[pos[:, 1], np.arange(4000)] - 4
-    np.testing.assert_array_equal(y, 2 * first + second)
-    # chance: every class about a quarter, so always guessing one class scores ~25%
-    assert np.abs(np.bincount(y) / 4000 - 0.25).max() < 0.03
-    assert abs(t.loss_baseline - np.log(4)) < 1e-12
+@pytest.mark.parametrize("name, windows", [
+    ("order", [(5, 10), (25, 30)]),                # 6a at T = 50: 0.1-0.2 T, 0.5-0.6 T
+    ("order8", [(5, 10), (16, 22), (33, 38)]),     # 6b: 0.1-0.2 T, 0.33-0.43 T, 0.66-0.76 T
+])
+def test_order_layout(name, windows):
+    T, B = 50, 4000
+    t = make_task(name, T)
+    x, y, lengths = t.batch(rng(), B)
+    cols = np.arange(B)
+    assert x.shape == (T + 5, B) and y.shape == (B,) and lengths.shape == (B,)
+    # lengths uniform over T .. T + T/10 (Hochreiter & Schmidhuber's 100-110 at T = 100)
+    assert lengths.min() == T and lengths.max() == T + 5
+    assert np.abs(np.bincount(lengths - T) / B - 1 / 6).max() < 0.03
+    assert np.all(x[0] == 6) and np.all(x[lengths - 1, cols] == 7)
+    inside = np.arange(T + 5)[:, None] < lengths[None, :]
+    info = ((x == 4) | (x == 5)) & inside
+    k = len(windows)
+    assert np.all(info.sum(0) == k)
+    assert np.all(((x == 6) & inside).sum(0) == 1) and np.all(((x == 7) & inside).sum(0) == 1)
+    pos = np.argwhere(info.T)[:, 1].reshape(-1, k)  # argwhere is in row order: positions ascend
+    label = np.zeros(B, np.int64)
+    for j, (lo, hi) in enumerate(windows):
+        assert pos[:, j].min() == lo and pos[:, j].max() == hi
+        label = 2 * label + x[pos[:, j], cols] - 4
+    np.testing.assert_array_equal(y, label)
+    # chance: every class equally likely, so always guessing one class scores 1 / 2**k
+    assert np.abs(np.bincount(y) / B - 2.0 ** -k).max() < 0.03
+    assert abs(t.loss_baseline - k * np.log(2)) < 1e-12 and t.output_size == 2 ** k
+
+
+def test_order_padding_is_never_read():
+    """Each sequence's class is read at its own length: the padded batch gives exactly what
+    each sequence gives alone, cut to its length."""
+    from fastrnn.model import RNN
+
+    t = make_task("order8", 20)
+    x, y, lengths = t.batch(rng(3), 6)
+    model = RNN("gru", t.input_size, 5, t.output_size, tokens=True, seed=1, dtype="float64")
+    out, _ = model.forward(x, lengths, output="last")
+    x2 = x.copy()
+    x2[np.arange(x.shape[0])[:, None] >= lengths[None, :]] = 3  # other padding: same outputs
+    out2, _ = model.forward(x2, lengths, output="last")
+    np.testing.assert_array_equal(out, out2)
+    for b in range(6):
+        alone, _ = model.forward(x[:lengths[b], b:b + 1], output="last")
+        np.testing.assert_allclose(out[b], alone[0], rtol=1e-13, atol=1e-15)
 
 
 def test_agreement_has_no_shortcut():
@@ -192,11 +221,11 @@ def test_unknown_task_and_missing_data():
         make_task("parity")
     with pytest.raises(ValueError, match="data: the text task needs a data file"):
         make_task("text")
-    assert set(TASKS) == {"adding", "copy", "order", "agreement", "text", "mnist"}
+    assert set(TASKS) == {"adding", "copy", "order", "order8", "agreement", "text", "mnist"}
 
 
 @pytest.mark.parametrize("name, solved, unsolved", [
-    ("order", 0.99, 0.989), ("agreement", 0.99, 0.98), ("copy", 1.0, 0.985), ("adding", 0.0099, 0.0101),
+    ("order", 0.99, 0.989), ("order8", 0.99, 0.989), ("agreement", 0.99, 0.98), ("copy", 1.0, 0.985), ("adding", 0.0099, 0.0101),
 ])
 def test_solved_criteria(name, solved, unsolved):
     t = make_task(name, 20)

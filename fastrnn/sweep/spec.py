@@ -9,6 +9,12 @@
     seq_len = [50, 100]
     seed = [0, 1, 2]
 
+A grid entry whose name is not an option is a list of tables, each a bundle of options that
+vary together (an empty table: the defaults), for grids that are not full products:
+
+    model = [{cell = "tanh"}, {cell = "tanh", init = "orthogonal"}, {cell = "lstm", hidden = 40}]
+    truncation = [{bptt_truncate = 20}, {}]    # {}: full BPTT (TOML has no null)
+
 The file is untrusted input: it is parsed as TOML (never evaluated), only the two tables are
 allowed, every key must be a training option, every grid entry a non-empty list, and every
 resulting run is validated before anything runs.
@@ -34,9 +40,16 @@ MAX_NAME = 200  # a run's folder name; file systems allow 255 bytes
 
 
 def run_name(values):
-    """A readable, filesystem-safe run name from the grid values, e.g. cell=gru_seq_len=100_seed=0.
-    A name too long for a folder keeps its start and ends with a hash of the whole."""
-    raw = "_".join(f"{k}={v}" for k, v in values.items())
+    """A readable, filesystem-safe run name from the grid values, e.g. cell=gru_seq_len=100_seed=0
+    (a bundle contributes its options, an empty one KEY=default). A name too long for a folder
+    keeps its start and ends with a hash of the whole."""
+    parts = []
+    for k, v in values.items():
+        if isinstance(v, dict):
+            parts += [f"{bk}={bv}" for bk, bv in v.items()] or [f"{k}=default"]
+        else:
+            parts.append(f"{k}={v}")
+    raw = "_".join(parts)
     name = re.sub(r"[^A-Za-z0-9=._+-]", "-", raw) or "run"
     if len(name) > MAX_NAME:
         name = f"{name[:MAX_NAME - 13]}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
@@ -47,24 +60,38 @@ def expand(base, grid, where="spec"):
     """[(name, TrainConfig)] for every combination of the grid over the base options."""
     if not isinstance(base, dict) or not isinstance(grid, dict):
         raise ValueError(f"{where}: [base] and [grid] must be tables")
-    for table, keys in (("base", base), ("grid", grid)):
+    bundles = {k for k, vals in grid.items()
+               if k not in OPTIONS and isinstance(vals, list) and vals and all(isinstance(b, dict) for b in vals)}
+    for table, keys in (("base", base), ("grid", set(grid) - bundles)):
         unknown = sorted(set(keys) - OPTIONS)
         if unknown:
             raise ValueError(f"{where}: [{table}] has unknown option(s) {', '.join(unknown)}; "
-                             f"options are those of `fastrnn train`")
+                             f"options are those of `fastrnn train` (a list of tables bundles several)")
     if not grid:
         raise ValueError(f"{where}: [grid] is empty; name at least one option with a list of values")
     for k, vals in grid.items():
         if not isinstance(vals, list) or not vals:
             raise ValueError(f"{where}: grid.{k} must be a non-empty list; got {vals!r}")
-    both = sorted(set(base) & set(grid))
+    varied = {k: f"grid.{k}" for k in set(grid) - bundles}
+    for k in sorted(bundles):
+        for b in grid[k]:
+            unknown = sorted(set(b) - OPTIONS)
+            if unknown:
+                raise ValueError(f"{where}: grid.{k} has unknown option(s) {', '.join(unknown)}; "
+                                 f"options are those of `fastrnn train`")
+            for opt in b:
+                if varied.setdefault(opt, f"grid.{k}") != f"grid.{k}":
+                    raise ValueError(f"{where}: {opt} set in both {varied[opt]} and grid.{k}")
+    both = sorted(set(base) & set(varied))
     if both:
         raise ValueError(f"{where}: {', '.join(both)} set in both [base] and [grid]")
     keys = list(grid)
     runs, seen = [], set()
     for combo in itertools.product(*(grid[k] for k in keys)):
         values = dict(zip(keys, combo))
-        opts = dict(base, **values)
+        opts = dict(base)
+        for k, val in values.items():
+            opts.update(val if k in bundles else {k: val})
         if opts.get("clip") == 0 and not isinstance(opts.get("clip"), bool):
             opts["clip"] = None  # as on the command line: clip = 0 turns clipping off (TOML has no null)
         try:

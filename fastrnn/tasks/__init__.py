@@ -3,7 +3,7 @@ from .adding import Adding
 from .agreement import Agreement
 from .copy import Copy
 from .mnist import MNIST
-from .order import Order
+from .order import Order, Order8
 from .text import Text
 
 from ..choices import TASKS
@@ -18,6 +18,8 @@ def make_task(name, seq_len=None, data=None, permuted=False, vocab=None):
         return Copy(**kw)
     if name == "order":
         return Order(**kw)
+    if name == "order8":
+        return Order8(**kw)
     if name == "agreement":
         return Agreement(**kw)
     if name in ("text", "mnist"):
