@@ -55,7 +55,7 @@ def gradcheck(cell, seed, device):
     for c, cfg, errors in run(cell, seed=seed, device=device):
         desc = (f"{cfg['loss']}/{cfg['output']} L={cfg['num_layers']} "
                 f"K={cfg['bptt_truncate']} {'var' if cfg['variable_lengths'] else 'eq'}-len"
-                f"{' tokens' if cfg.get('tokens') else ''}")
+                f"{' tokens' if cfg.get('tokens') else ''}{' dropout' if cfg.get('dropout') else ''}")
         worst = max(errors.values())
         worst_all = max(worst_all, worst)
         status = "ok" if worst < TOLERANCE else "FAIL"
@@ -366,3 +366,76 @@ def report(folders, out, y, x, write_csv):
         res = overlay(folders, prepare_out(out), y=y, x=x, write_csv=write_csv)
     click.echo(res["md"].read_text().split("\n", 4)[4].rstrip())
     click.echo(f"wrote {res['png']}, {res['md']}" + (f" and {res['csv']}" if res["csv"] else ""))
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--data", type=click.Path(dir_okay=False), required=True,
+              help="An .npz with x: (N, T, I) floats or (N, T) token ids, sequences first; optional "
+                   "lengths (N,). A model trained on a CSV series also takes a CSV (every window).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the predictions (.npz).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Sequences per forward pass.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def predict(checkpoint, data, out, batch_size, quiet):
+    """Run a trained model on new sequences; write its outputs as an .npz.
+
+    A classifier writes `probabilities` (N, O) and `labels` (N,) (at every step: (N, T, O)
+    and (N, T), -1 past a sequence's length); a regression model writes `outputs`. A model
+    trained on a CSV series takes and gives values in the series' own units: given a CSV, it
+    forecasts from every window (row i of `outputs`: --horizon steps after window i ends).
+
+    Example: fastrnn predict runs/mine --data new.npz --out predictions.npz
+    """
+    import io
+
+    import numpy as np
+
+    from fastrnn import serve
+    from fastrnn.train.checkpoint import atomic_write_bytes
+
+    with usage_errors():
+        checkpoint = checkpoint_file(checkpoint)
+        model, task, meta = serve.load(checkpoint)
+        x, lengths = serve.read_inputs(data, model, task)
+        click.echo(f"predict: {describe_checkpoint(checkpoint, meta)}", err=True)
+        if quiet or x.shape[0] <= batch_size:
+            res = serve.predict(model, task, x, lengths, batch_size)
+        else:
+            with click.progressbar(length=x.shape[0], label="predict", file=sys.stderr) as bar:
+                done = [0]
+
+                def step(n):
+                    bar.update(n - done[0])
+                    done[0] = n
+
+                res = serve.predict(model, task, x, lengths, batch_size, step)
+        buf = io.BytesIO()
+        np.savez(buf, **res)
+        atomic_write_bytes(out, buf.getvalue())
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in res.items())
+    click.echo(f"wrote {out}: {shapes}")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="The .safetensors file to write.")
+def export(checkpoint, out):
+    """Export a model's weights as safetensors, under PyTorch's names.
+
+    The recurrent weights are named as torch.nn.RNN/GRU/LSTM name them (weight_ih_l0, ...),
+    the readout readout.weight and readout.bias; the file's metadata holds the model's
+    config (fastrnn_model), what its outputs mean (fastrnn_task) and the torch module to
+    build (torch_module). Needs the safetensors package: pip install 'fastrnn[export]'.
+
+    Example: fastrnn export runs/lstm --out lstm.safetensors
+    """
+    from fastrnn import serve
+
+    with usage_errors():
+        checkpoint = checkpoint_file(checkpoint)
+        model, task, meta = serve.load(checkpoint)
+        click.echo(f"export: {describe_checkpoint(checkpoint, meta)}", err=True)
+        tensors, _ = serve.export_safetensors(model, task, out)
+    click.echo(f"wrote {out}: {len(tensors)} tensors, {model.num_parameters:,} parameters ({model.cell.name}, "
+               f"{model.num_layers} layer(s) of {model.hidden_size})")

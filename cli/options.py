@@ -53,7 +53,7 @@ def training_options(defaults, exclude=()):
         click.option("--eval-every", type=click.IntRange(min=1), default=d["eval_every"], show_default=True,
                      help="Evaluate on the held-out set every N steps."),
         click.option("--early-stop/--no-early-stop", default=d["early_stop"],
-                     show_default="yes, except text and mnist", help="Stop a run as soon as it is solved."),
+                     show_default="yes, except text, mnist and file", help="Stop a run as soon as it is solved."),
         click.option("--patience", type=click.IntRange(min=1), default=d["patience"],
                      help="Stop after N evaluations without a held-out improvement."),
         click.option("--min-delta", type=click.FloatRange(min=0), default=d["min_delta"], show_default=True,
@@ -78,7 +78,19 @@ def training_options(defaults, exclude=()):
         click.option("--bptt-truncate", type=click.IntRange(min=0), default=d["bptt_truncate"],
                      help="Each step's loss flows back at most K steps (default: full BPTT)."),
         click.option("--data", type=click.Path(dir_okay=False), default=None,
-                     help="Data file: UTF-8 text for 'text', mnist.npz for 'mnist'."),
+                     help="Data file: UTF-8 text for 'text', mnist.npz for 'mnist', your sequences "
+                          "(.npz: x, y, optional lengths, x_test, y_test, vocab) or a series (.csv) for 'file'."),
+        click.option("--holdout-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=d["holdout_fraction"], show_default=True,
+                     help="file: the share of sequences held out when the file has no x_test, y_test "
+                          "(a fixed draw; a CSV series: the last windows)."),
+        click.option("--window", type=click.IntRange(min=1), default=d["window"],
+                     help="file, a CSV series: steps per input window."),
+        click.option("--horizon", type=click.IntRange(min=1), default=d["horizon"], show_default=True,
+                     help="file, a CSV series: predict the row this many steps after the window."),
+        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=d["dropout"],
+                     show_default=True, help="Dropout on the outputs of every layer but the last, "
+                                             "training only (as PyTorch's dropout=)."),
         click.option("--permuted", is_flag=True, help="mnist: permute the pixels (fixed permutation)."),
         click.option("--dtype", type=click.Choice(DTYPES), default=d["dtype"], show_default=True),
         click.option("--device", type=click.Choice(DEVICES), default=d["device"], show_default=True,
@@ -125,12 +137,12 @@ def parse_cells(text):
 
 def config_kwargs(kwargs):
     """The TrainConfig fields from a command's kwargs (clip 0 means off; a command's default
-    --seq-len does not apply to mnist, whose length is fixed)."""
+    --seq-len does not apply to mnist and file, whose lengths are fixed)."""
     d = {k: kwargs[k] for k in FIELDS if k in kwargs}
     if d.get("clip") == 0:
         d["clip"] = None
     ctx = click.get_current_context(silent=True)
-    if (d.get("task") == "mnist" and ctx is not None
+    if (d.get("task") in ("mnist", "file") and ctx is not None
             and ctx.get_parameter_source("seq_len") == click.core.ParameterSource.DEFAULT):
         d["seq_len"] = None
     return d

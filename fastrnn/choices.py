@@ -1,7 +1,7 @@
 """The names every layer accepts, and what --seq-len means per task, in one module that
 imports nothing (the CLI reads them for ``--help`` without loading NumPy or Numba). Cells are
 in fastrnn.cells, which is as light."""
-TASKS = ("adding", "copy", "order", "order8", "agreement", "text", "mnist")
+TASKS = ("adding", "copy", "order", "order8", "agreement", "text", "mnist", "file")
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
 INITS = ("pytorch", "xavier", "orthogonal", "irnn")
 DTYPES = ("float32", "float64")
@@ -19,4 +19,5 @@ SEQ_LEN_MEANING = {
     "agreement": "the clause between subject and verb (reads T + 1 steps)",
     "text": "the BPTT chunk (reads T steps per batch, the state carried on)",
     "mnist": "fixed: 784 pixels, one per step",
+    "file": "fixed by the data file (its x; a CSV series: --window)",
 }

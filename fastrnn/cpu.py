@@ -77,6 +77,9 @@ class CpuBackend:
     def add_into(self, dst, src):
         dst += src
 
+    def multiply(self, a, b, out):
+        np.multiply(a, b, out=out)
+
     # ---------------------------------------------------------------- products and reductions
     def matmul(self, a, b, out):
         """out = a @ b."""

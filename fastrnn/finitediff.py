@@ -15,10 +15,11 @@ TOLERANCE = 1e-6
 
 
 def make_problem(cell, *, loss="mse", output="last", num_layers=2, variable_lengths=True,
-                 tokens=False, T=6, B=3, I=3, H=4, O=3, seed=0):
-    """A tiny float64 model and a random batch: (model, kwargs for loss_and_grad)."""
+                 tokens=False, dropout=0.0, T=6, B=3, I=3, H=4, O=3, seed=0):
+    """A tiny float64 model and a random batch: (model, kwargs for loss_and_grad); with
+    dropout, the batch's masks are drawn once and stay fixed."""
     rng = np.random.default_rng(seed)
-    model = RNN(cell, I, H, O, num_layers, tokens=tokens, dtype="float64", seed=seed)
+    model = RNN(cell, I, H, O, num_layers, tokens=tokens, dtype="float64", seed=seed, dropout=dropout)
     # perturb the biases so that no gate starts exactly symmetric
     model.flat += rng.normal(0, 0.1, model.flat.size)  # still on the CPU here
     x = rng.integers(0, I, (T, B)) if tokens else rng.normal(0, 1, (T, B, I))
@@ -33,16 +34,19 @@ def make_problem(cell, *, loss="mse", output="last", num_layers=2, variable_leng
         if output == "all":
             target[rng.random(lead) < 0.2] = -1
             target[0, 0] = 0
-    return model, dict(x=x, target=target, loss=loss, output=output, lengths=lengths)
+    batch = dict(x=x, target=target, loss=loss, output=output, lengths=lengths)
+    if dropout:
+        batch["masks"] = model.dropout_masks(rng, T, B)
+    return model, batch
 
 
-def truncated_objective(model, x, target, loss, output, lengths, K):
+def truncated_objective(model, x, target, loss, output, lengths, K, masks=None):
     """A function of model.flat whose gradient is the truncated-BPTT gradient at the
     current parameters (see module docstring), on the model's device. Returns f() -> float."""
     x, lengths = model.check_inputs(x, lengths)
     T, B = x.shape[:2]
     tgt = model.check_target(target, loss, output, T, B)
-    model.forward(x, lengths)
+    model.loss(x, target, loss, output, lengths, masks)  # the states with this batch's masks
     tapes = model.tape_arrays()  # states before each step, per layer, frozen at the current parameters
     hs = np.stack([t.h for t in tapes])  # (L, T+1, B, H)
     cs = np.stack([t.c for t in tapes]) if model.cell.has_cell_state else None
@@ -58,7 +62,8 @@ def truncated_objective(model, x, target, loss, output, lengths, K):
             h0 = np.ascontiguousarray(hs[:, s0])
             state = (h0, np.ascontiguousarray(cs[:, s0])) if cs is not None else h0
             # the model's own readout of the state after step s1 (frozen if past a length)
-            r = model.readout_after(x[s0:s1 + 1], np.clip(lengths - s0, 0, W), state)
+            r = model.readout_after(x[s0:s1 + 1], np.clip(lengths - s0, 0, W), state,
+                                    None if masks is None else [m[s0:s1 + 1] for m in masks])
             if output == "all":
                 y[s1 * B:(s1 + 1) * B] = r
             else:
@@ -70,24 +75,25 @@ def truncated_objective(model, x, target, loss, output, lengths, K):
 
 
 def check_gradients(model, x, target, loss="mse", output="last", lengths=None,
-                    bptt_truncate=None, eps=1e-6, device=None):
+                    bptt_truncate=None, eps=1e-6, device=None, masks=None):
     """Max relative error per parameter between analytic and central-difference gradients.
 
     relative error = max_i |analytic_i - numeric_i| / max(max|analytic|, max|numeric|, 1e-8)
     Both the analytic gradient and every perturbed loss come from the model's device
-    (``device``: move the model there first). Returns {parameter name: error}.
+    (``device``: move the model there first); masks: fixed dropout masks. Returns
+    {parameter name: error}.
     """
     if model.dtype != np.float64:
         raise ValueError(f"model: gradcheck needs a float64 model; got {model.dtype}")
     if device is not None and device != model.device:
         model.to(device)
-    res = model.loss_and_grad(x, target, loss, output, lengths, bptt_truncate=bptt_truncate)
+    res = model.loss_and_grad(x, target, loss, output, lengths, bptt_truncate=bptt_truncate, masks=masks)
     analytic = np.array(model.backend.to_host(res.grad))
     if bptt_truncate is None:
         def f():
-            return model.loss(x, target, loss, output, lengths)
+            return model.loss(x, target, loss, output, lengths, masks)
     else:
-        f = truncated_objective(model, x, target, loss, output, lengths, bptt_truncate)
+        f = truncated_objective(model, x, target, loss, output, lengths, bptt_truncate, masks)
     numeric = np.zeros_like(analytic)
     theta = model.numpy_flat().copy()
     for i in range(theta.size):
@@ -112,7 +118,8 @@ def check_gradients(model, x, target, loss="mse", output="last", lengths=None,
 
 
 # The configurations `fastrnn gradcheck` runs for each cell: every loss, full and
-# truncated BPTT, one and two layers, equal and variable lengths, dense and token inputs.
+# truncated BPTT, one to three layers, equal and variable lengths, dense and token inputs,
+# dropout between layers (masks fixed).
 SUITE = [
     dict(loss="mse", output="last", num_layers=2, variable_lengths=True, bptt_truncate=None),
     dict(loss="mse", output="last", num_layers=1, variable_lengths=False, bptt_truncate=2),
@@ -121,6 +128,9 @@ SUITE = [
     dict(loss="ce", output="last", num_layers=1, variable_lengths=True, bptt_truncate=None,
          tokens=True),
     dict(loss="mse", output="all", num_layers=2, variable_lengths=False, bptt_truncate=3),
+    dict(loss="mse", output="last", num_layers=3, variable_lengths=True, bptt_truncate=None, dropout=0.4),
+    dict(loss="ce", output="all", num_layers=2, variable_lengths=True, bptt_truncate=2, dropout=0.5,
+         tokens=True),
 ]
 
 

@@ -64,11 +64,14 @@ class RNN:
     spectral_radius  scale each recurrent gate block to this spectral radius (None: leave)
     seed          seeds the initialization
     device        'cpu' or 'cuda' (see :meth:`to`)
+    dropout       p: inverted dropout on the outputs of every layer but the last, in training
+                  only (PyTorch's dropout=): :meth:`dropout_masks` draws the masks, which
+                  :meth:`loss_and_grad` takes; forward and evaluation never drop
     """
 
     def __init__(self, cell, input_size, hidden_size, output_size, num_layers=1, *,
                  tokens=False, dtype="float32", init="pytorch", forget_bias=1.0,
-                 spectral_radius=None, seed=0, device="cpu"):
+                 spectral_radius=None, seed=0, device="cpu", dropout=0.0):
         self.cell = get_cell(cell)
         self.input_size = v.positive_int("input_size", input_size)
         self.hidden_size = v.positive_int("hidden_size", hidden_size)
@@ -76,6 +79,7 @@ class RNN:
         self.num_layers = v.positive_int("num_layers", num_layers)
         self.tokens = bool(tokens)
         self.dtype = v.float_dtype("dtype", dtype)
+        self.dropout = v.number_in("dropout", dropout, 0, 1)
         v.choice("init", init, INITS)
         if spectral_radius is not None:
             v.positive_number("spectral_radius", spectral_radius)
@@ -171,7 +175,7 @@ class RNN:
         """The JSON-able facts needed to rebuild this model's structure."""
         return dict(cell=self.cell.name, input_size=self.input_size, hidden_size=self.hidden_size,
                     output_size=self.output_size, num_layers=self.num_layers, tokens=self.tokens,
-                    dtype=self.dtype.name)
+                    dtype=self.dtype.name, dropout=self.dropout)
 
     @property
     def num_parameters(self):
@@ -288,6 +292,29 @@ class RNN:
         step_of_row = np.repeat(np.arange(T), B) if output == "all" else lengths - 1
         return np.unique(step_of_row[valid])
 
+    def dropout_masks(self, rng, T, B):
+        """Masks for one training batch: L - 1 host arrays (T, B, H) of 0 (dropped, with
+        probability ``dropout``) or 1 / (1 - dropout), one per layer output that feeds another
+        layer; None when nothing drops (dropout 0 or one layer). Drawn from ``rng`` (a training
+        run's own generator, so a resumed run draws the same masks)."""
+        if self.dropout == 0 or self.num_layers == 1:
+            return None
+        keep = 1.0 - self.dropout
+        H = self.hidden_size
+        return [(rng.random((T, B, H)) < keep).astype(self.dtype) / self.dtype.type(keep)
+                for _ in range(self.num_layers - 1)]
+
+    def _check_masks(self, masks, T, B):
+        """Dropout masks on the backend, validated: None, or L - 1 arrays (T, B, H)."""
+        if masks is None:
+            return None
+        if not isinstance(masks, (list, tuple)) or len(masks) != self.num_layers - 1:
+            raise ValueError(f"masks: expected a list of {self.num_layers - 1} arrays (T, B, H), one per "
+                             f"layer output that feeds another layer")
+        H = self.hidden_size
+        return [self.backend.from_host(v.array(f"masks[{k}]", m, (T, B, H), "f", self.dtype))
+                for k, m in enumerate(masks)]
+
     # ----------------------------------------------------------------- forward
     def _tapes_for(self, T, B):
         if self._tapes is None or self._tapes[0].T != T or self._tapes[0].B != B:
@@ -298,14 +325,16 @@ class RNN:
             self._tapes = [LayerTape(self.cell, T, B, self.hidden_size, zeros) for _ in range(self.num_layers)]
         return self._tapes
 
-    def _run(self, x, lengths, h0, c0):
+    def _run(self, x, lengths, h0, c0, masks=None):
         """All layers over validated host inputs (lengths may hold 0: a sequence already over,
-        its state carried); h0, c0 in the backend's memory or None for zeros. The tapes keep
-        what backward needs. Returns (x, lengths) in the backend's memory."""
+        its state carried); h0, c0 in the backend's memory or None for zeros; masks: dropout
+        masks on the backend (None: no dropout). The tapes keep what backward needs (and
+        ``_dropped``, each dropped layer output). Returns (x, lengths) in the backend's memory."""
         be, p = self.backend, self.params
         T, B = x.shape[:2]
         tapes = self._tapes_for(T, B)
         d_x, d_len = be.from_host(x), be.from_host(lengths)
+        self._masks, self._dropped = masks, []
         inp = d_x
         for k, tape in enumerate(tapes):
             G = tape.xproj.shape[2]
@@ -320,6 +349,10 @@ class RNN:
                 self._set_initial(tape.c, c0, k)
             be.layer_forward(self.cell, tape, d_len)
             inp = tape.h[1:]
+            if masks is not None and k < len(masks):
+                inp = be.empty(inp.shape, self.dtype)
+                be.multiply(tape.h[1:], masks[k], inp)
+                self._dropped.append(inp)
         return d_x, d_len
 
     def _set_initial(self, buf, s0, k):
@@ -370,21 +403,21 @@ class RNN:
             y = y.reshape(x.shape[0], x.shape[1], -1)
         return y, self._final_state()
 
-    def readout_after(self, x, lengths, state):
+    def readout_after(self, x, lengths, state, masks=None):
         """Outputs (B, O) on the host after running x (T, B, ...) from ``state`` (host arrays,
         (L, B, H) or a pair), where lengths (B,) may hold 0 (a sequence already over: its state
-        carried): the state after the window's last step, read out. The building block of the
-        truncated-BPTT check (fastrnn.finitediff)."""
+        carried): the state after the window's last step, read out (masks: this window's
+        dropout masks). The building block of the truncated-BPTT check (fastrnn.finitediff)."""
         x, _ = self.check_inputs(x)
         lengths = np.asarray(lengths, np.int64)
         h0, c0 = self._check_state(state, x.shape[1])
-        self._run(x, lengths, h0, c0)
+        self._run(x, lengths, h0, c0, self._check_masks(masks, *x.shape[:2]))
         return self.backend.to_host(self._readout("last", self.backend.from_host(np.full_like(lengths, x.shape[0])))[1])
 
-    def loss(self, x, target, loss="mse", output="last", lengths=None):
+    def loss(self, x, target, loss="mse", output="last", lengths=None, masks=None):
         """The mean loss alone (no backward pass), computed as :meth:`loss_and_grad` does."""
         x, target, lengths = self._check_batch(x, target, loss, output, lengths)
-        _, d_len = self._run(x, lengths, None, None)
+        _, d_len = self._run(x, lengths, None, None, self._check_masks(masks, *x.shape[:2]))
         _, y = self._readout(output, d_len)
         T, B = x.shape[:2]
         return self.backend.loss(loss, y, target, self.loss_rows(loss, output, target, lengths, T, B))[0]
@@ -398,7 +431,7 @@ class RNN:
 
     # ----------------------------------------------------------------- loss and gradient
     def loss_and_grad(self, x, target, loss="mse", output="last", lengths=None, state=None,
-                      bptt_truncate=None):
+                      bptt_truncate=None, masks=None):
         """Mean loss and its exact gradient with respect to every parameter.
 
         loss 'mse': target (B, O) for output='last', (T, B, O) for 'all' (steps past a
@@ -406,13 +439,14 @@ class RNN:
         ids for 'last', (T, B) for 'all' with -1 marking ignored positions.
         bptt_truncate K: the gradient of each step's loss flows back at most K steps (through
         the cells at steps t, t-1, ..., t-K; states before are constants). None: full BPTT.
+        masks: dropout masks from :meth:`dropout_masks` (None: nothing dropped).
         Returns a StepResult; ``grad`` is ``model.grad_flat``, overwritten next call.
         """
         K = v.truncation(bptt_truncate)
         x, target, lengths = self._check_batch(x, target, loss, output, lengths)
         T, B = x.shape[:2]
         h0, c0 = self._check_state(state, B)
-        d_x, d_len = self._run(x, lengths, h0, c0)
+        d_x, d_len = self._run(x, lengths, h0, c0, self._check_masks(masks, T, B))
         hs, y = self._readout(output, d_len)
         valid = self.loss_rows(loss, output, target, lengths, T, B)
         value, dy = self.backend.loss(loss, y, target, valid)
@@ -458,6 +492,8 @@ class RNN:
                 B, H = t.dh.shape
                 arr = be.empty((W, B, H), self.dtype)
                 be.matmul(dgi.reshape(W * B, dgi.shape[2]), self.params[f"weight_ih_l{k}"], arr.reshape(W * B, H))
+                if self._masks is not None:  # through the dropout between layers k-1 and k
+                    be.multiply(arr, self._masks[k - 1][s0:s1 + 1], arr)
 
     def _backward_truncated(self, dh_top, d_len, origins, K):
         """Exact gradient of the truncated graph: one reverse window [t-K, t] per step t that
@@ -501,7 +537,7 @@ class RNN:
             if k == 0 and self.tokens:
                 be.scatter_columns(g["weight_ih_l0"], d_x.reshape(T * B), dgi)
             else:
-                inp = d_x if k == 0 else self._tapes[k - 1].h[1:]
+                inp = d_x if k == 0 else self._dropped[k - 1] if self._masks is not None else self._tapes[k - 1].h[1:]
                 be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), g[f"weight_ih_l{k}"])
             be.column_sums(dgi, g[f"bias_ih_l{k}"])
             be.matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}"])

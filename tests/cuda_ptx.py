@@ -81,6 +81,7 @@ for dt in (float32, float64):
         "k.fill_zero": (k.fill_zero, (f1,)),
         "k.transpose": (k.transpose, (f2, f2)),
         "k.add_into": (k.add_into, (f1, f1)),
+        "k.multiply": (k.multiply, (f1, f1, f1)),
         "k.scale": (k.scale, (f1, s)),
         "k.clip_values": (k.clip_values, (f1, s)),
         "k.mse_grad": (k.mse_grad, (f2, f2, b1, s, f2, A(float64, 1))),

@@ -76,9 +76,10 @@ def step_backward(cell, p, k, cache, dh, dc, live, grads):
     return dx, dh_prev, dc_prev
 
 
-def forward(cell, p, L, x, lengths, h0=None, c0=None):
-    """x (T, B, I) float64 (one-hot for token models). Returns per-step caches [t][k],
-    states hs[k] (T+1, B, H) and cs[k]."""
+def forward(cell, p, L, x, lengths, h0=None, c0=None, masks=None):
+    """x (T, B, I) float64 (one-hot for token models); masks[k] (T, B, H) multiplies layer
+    k's output on its way to layer k+1 (dropout). Returns per-step caches [t][k], states
+    hs[k] (T+1, B, H) and cs[k]."""
     T, B, _ = x.shape
     H = p["weight_hh_l0"].shape[1]
     hs = [np.zeros((T + 1, B, H)) for _ in range(L)]
@@ -97,7 +98,7 @@ def forward(cell, p, L, x, lengths, h0=None, c0=None):
             hs[k][t + 1] = np.where(live[:, None], hn, hs[k][t])
             cs[k][t + 1] = np.where(live[:, None], cn, cs[k][t])
             row.append(cache)
-            inp = hs[k][t + 1]
+            inp = hs[k][t + 1] if masks is None or k == L - 1 else hs[k][t + 1] * masks[k][t]
         caches.append(row)
     return caches, hs, cs
 
@@ -120,7 +121,7 @@ def loss_and_dy(loss, y, target, valid):
     return tot / n, dy / n
 
 
-def loss_and_grad(model, x, target, loss, output, lengths=None, K=None):
+def loss_and_grad(model, x, target, loss, output, lengths=None, K=None, masks=None):
     """Reference of RNN.loss_and_grad. Returns (loss, {name: grad}, outputs)."""
     cell, L = model.cell.name, model.num_layers
     p = params_of(model)
@@ -129,7 +130,7 @@ def loss_and_grad(model, x, target, loss, output, lengths=None, K=None):
     x = np.asarray(x, np.float64)
     T, B, _ = x.shape
     lengths = np.full(B, T) if lengths is None else np.asarray(lengths)
-    caches, hs, cs = forward(cell, p, L, x, lengths)
+    caches, hs, cs = forward(cell, p, L, x, lengths, masks=masks)
     W, bo = p["readout.weight"], p["readout.bias"]
     if output == "all":
         y = np.stack([hs[-1][t + 1] @ W.T + bo for t in range(T)])  # (T, B, O)
@@ -160,7 +161,7 @@ def loss_and_grad(model, x, target, loss, output, lengths=None, K=None):
             for k in reversed(range(L)):
                 dx, dh[k], dc[k] = step_backward(cell, p, k, caches[t][k], dh[k] + above, dc[k],
                                                  t < lengths, grads)
-                above = dx
+                above = dx if masks is None or k == 0 else dx * masks[k - 1][t]
 
     if K is None:
         sweep(0, T - 1, arrivals)

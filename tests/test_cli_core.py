@@ -23,7 +23,8 @@ for name in sorted(cli.commands):
 print("heavy", sorted(m for m in ("numba", "numpy") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    names = ["compare", "evaluate", "gradcheck", "gradients", "report", "sample", "sweep", "train"]
+    names = ["compare", "evaluate", "export", "gradcheck", "gradients", "predict", "report", "sample", "sweep",
+             "train"]
     assert sorted(__import__("fastrnn_cli.main").main.cli.commands) == names
     for name in names:
         assert f"Usage: -c {name} [OPTIONS]" in out.stdout, name
@@ -35,7 +36,7 @@ print("heavy", sorted(m for m in ("numba", "numpy") if m in sys.modules))
 def test_gradcheck_command_passes():
     r = CliRunner().invoke(cli, ["gradcheck", "--cell", "tanh"])
     assert r.exit_code == 0, r.output
-    assert r.output.count(" ok") == 6 and "worst relative error" in r.output
+    assert r.output.count(" ok") == 8 and "worst relative error" in r.output
 
 
 def test_gradcheck_command_fails_on_a_wrong_gradient(monkeypatch):

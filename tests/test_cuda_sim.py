@@ -31,6 +31,7 @@ CASES = [
     dict(loss="ce", output="all", num_layers=1, variable_lengths=True, K=None),
     dict(loss="ce", output="all", num_layers=2, variable_lengths=True, K=1, state=True),
     dict(loss="mse", output="last", num_layers=1, variable_lengths=True, K=2, state=True),
+    dict(loss="mse", output="last", num_layers=3, variable_lengths=True, K=2, dropout=0.5),  # masks fixed
 ]
 
 
@@ -46,7 +47,7 @@ def _host(s):
 
 @pytest.mark.parametrize("path", ["sequence", "steps"])
 @pytest.mark.parametrize("cfg", CASES, ids=lambda c: f"{c['loss']}-{c['output']}-L{c['num_layers']}-K{c['K']}"
-                         + ("-state" if c.get("state") else ""))
+                         + ("-state" if c.get("state") else "") + ("-dropout" if c.get("dropout") else ""))
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_forward_and_every_gradient_match_the_cpu(cell, cfg, path):
     """Both ways of running a layer over the steps: one launch per sequence, or two per step."""
@@ -64,8 +65,11 @@ def test_forward_and_every_gradient_match_the_cpu(cell, cfg, path):
         np.testing.assert_allclose(a, c, rtol=0, atol=1e-12)
     for a, c in zip(np.atleast_3d(_host(res.state)), np.atleast_3d(cpu.state)):  # final states
         np.testing.assert_allclose(a, c, rtol=0, atol=1e-12)
-    y, final = dev.forward(b["x"], b["lengths"], state=state, output=b["output"])
-    np.testing.assert_allclose(y, cpu.output, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.output.copy_to_host() if hasattr(res.output, "copy_to_host") else res.output,
+                               cpu.output, rtol=0, atol=1e-12)
+    y, final = dev.forward(b["x"], b["lengths"], state=state, output=b["output"])  # no dropout here
+    np.testing.assert_allclose(y, model.forward(b["x"], b["lengths"], state=state, output=b["output"])[0],
+                               rtol=0, atol=1e-12)
     if with_state:  # a state handed back on the device continues the stream like the CPU's
         nxt_cpu = model.loss_and_grad(**b, state=cpu.state, bptt_truncate=K).loss
         assert abs(dev.loss_and_grad(**b, state=res.state, bptt_truncate=K).loss - nxt_cpu) < 1e-12
@@ -184,7 +188,7 @@ def tiny_heldout():
 
 
 @pytest.mark.parametrize("extra", [
-    ["--cell", "lstm", "--seq-len", "4", "--optimizer", "adam"],
+    ["--cell", "lstm", "--seq-len", "4", "--optimizer", "adam", "--layers", "2", "--dropout", "0.3"],
     # the stateful text task (state carried on the device) with truncated BPTT
     ["--cell", "gru", "--task", "text", "--seq-len", "3", "--bptt-truncate", "1", "--optimizer", "adagrad"],
 ], ids=["adding", "text-truncated"])

@@ -37,6 +37,47 @@ def test_float64_matches_reference(cell, cfg):
         assert rel_err(model.grads[name], g) < 1e-10, name
 
 
+@pytest.mark.parametrize("K", [None, 2])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_dropout_between_layers_matches_reference(cell, K):
+    """Three layers, masks drawn once: the outputs of layers 0 and 1 are multiplied by their
+    masks on the way up, and so are the gradients on the way down."""
+    model, b = make_problem(cell, loss="ce", output="all", num_layers=3, dropout=0.5, T=7, B=3, seed=4)
+    masks = b["masks"]
+    assert len(masks) == 2 and {0.0, 2.0} == set(np.unique(np.concatenate([m.ravel() for m in masks])))
+    res = model.loss_and_grad(**b, bptt_truncate=K)
+    val, grads, y, _ = naive.loss_and_grad(model, b["x"], b["target"], "ce", "all", b["lengths"], K, masks)
+    assert abs(res.loss - val) <= 1e-12 * max(1.0, abs(val))
+    assert rel_err(res.output, y) < 1e-12
+    for name, g in grads.items():
+        assert rel_err(model.grads[name], g) < 1e-10, name
+    # masks matter, evaluation never drops, and all-ones masks are no dropout at all
+    plain = model.loss(b["x"], b["target"], "ce", "all", b["lengths"])
+    assert abs(plain - res.loss) > 1e-6
+    ones = [np.ones_like(m) for m in masks]
+    assert model.loss(b["x"], b["target"], "ce", "all", b["lengths"], ones) == plain
+    assert naive.loss_and_grad(model, b["x"], b["target"], "ce", "all", b["lengths"])[0] == pytest.approx(plain, rel=1e-12)
+
+
+def test_dropout_masks_are_drawn_as_documented():
+    model = RNN("gru", 3, 50, 2, 3, dropout=0.3, dtype="float32")
+    m = model.dropout_masks(np.random.default_rng(0), 40, 20)
+    assert len(m) == 2 and all(a.shape == (40, 20, 50) and a.dtype == np.float32 for a in m)
+    kept = np.concatenate([a.ravel() for a in m])
+    assert set(np.unique(kept)) == {np.float32(0), np.float32(1 / 0.7)}
+    assert abs(np.mean(kept == 0) - 0.3) < 0.01 and abs(kept.mean() - 1) < 0.02  # inverted: the mean kept
+    assert RNN("gru", 3, 5, 2, 1, dropout=0.3).dropout_masks(np.random.default_rng(0), 4, 2) is None
+    assert RNN("gru", 3, 5, 2, 2).dropout_masks(np.random.default_rng(0), 4, 2) is None
+    with pytest.raises(ValueError, match=r"dropout: expected a finite number in \[0, 1\)"):
+        RNN("gru", 3, 5, 2, 2, dropout=1.0)
+    with pytest.raises(ValueError, match="masks: expected a list of 2 arrays"):
+        model.loss(np.zeros((4, 2, 3), np.float32), np.zeros(2, np.int64), "ce", "last", masks=m[:1])
+    with pytest.raises(ValueError, match=r"masks\[1\]: expected shape \(4, 2, 50\)"):
+        model.loss(np.zeros((4, 2, 3), np.float32), np.zeros(2, np.int64), "ce", "last",
+                   masks=[np.ones((4, 2, 50), np.float32), np.ones((4, 3, 50), np.float32)])
+    assert model.copy().dropout == 0.3 and model.config()["dropout"] == 0.3
+
+
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_float32_matches_reference(cell):
     m64, b = make_problem(cell, loss="ce", output="all", num_layers=2, T=9, B=4, seed=2)

@@ -221,7 +221,9 @@ def test_unknown_task_and_missing_data():
         make_task("parity")
     with pytest.raises(ValueError, match="data: the text task needs a data file"):
         make_task("text")
-    assert set(TASKS) == {"adding", "copy", "order", "order8", "agreement", "text", "mnist"}
+    assert set(TASKS) == {"adding", "copy", "order", "order8", "agreement", "text", "mnist", "file"}
+    with pytest.raises(ValueError, match="data: the file task needs a data file"):
+        make_task("file")
 
 
 @pytest.mark.parametrize("name, solved, unsolved", [

@@ -122,7 +122,9 @@ def test_lstm_solves_a_short_adding_problem(tmp_path):
     dict(cell="tanh", lr_schedule="plateau", lr_patience=1, min_delta=10.0, **SMALL),
     dict(cell="relu", lr_schedule="cosine", warmup_steps=12, **SMALL),
     dict(cell="gru", lr_schedule="step", lr_step=20, lr_gamma=0.5, optimizer="sgd", **SMALL),
-], ids=["gru", "text", "plateau", "cosine-warmup", "step"])
+    # dropout masks come from the run's generator, whose state the checkpoint keeps
+    dict(cell="lstm", dropout=0.5, **dict(SMALL, layers=3)),
+], ids=["gru", "text", "plateau", "cosine-warmup", "step", "dropout"])
 def test_resume_gives_the_same_final_weights(tmp_path, task_cfg):
     if task_cfg["task"] == "text":
         (tmp_path / "t.txt").write_text("hello world, hello recurrent networks. " * 30)

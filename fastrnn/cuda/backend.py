@@ -85,6 +85,11 @@ class CudaBackend:
         gr, bl = _grid1(d.shape[0])
         k.add_into[gr, bl](d, s)
 
+    def multiply(self, a, b, out):
+        o = _flat(out)
+        gr, bl = _grid1(o.shape[0])
+        k.multiply[gr, bl](_flat(a), _flat(b), o)
+
     # ---------------------------------------------------------------- products and reductions
     def matmul(self, a, b, out):
         k.gemm(a, b, out)

@@ -218,6 +218,14 @@ def add_into(dst, src):
 
 
 @cuda.jit
+def multiply(a, b, out):
+    """out[:] = a * b for 1-D (flattened) device arrays: dropout masks, forward and back."""
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = a[i] * b[i]
+
+
+@cuda.jit
 def combine_bias(b_ih, b_hh, n, out):
     """out = b_ih + b_hh on the first n entries, b_ih after them (GRU: n = 2H, since b_hn
     sits inside r * (.)); the device twin of Cell.combined_bias."""

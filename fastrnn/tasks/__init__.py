@@ -2,6 +2,7 @@
 from .adding import Adding
 from .agreement import Agreement
 from .copy import Copy
+from .datafile import DataFile
 from .mnist import MNIST
 from .order import Order, Order8
 from .text import Text
@@ -9,8 +10,10 @@ from .text import Text
 from ..choices import TASKS
 
 
-def make_task(name, seq_len=None, data=None, permuted=False, vocab=None):
-    """Build a task. seq_len None: the task's default. data: the file for text and mnist."""
+def make_task(name, seq_len=None, data=None, permuted=False, vocab=None, holdout_fraction=0.1,
+              window=None, horizon=1):
+    """Build a task. seq_len None: the task's default. data: the file for text, mnist and
+    file; holdout_fraction, window, horizon: the file task's (fastrnn/tasks/datafile.py)."""
     kw = {} if seq_len is None else {"seq_len": seq_len}
     if name == "adding":
         return Adding(**kw)
@@ -22,8 +25,10 @@ def make_task(name, seq_len=None, data=None, permuted=False, vocab=None):
         return Order8(**kw)
     if name == "agreement":
         return Agreement(**kw)
-    if name in ("text", "mnist"):
+    if name in ("text", "mnist", "file"):
         if data is None:
             raise ValueError(f"data: the {name} task needs a data file (--data FILE)")
+        if name == "file":
+            return DataFile(data, holdout_fraction, window, horizon)
         return Text(data, vocab=vocab, **kw) if name == "text" else MNIST(data, permuted=permuted)
     raise ValueError(f"task: expected one of {', '.join(TASKS)}; got {name!r}")

@@ -47,6 +47,7 @@ class Task:
         return dict(task=self.name, metric=self.metric_name, higher_is_better=self.higher_is_better,
                     loss_baseline=self.loss_baseline, metric_baseline=self.metric_baseline,
                     solved_at=self.solved_at, seq_len=getattr(self, "seq_len", None),
+                    loss=self.loss, output=self.output, tokens=self.tokens,
                     seq_len_meaning=SEQ_LEN_MEANING[self.name])
 
     # ------------------------------------------------------------------ held-out evaluation

@@ -46,8 +46,12 @@ class TrainConfig:
     forget_bias: float = 1.0
     spectral_radius: float | None = None
     bptt_truncate: int | None = None
-    data: str | None = None  # text and mnist tasks
+    data: str | None = None  # text, mnist and file tasks
     permuted: bool = False  # mnist
+    holdout_fraction: float = 0.1  # file: the share of sequences held out (without x_test)
+    window: int | None = None  # file, a CSV series: steps per input window
+    horizon: int = 1  # file, a CSV series: predict the row this many steps after the window
+    dropout: float = 0.0  # between stacked layers, training only (PyTorch's dropout=)
     dtype: str = "float32"
     device: str = "cpu"  # "cuda": parameters, optimizer state and activations on the GPU
 
@@ -85,6 +89,18 @@ class TrainConfig:
         v.number_in("weight_decay", self.weight_decay, 0)
         v.number_in("momentum", self.momentum, 0, 1)
         v.truncation(self.bptt_truncate)
+        v.positive_int("horizon", self.horizon)
+        if self.window is not None:
+            v.positive_int("window", self.window)
+            if self.task != "file":
+                raise ValueError(f"window: only for the file task's CSV series; got --window with {self.task}")
+        v.number_in("holdout_fraction", self.holdout_fraction, 0, 1)
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction: expected a number in (0, 1); got {self.holdout_fraction!r}")
+        v.number_in("dropout", self.dropout, 0, 1)
+        if self.task == "file" and self.seq_len is not None:
+            raise ValueError(f"seq_len: the file task's sequences are the data file's; leave --seq-len out "
+                             f"(got {self.seq_len}; a CSV series: --window)")
         if self.task == "mnist" and self.seq_len not in (None, 784):
             raise ValueError(f"seq_len: the mnist task reads its 784 pixels one per step, so its length is "
                              f"fixed; leave --seq-len out (got {self.seq_len})")

@@ -3,7 +3,8 @@ divergence detection, metrics.jsonl + summary.json, and atomic, resumable checkp
 
 Files in the run folder:
     metrics.jsonl    one JSON record per evaluation (step, loss, metric, train_loss, grad_norm, ...)
-    summary.json     written once the run ends: status solved | unsolved | diverged | interrupted
+    summary.json     written once the run ends: status solved | unsolved | diverged | interrupted,
+                     or finished (a task with no solved level: the user's own data)
     checkpoint.npz   model + optimizer + RNG state + step (+ carried state), written atomically
 """
 import contextlib
@@ -37,14 +38,16 @@ def build(cfg: TrainConfig, vocab=None, expect_params=None, source=None):
     """The task and a freshly initialized model for a config. Refuses, before allocating, a
     run that will not fit in memory, and (expect_params, from a checkpoint at ``source``) a
     config that does not describe the parameters it came with."""
-    task = make_task(cfg.task, cfg.seq_len, cfg.data, cfg.permuted, vocab=vocab)
+    task = make_task(cfg.task, cfg.seq_len, cfg.data, cfg.permuted, vocab=vocab,
+                     holdout_fraction=cfg.holdout_fraction, window=cfg.window, horizon=cfg.horizon)
     if expect_params is not None:
         _check_count(source, expect_params, cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers)
     memory.require(memory.training_bytes(cfg, task), f"hidden {cfg.hidden} x layers {cfg.layers}, "
                    f"batch {cfg.batch_size}, sequence length {getattr(task, 'seq_len', '?')}")
     model = RNN(cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers,
                 tokens=task.tokens, dtype=cfg.dtype, init=cfg.init_scheme,
-                forget_bias=cfg.forget_bias, spectral_radius=cfg.spectral_radius, seed=cfg.seed)
+                forget_bias=cfg.forget_bias, spectral_radius=cfg.spectral_radius, seed=cfg.seed,
+                dropout=cfg.dropout)
     return task, model
 
 
@@ -294,8 +297,10 @@ class Run:
         before the update; a non-finite pair means the run diverged and nothing was updated."""
         cfg, task, model = self.cfg, self.task, self.model
         x, target, lengths = task.batch(self.rng, cfg.batch_size)
+        masks = model.dropout_masks(self.rng, x.shape[0], x.shape[1])  # None without dropout: no draw
         res = model.loss_and_grad(x, target, task.loss, task.output, lengths,
-                                  state=self.carry if task.stateful else None, bptt_truncate=cfg.bptt_truncate)
+                                  state=self.carry if task.stateful else None, bptt_truncate=cfg.bptt_truncate,
+                                  masks=masks)
         norm = model.clip_grad_norm(cfg.clip)
         if not (_finite(res.loss) and _finite(norm)):
             return res.loss, norm
@@ -313,7 +318,8 @@ class Run:
         the summary (an interrupted run gets a checkpoint instead) and return it."""
         cfg, task, history = self.cfg, self.task, self.history
         early = cfg.stops_when_solved(task)
-        status, diverged_at, steps_to_solve, stopped = "unsolved", None, None, None
+        unsolved = "unsolved" if task.solved_at == task.solved_at else "finished"  # NaN: no level to reach
+        status, diverged_at, steps_to_solve, stopped = unsolved, None, None, None
         for r in history:
             if steps_to_solve is None and task.solved(r["metric"]):
                 steps_to_solve = r["step"]
@@ -354,7 +360,7 @@ class Run:
                     self.save()
                 if progress is not None:
                     progress(step, cfg.steps, history[-1] if history else None)
-        if status == "unsolved" and steps_to_solve is not None:
+        if status == unsolved and steps_to_solve is not None:
             status = "solved"  # solved at some evaluation, trained on without early stop
         if status == "interrupted":
             self.save()
@@ -399,7 +405,7 @@ def load_model(path):
         if any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in sizes) or m["cell"] not in CELLS:
             raise ValueError(f"cell {m['cell']!r}, sizes {sizes}")
         _check_count(path, params.size, m["cell"], *sizes)
-        model = RNN(m["cell"], *sizes, tokens=bool(m["tokens"]), dtype=m["dtype"])
+        model = RNN(m["cell"], *sizes, tokens=bool(m["tokens"]), dtype=m["dtype"], dropout=m.get("dropout", 0.0))
     except (KeyError, TypeError) as e:
         raise ValueError(f"checkpoint: {path} has an invalid model description ({e})") from None
     except ValueError as e:
