@@ -55,7 +55,8 @@ def gradcheck(cell, seed, device):
     for c, cfg, errors in run(cell, seed=seed, device=device):
         desc = (f"{cfg['loss']}/{cfg['output']} L={cfg['num_layers']} "
                 f"K={cfg['bptt_truncate']} {'var' if cfg['variable_lengths'] else 'eq'}-len"
-                f"{' tokens' if cfg.get('tokens') else ''}{' dropout' if cfg.get('dropout') else ''}")
+                f"{' tokens' if cfg.get('tokens') else ''}{' dropout' if cfg.get('dropout') else ''}"
+                f"{' bidir' if cfg.get('bidirectional') else ''}")
         worst = max(errors.values())
         worst_all = max(worst_all, worst)
         status = "ok" if worst < TOLERANCE else "FAIL"
@@ -214,7 +215,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
 @cli.command()
 @click.option("--cells", default="tanh,relu,gru,lstm", show_default=True,
               help="Comma-separated cells to profile.")
-@training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop"))
+@training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop", "bidirectional"))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Profile this trained model (and its initialization) instead of new ones.")

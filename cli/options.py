@@ -92,6 +92,8 @@ def training_options(defaults, exclude=()):
                      show_default=True, help="Dropout on the outputs of every layer but the last, "
                                              "training only (as PyTorch's dropout=)."),
         click.option("--permuted", is_flag=True, help="mnist: permute the pixels (fixed permutation)."),
+        click.option("--bidirectional", is_flag=True,
+                     help="A reverse direction per layer, outputs concatenated (PyTorch's bidirectional=True)."),
         click.option("--dtype", type=click.Choice(DTYPES), default=d["dtype"], show_default=True),
         click.option("--device", type=click.Choice(DEVICES), default=d["device"], show_default=True,
                      help="cuda: train on an NVIDIA GPU (pip install 'fastrnn[cuda]')."),

@@ -13,6 +13,7 @@ from numba import njit
 from . import threads
 from .blas import matmul, matmul_tn
 from .config import CACHE
+from .layer import reverse_steps
 from .losses import get_loss
 
 
@@ -107,6 +108,16 @@ class CpuBackend:
         """dw = its gradient: dw[:, ids[n]] summed over rows n of dg."""
         dw[...] = 0.0
         _scatter_columns(dw, ids, dg)
+
+    def put_steps(self, src, lengths, dst, col0, reverse):
+        """dst[t, b, col0:col0+F] = src[s, b], s = t or, reversed, lengths[b]-1-t (0 past
+        the length): one direction's states into a bidirectional layer's output."""
+        dst[:, :, col0:col0 + src.shape[2]] = reverse_steps(src, lengths) if reverse else src
+
+    def take_steps(self, src, lengths, dst, col0, reverse):
+        """dst[t, b] = src[s, b, col0:col0+F], s as in put_steps."""
+        part = src[:, :, col0:col0 + dst.shape[2]]
+        dst[...] = reverse_steps(part, lengths) if reverse else part
 
     def gather_last(self, h, lengths):
         """(B, H): row b = h[lengths[b], b], each sequence's state after its last real step."""

@@ -15,11 +15,12 @@ TOLERANCE = 1e-6
 
 
 def make_problem(cell, *, loss="mse", output="last", num_layers=2, variable_lengths=True,
-                 tokens=False, dropout=0.0, T=6, B=3, I=3, H=4, O=3, seed=0):
+                 tokens=False, dropout=0.0, bidirectional=False, T=6, B=3, I=3, H=4, O=3, seed=0):
     """A tiny float64 model and a random batch: (model, kwargs for loss_and_grad); with
     dropout, the batch's masks are drawn once and stay fixed."""
     rng = np.random.default_rng(seed)
-    model = RNN(cell, I, H, O, num_layers, tokens=tokens, dtype="float64", seed=seed, dropout=dropout)
+    model = RNN(cell, I, H, O, num_layers, tokens=tokens, dtype="float64", seed=seed, dropout=dropout,
+                bidirectional=bidirectional)
     # perturb the biases so that no gate starts exactly symmetric
     model.flat += rng.normal(0, 0.1, model.flat.size)  # still on the CPU here
     x = rng.integers(0, I, (T, B)) if tokens else rng.normal(0, 1, (T, B, I))
@@ -119,7 +120,7 @@ def check_gradients(model, x, target, loss="mse", output="last", lengths=None,
 
 # The configurations `fastrnn gradcheck` runs for each cell: every loss, full and
 # truncated BPTT, one to three layers, equal and variable lengths, dense and token inputs,
-# dropout between layers (masks fixed).
+# dropout between layers (masks fixed), bidirectional layers.
 SUITE = [
     dict(loss="mse", output="last", num_layers=2, variable_lengths=True, bptt_truncate=None),
     dict(loss="mse", output="last", num_layers=1, variable_lengths=False, bptt_truncate=2),
@@ -131,6 +132,9 @@ SUITE = [
     dict(loss="mse", output="last", num_layers=3, variable_lengths=True, bptt_truncate=None, dropout=0.4),
     dict(loss="ce", output="all", num_layers=2, variable_lengths=True, bptt_truncate=2, dropout=0.5,
          tokens=True),
+    dict(loss="mse", output="last", num_layers=2, variable_lengths=True, bptt_truncate=None, bidirectional=True),
+    dict(loss="ce", output="all", num_layers=2, variable_lengths=True, bptt_truncate=None, dropout=0.5,
+         tokens=True, bidirectional=True),
 ]
 
 

@@ -15,6 +15,17 @@ Shapes (T steps, B batch, H hidden, G = gates * H):
     dh, dc (B, H)        the reverse sweep's carries
 Unused buffers are (1, 1, 1) placeholders, so every kernel signature stays the same.
 """
+import numpy as np
+
+
+def reverse_steps(a, lengths):
+    """A host array a (T, B, ...) with each sequence's steps reversed within its own length
+    (zeros after it): what a bidirectional layer's reverse direction reads. Its own inverse
+    on the steps inside each length."""
+    src = lengths[None, :] - 1 - np.arange(a.shape[0])[:, None]  # (T, B): the step read
+    out = a[np.maximum(src, 0), np.arange(a.shape[1])[None, :]]
+    out[src < 0] = 0
+    return out
 
 
 class LayerTape:

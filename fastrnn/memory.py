@@ -52,12 +52,12 @@ def require(nbytes, what):
         raise ValueError(f"{what}: needs about {human(nbytes)} of memory; {human(avail)} is available")
 
 
-def parameter_count(cell, input_size, hidden, output_size, layers):
+def parameter_count(cell, input_size, hidden, output_size, layers, directions=1):
     """Parameters of an RNN (PyTorch's layout plus the readout), without building it."""
-    G = CELLS[cell].gates * hidden
-    first = G * (input_size + hidden + 2)
-    rest = G * (2 * hidden + 2) * (layers - 1)
-    return first + rest + output_size * (hidden + 1)
+    G, D = CELLS[cell].gates * hidden, directions
+    first = D * G * (input_size + hidden + 2)
+    rest = D * G * (D * hidden + hidden + 2) * (layers - 1)
+    return first + rest + output_size * (D * hidden + 1)
 
 
 def tape_bytes(cell, T, B, hidden, layers, itemsize):
@@ -77,10 +77,11 @@ def training_bytes(cfg, task, optimizer_slots=2):
     """A training run's peak: parameters, gradient and optimizer state, the tape of the
     larger of a training batch and an evaluation slice, the outputs, and the held-out set."""
     itemsize = 4 if cfg.dtype == "float32" else 8
-    n = parameter_count(cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers)
+    D = 2 if cfg.bidirectional else 1
+    n = parameter_count(cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers, D)
     T = getattr(task, "seq_len", None) or 1
     B = max(cfg.batch_size, task.eval_batch)
-    tape = tape_bytes(cfg.cell, T, B, cfg.hidden, cfg.layers, itemsize)
+    tape = D * tape_bytes(cfg.cell, T, B, cfg.hidden, cfg.layers, itemsize)
     outputs = T * B * task.output_size * 8  # float64 copies for the losses
     heldout = task.heldout_size * T * (1 if task.tokens else task.input_size) * 8
     return n * itemsize * (2 + optimizer_slots) + tape + outputs + heldout

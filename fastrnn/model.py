@@ -1,9 +1,10 @@
 """The fastrnn model: ``num_layers`` stacked recurrent layers and a linear readout.
 
 Parameter names and shapes are PyTorch's, so weights convert one-to-one:
-    weight_ih_l{k} (G*H, I or H)   weight_hh_l{k} (G*H, H)   bias_ih_l{k}, bias_hh_l{k} (G*H,)
-    readout.weight (O, H)          readout.bias (O,)
-with G = 1 (tanh, relu), 3 (gru: r,z,n), 4 (lstm: i,f,g,o). All parameters live in one flat
+    weight_ih_l{k} (G*H, I or D*H)   weight_hh_l{k} (G*H, H)   bias_ih_l{k}, bias_hh_l{k} (G*H,)
+    readout.weight (O, D*H)          readout.bias (O,)
+with G = 1 (tanh, relu), 3 (gru: r,z,n), 4 (lstm: i,f,g,o); a bidirectional model (D = 2)
+has the same four again per layer for the reverse direction, named ``..._l{k}_reverse``. All parameters live in one flat
 vector (``model.flat``) and are exposed as views (``model.params``); gradients likewise
 (``grad`` returned by :meth:`RNN.loss_and_grad`), so optimizers and clipping work on one array.
 
@@ -15,6 +16,13 @@ arithmetic is a backend's (``fastrnn/cpu.py``: Numba kernels, threads, BLAS; or
 
 Shapes: x (T, B, I) floats or (T, B) token ids; state (L, B, H) (LSTM: a pair h, c);
 outputs (T, B, O) at every step or (B, O) at each sequence's last step.
+
+Bidirectional layers (PyTorch's bidirectional=True): the reverse direction reads each
+sequence backwards from its own last step; a layer's output at step t is [forward h_t,
+reverse h_t] (T, B, 2H). The readout at every step reads that; at each sequence's end it reads
+both directions' final states (PyTorch's h_n: the forward state after the last step, the
+reverse state after reading back to the first). Final states are (2L, B, H), layer-major as in
+PyTorch. Initial states and truncated BPTT are not defined for it (a clear error).
 """
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -26,7 +34,7 @@ from . import validate as v
 from .cells import get_cell
 from .choices import DEVICES, INITS, LOSSES, OUTPUTS
 from .init import init_layer, scale_spectral_radius
-from .layer import LayerTape
+from .layer import LayerTape, reverse_steps
 
 
 @dataclass
@@ -67,11 +75,12 @@ class RNN:
     dropout       p: inverted dropout on the outputs of every layer but the last, in training
                   only (PyTorch's dropout=): :meth:`dropout_masks` draws the masks, which
                   :meth:`loss_and_grad` takes; forward and evaluation never drop
+    bidirectional a forward and a reverse direction per layer (see the module docstring)
     """
 
     def __init__(self, cell, input_size, hidden_size, output_size, num_layers=1, *,
                  tokens=False, dtype="float32", init="pytorch", forget_bias=1.0,
-                 spectral_radius=None, seed=0, device="cpu", dropout=0.0):
+                 spectral_radius=None, seed=0, device="cpu", dropout=0.0, bidirectional=False):
         self.cell = get_cell(cell)
         self.input_size = v.positive_int("input_size", input_size)
         self.hidden_size = v.positive_int("hidden_size", hidden_size)
@@ -80,6 +89,8 @@ class RNN:
         self.tokens = bool(tokens)
         self.dtype = v.float_dtype("dtype", dtype)
         self.dropout = v.number_in("dropout", dropout, 0, 1)
+        self.bidirectional = v.flag("bidirectional", bidirectional)
+        self.directions = 2 if self.bidirectional else 1
         v.choice("init", init, INITS)
         if spectral_radius is not None:
             v.positive_number("spectral_radius", spectral_radius)
@@ -87,13 +98,14 @@ class RNN:
             v.finite_number("forget_bias", forget_bias)
         backend = make_backend(device)
 
-        H, G = self.hidden_size, self.cell.gates * self.hidden_size
+        H, G, D = self.hidden_size, self.cell.gates * self.hidden_size, self.directions
         shapes = []
         for k in range(self.num_layers):
-            I = self.input_size if k == 0 else H
-            shapes += [(f"weight_ih_l{k}", (G, I)), (f"weight_hh_l{k}", (G, H)),
-                       (f"bias_ih_l{k}", (G,)), (f"bias_hh_l{k}", (G,))]
-        shapes += [("readout.weight", (self.output_size, H)), ("readout.bias", (self.output_size,))]
+            I = self.input_size if k == 0 else D * H
+            for sfx in self._suffixes():
+                shapes += [(f"weight_ih_l{k}{sfx}", (G, I)), (f"weight_hh_l{k}{sfx}", (G, H)),
+                           (f"bias_ih_l{k}{sfx}", (G,)), (f"bias_hh_l{k}{sfx}", (G,))]
+        shapes += [("readout.weight", (self.output_size, D * H)), ("readout.bias", (self.output_size,))]
         self.shapes = dict(shapes)
         size = sum(int(np.prod(s)) for s in self.shapes.values())
         memory.require(2 * size * self.dtype.itemsize, f"model ({size:,} parameters and their gradient)")
@@ -103,23 +115,35 @@ class RNN:
         p = self._views(host)
         rng = np.random.default_rng(seed)
         for k in range(self.num_layers):
-            I = self.input_size if k == 0 else H
-            w_ih, w_hh, b_ih, b_hh = init_layer(rng, init, self.cell.gates, H, I)
-            if spectral_radius is not None:
-                scale_spectral_radius(w_hh, H, spectral_radius)
-            f = self.cell.forget_gate
-            if f >= 0 and forget_bias is not None:
-                b_ih[f * H:(f + 1) * H] = forget_bias
-                b_hh[f * H:(f + 1) * H] = 0.0
-            for name, val in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
-                                 (w_ih, w_hh, b_ih, b_hh)):
-                p[f"{name}_l{k}"][...] = val
-        k = 1.0 / np.sqrt(H)
-        p["readout.weight"][...] = rng.uniform(-k, k, (self.output_size, H))
+            I = self.input_size if k == 0 else D * H
+            for sfx in self._suffixes():
+                w_ih, w_hh, b_ih, b_hh = init_layer(rng, init, self.cell.gates, H, I)
+                if spectral_radius is not None:
+                    scale_spectral_radius(w_hh, H, spectral_radius)
+                f = self.cell.forget_gate
+                if f >= 0 and forget_bias is not None:
+                    b_ih[f * H:(f + 1) * H] = forget_bias
+                    b_hh[f * H:(f + 1) * H] = 0.0
+                for name, val in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
+                                     (w_ih, w_hh, b_ih, b_hh)):
+                    p[f"{name}_l{k}{sfx}"][...] = val
+        k = 1.0 / np.sqrt(D * H)
+        p["readout.weight"][...] = rng.uniform(-k, k, (self.output_size, D * H))
         p["readout.bias"][...] = rng.uniform(-k, k, self.output_size)
         self._install(backend, host)
 
     # ----------------------------------------------------------------- parameters and device
+    def _suffixes(self):
+        """Parameter-name suffixes of each direction: '' (forward) and '_reverse'."""
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def _directions(self, k):
+        """Layer k's (tape, name suffix, reversed) per direction, forward first."""
+        out = [(self._tapes[k], "", False)]
+        if self.bidirectional:
+            out.append((self._rtapes[k], "_reverse", True))
+        return out
+
     def _views(self, flat):
         out, at = {}, 0
         for name, shape in self.shapes.items():
@@ -175,7 +199,7 @@ class RNN:
         """The JSON-able facts needed to rebuild this model's structure."""
         return dict(cell=self.cell.name, input_size=self.input_size, hidden_size=self.hidden_size,
                     output_size=self.output_size, num_layers=self.num_layers, tokens=self.tokens,
-                    dtype=self.dtype.name, dropout=self.dropout)
+                    dtype=self.dtype.name, dropout=self.dropout, bidirectional=self.bidirectional)
 
     @property
     def num_parameters(self):
@@ -244,6 +268,9 @@ class RNN:
         the backend's own arrays (a state this model returned) are checked for shape and dtype."""
         if state is None:
             return None, None
+        if self.bidirectional:
+            raise ValueError("state: an initial state is not defined for a bidirectional model (its reverse "
+                             "direction starts at each sequence's end); pass None")
         L, H, pair = self.num_layers, self.hidden_size, self.cell.has_cell_state
         if pair and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise ValueError(f"state: expected a pair (h, c) of arrays (L, B, H) for the {self.cell.name} cell")
@@ -293,66 +320,85 @@ class RNN:
         return np.unique(step_of_row[valid])
 
     def dropout_masks(self, rng, T, B):
-        """Masks for one training batch: L - 1 host arrays (T, B, H) of 0 (dropped, with
+        """Masks for one training batch: L - 1 host arrays (T, B, D*H) of 0 (dropped, with
         probability ``dropout``) or 1 / (1 - dropout), one per layer output that feeds another
         layer; None when nothing drops (dropout 0 or one layer). Drawn from ``rng`` (a training
         run's own generator, so a resumed run draws the same masks)."""
         if self.dropout == 0 or self.num_layers == 1:
             return None
         keep = 1.0 - self.dropout
-        H = self.hidden_size
+        H = self.directions * self.hidden_size
         return [(rng.random((T, B, H)) < keep).astype(self.dtype) / self.dtype.type(keep)
                 for _ in range(self.num_layers - 1)]
 
     def _check_masks(self, masks, T, B):
-        """Dropout masks on the backend, validated: None, or L - 1 arrays (T, B, H)."""
+        """Dropout masks on the backend, validated: None, or L - 1 arrays (T, B, D*H)."""
         if masks is None:
             return None
         if not isinstance(masks, (list, tuple)) or len(masks) != self.num_layers - 1:
-            raise ValueError(f"masks: expected a list of {self.num_layers - 1} arrays (T, B, H), one per "
+            raise ValueError(f"masks: expected a list of {self.num_layers - 1} arrays (T, B, D*H), one per "
                              f"layer output that feeds another layer")
-        H = self.hidden_size
+        H = self.directions * self.hidden_size
         return [self.backend.from_host(v.array(f"masks[{k}]", m, (T, B, H), "f", self.dtype))
                 for k, m in enumerate(masks)]
 
     # ----------------------------------------------------------------- forward
     def _tapes_for(self, T, B):
         if self._tapes is None or self._tapes[0].T != T or self._tapes[0].B != B:
-            self._tapes = None  # the old tape's memory is free for the new one
-            memory.require(memory.tape_bytes(self.cell.name, T, B, self.hidden_size, self.num_layers,
-                                             self.dtype.itemsize), f"activations for T = {T}, B = {B}")
+            self._tapes = self._rtapes = None  # the old tapes' memory is free for the new ones
+            memory.require(self.directions * memory.tape_bytes(self.cell.name, T, B, self.hidden_size,
+                                                               self.num_layers, self.dtype.itemsize),
+                           f"activations for T = {T}, B = {B}")
             zeros = self.backend.zeros_fn(self.dtype)
             self._tapes = [LayerTape(self.cell, T, B, self.hidden_size, zeros) for _ in range(self.num_layers)]
+            if self.bidirectional:
+                self._rtapes = [LayerTape(self.cell, T, B, self.hidden_size, zeros) for _ in range(self.num_layers)]
         return self._tapes
 
     def _run(self, x, lengths, h0, c0, masks=None):
         """All layers over validated host inputs (lengths may hold 0: a sequence already over,
         its state carried); h0, c0 in the backend's memory or None for zeros; masks: dropout
-        masks on the backend (None: no dropout). The tapes keep what backward needs (and
-        ``_dropped``, each dropped layer output). Returns (x, lengths) in the backend's memory."""
-        be, p = self.backend, self.params
+        masks on the backend (None: no dropout). The tapes keep what backward needs, and
+        ``_inputs`` what each layer's directions read (dropped, reversed). Returns (x, lengths)
+        in the backend's memory."""
+        be, p, H = self.backend, self.params, self.hidden_size
         T, B = x.shape[:2]
-        tapes = self._tapes_for(T, B)
+        self._tapes_for(T, B)
         d_x, d_len = be.from_host(x), be.from_host(lengths)
-        self._masks, self._dropped = masks, []
-        inp = d_x
-        for k, tape in enumerate(tapes):
-            G = tape.xproj.shape[2]
-            xp = tape.xproj.reshape(T * B, G)
-            if k == 0 and self.tokens:
-                be.gather_columns(p["weight_ih_l0"], d_x.reshape(T * B), xp)
-            else:
-                be.matmul_nt(inp.reshape(T * B, inp.shape[2]), p[f"weight_ih_l{k}"], xp)
-            be.prepare_layer(self.cell, tape, p[f"weight_hh_l{k}"], p[f"bias_ih_l{k}"], p[f"bias_hh_l{k}"])
-            self._set_initial(tape.h, h0, k)
-            if self.cell.has_cell_state:
-                self._set_initial(tape.c, c0, k)
-            be.layer_forward(self.cell, tape, d_len)
-            inp = tape.h[1:]
+        # each layer's input as each direction reads it: (forward order, reversed or None)
+        inputs = (d_x, be.from_host(reverse_steps(x, lengths)) if self.bidirectional else None)
+        self._masks, self._inputs = masks, []
+        for k in range(self.num_layers):
+            self._inputs.append(inputs)
+            for tape, sfx, rev in self._directions(k):
+                inp = inputs[rev]
+                G = tape.xproj.shape[2]
+                xp = tape.xproj.reshape(T * B, G)
+                if k == 0 and self.tokens:
+                    be.gather_columns(p[f"weight_ih_l0{sfx}"], inp.reshape(T * B), xp)
+                else:
+                    be.matmul_nt(inp.reshape(T * B, inp.shape[2]), p[f"weight_ih_l{k}{sfx}"], xp)
+                be.prepare_layer(self.cell, tape, p[f"weight_hh_l{k}{sfx}"], p[f"bias_ih_l{k}{sfx}"],
+                                 p[f"bias_hh_l{k}{sfx}"])
+                self._set_initial(tape.h, h0, k)
+                if self.cell.has_cell_state:
+                    self._set_initial(tape.c, c0, k)
+                be.layer_forward(self.cell, tape, d_len)
+            out = self._tapes[k].h[1:]
+            if self.bidirectional:  # [forward h_t, reverse h_t] at every step t
+                out = be.empty((T, B, 2 * H), self.dtype)
+                be.put_steps(self._tapes[k].h[1:], d_len, out, 0, False)
+                be.put_steps(self._rtapes[k].h[1:], d_len, out, H, True)
+            self._top = out
             if masks is not None and k < len(masks):
-                inp = be.empty(inp.shape, self.dtype)
-                be.multiply(tape.h[1:], masks[k], inp)
-                self._dropped.append(inp)
+                dropped = be.empty(out.shape, self.dtype)
+                be.multiply(out, masks[k], dropped)
+                out = dropped
+            rev = None
+            if self.bidirectional and k + 1 < self.num_layers:
+                rev = be.empty(out.shape, self.dtype)
+                be.take_steps(out, d_len, rev, 0, True)
+            inputs = (out, rev)
         return d_x, d_len
 
     def _set_initial(self, buf, s0, k):
@@ -363,24 +409,32 @@ class RNN:
             self.backend.copy_into(buf[0], s0[k])
 
     def _readout(self, output, d_len):
-        """Top-layer states that feed the readout (N, H) and the outputs (N, O), on the device."""
-        be, top = self.backend, self._tapes[-1].h
-        T, B, H = top.shape[0] - 1, top.shape[1], top.shape[2]
+        """Top-layer states that feed the readout (N, D*H) and the outputs (N, O), on the device."""
+        be, top = self.backend, self._top
+        T, B, F = top.shape
         if output == "all":
-            hs = top[1:].reshape(T * B, H)
-        else:
-            hs = be.gather_last(top, d_len)  # h[len_b] = state after the last real step
+            hs = top.reshape(T * B, F)
+        elif not self.bidirectional:
+            hs = be.gather_last(self._tapes[-1].h, d_len)  # h[len_b] = state after the last real step
+        else:  # both directions' final states: each tape's h[len_b], in its own step order
+            hs = be.empty((1, B, F), self.dtype)
+            for tape, _, rev in self._directions(self.num_layers - 1):
+                last = be.gather_last(tape.h, d_len)
+                be.put_steps(last.reshape(1, B, F // 2), d_len, hs, rev * (F // 2), False)
+            hs = hs.reshape(B, F)
         y = be.empty((hs.shape[0], self.output_size), self.dtype)
         be.matmul_nt(hs, self.params["readout.weight"], y)
         be.add_row(y, self.params["readout.bias"])
         return hs, y
 
     def _final_state(self):
-        """Each layer's state after the last step (padded steps carry it): (L, B, H), or (h, c)."""
+        """Each layer's state after the last step (padded steps carry it): (L, B, H), or (h, c);
+        bidirectional: (2L, B, H), each layer's forward then reverse direction (PyTorch's h_n)."""
         be = self.backend
-        h = be.stack([t.h[t.T] for t in self._tapes], self.dtype)
+        tapes = [t for k in range(self.num_layers) for t, _, _ in self._directions(k)]
+        h = be.stack([t.h[t.T] for t in tapes], self.dtype)
         if self.cell.has_cell_state:
-            return h, be.stack([t.c[t.T] for t in self._tapes], self.dtype)
+            return h, be.stack([t.c[t.T] for t in tapes], self.dtype)
         return h
 
     def forward(self, x, lengths=None, state=None, output="all"):
@@ -443,6 +497,9 @@ class RNN:
         Returns a StepResult; ``grad`` is ``model.grad_flat``, overwritten next call.
         """
         K = v.truncation(bptt_truncate)
+        if K is not None and self.bidirectional:
+            raise ValueError("bptt_truncate: truncated BPTT is not defined for a bidirectional model "
+                             "(its reverse direction reads every step); leave it out")
         x, target, lengths = self._check_batch(x, target, loss, output, lengths)
         T, B = x.shape[:2]
         h0, c0 = self._check_state(state, B)
@@ -453,47 +510,80 @@ class RNN:
         dh_top = self._readout_backward(dy, hs, output, d_len, T, B)
         if K is None or K >= T - 1:  # one window holding every step: plain full BPTT
             self._zero_carries()
-            self._backward_window(0, T - 1, dh_top, d_len, [(t.dgi, t.dgh, t.dh_seq) for t in self._tapes])
+            outs = [[(t.dgi, t.dgh, t.dh_seq) for t, _, _ in self._directions(k)] for k in range(self.num_layers)]
+            self._backward_window(0, T - 1, dh_top, d_len, outs)
         else:
-            self._backward_truncated(dh_top, d_len, self.loss_steps(output, valid, lengths, T, B), K)
+            self._backward_truncated(dh_top[0], d_len, self.loss_steps(output, valid, lengths, T, B), K)
         self._weight_grads(d_x, T, B)
         if output == "all":
             y = y.reshape(T, B, -1)
         return StepResult(value, self.grad_flat, y, self._final_state())
 
     def _readout_backward(self, dy, hs, output, d_len, T, B):
-        """The readout's gradients, and dL/dh of the top layer's states (T, B, H)."""
+        """The readout's gradients, and dL/dh of the top layer's states: a list of (T, B, H),
+        one per direction, each in its direction's own step order."""
         be, p, g, H = self.backend, self.params, self.grads, self.hidden_size
+        F = self.directions * H
         be.matmul_tn(dy, hs, g["readout.weight"])
         be.column_sums(dy, g["readout.bias"])
-        dh_rows = be.empty((dy.shape[0], H), self.dtype)
+        dh_rows = be.empty((dy.shape[0], F), self.dtype)
         be.matmul(dy, p["readout.weight"], dh_rows)
-        if output == "all":
-            return dh_rows.reshape(T, B, H)
-        dh_top = be.zeros((T, B, H), self.dtype)
-        be.scatter_last(dh_rows, d_len, dh_top)
-        return dh_top
+        if not self.bidirectional:
+            if output == "all":
+                return [dh_rows.reshape(T, B, H)]
+            dh_top = be.zeros((T, B, H), self.dtype)
+            be.scatter_last(dh_rows, d_len, dh_top)
+            return [dh_top]
+        out = []
+        for rev in (False, True):
+            if output == "all":  # the reverse half of step t is the reverse tape's step len-1-t
+                dh = be.empty((T, B, H), self.dtype)
+                be.take_steps(dh_rows.reshape(T, B, F), d_len, dh, rev * H, rev)
+            else:  # each direction's final state is its tape's state after its own last step
+                part = be.empty((1, B, H), self.dtype)
+                be.take_steps(dh_rows.reshape(1, B, F), d_len, part, rev * H, False)
+                dh = be.zeros((T, B, H), self.dtype)
+                be.scatter_last(part.reshape(B, H), d_len, dh)
+            out.append(dh)
+        return out
 
     def _zero_carries(self):
-        for t in self._tapes:
-            self.backend.zero(t.dh)
-            self.backend.zero(t.dc)
+        for k in range(self.num_layers):
+            for t, _, _ in self._directions(k):
+                self.backend.zero(t.dh)
+                self.backend.zero(t.dc)
 
     def _backward_window(self, s0, s1, dh_in, d_len, outs):
-        """Reverse sweep over steps s1..s0 through every layer, top first. dh_in (W, B, H):
-        gradient arriving at the top layer's states; outs[layer] = (dgi, dgh, dh_seq), window-
-        relative (W, B, .). Each layer's carries must be zero (or seeded) on entry."""
-        be, W, arr = self.backend, s1 - s0 + 1, dh_in
+        """Reverse sweep over steps s1..s0 through every layer, top first. dh_in: per direction,
+        (W, B, H), the gradient arriving at the top layer's states; outs[layer][direction] =
+        (dgi, dgh, dh_seq), window-relative (W, B, .). Each layer's carries must be zero (or
+        seeded) on entry. (Bidirectional models only ever sweep the whole sequence.)"""
+        be, W, arrs, H = self.backend, s1 - s0 + 1, dh_in, self.hidden_size
         for k in reversed(range(self.num_layers)):
-            t = self._tapes[k]
-            dgi, dgh, dhs = outs[k]
-            be.layer_backward(self.cell, t, s0, s1, arr, d_len, dgi, dgh, dhs)
+            for (t, _, _), arr, (dgi, dgh, dhs) in zip(self._directions(k), arrs, outs[k]):
+                be.layer_backward(self.cell, t, s0, s1, arr, d_len, dgi, dgh, dhs)
             if k > 0:
-                B, H = t.dh.shape
-                arr = be.empty((W, B, H), self.dtype)
-                be.matmul(dgi.reshape(W * B, dgi.shape[2]), self.params[f"weight_ih_l{k}"], arr.reshape(W * B, H))
+                B, F = self._tapes[k].dh.shape[0], self.directions * H
+                d_in = None  # dL/d(layer k's input), in forward step order: both directions' share
+                for (_, sfx, rev), (dgi, _, _) in zip(self._directions(k), outs[k]):
+                    part = be.empty((W, B, F), self.dtype)
+                    be.matmul(dgi.reshape(W * B, dgi.shape[2]), self.params[f"weight_ih_l{k}{sfx}"],
+                              part.reshape(W * B, F))
+                    if rev:  # the reverse direction read its input backwards: turn its gradient round
+                        turned = be.empty((W, B, F), self.dtype)
+                        be.take_steps(part, d_len, turned, 0, True)
+                        be.add_into(d_in, turned)
+                    else:
+                        d_in = part
                 if self._masks is not None:  # through the dropout between layers k-1 and k
-                    be.multiply(arr, self._masks[k - 1][s0:s1 + 1], arr)
+                    be.multiply(d_in, self._masks[k - 1][s0:s1 + 1], d_in)
+                arrs = [d_in]
+                if self.bidirectional:  # each direction of layer k-1 gets its half, in its own order
+                    arrs = []
+                    for rev in (False, True):
+                        a = be.empty((W, B, H), self.dtype)
+                        be.take_steps(d_in, d_len, a, rev * H, rev)
+                        arrs.append(a)
 
     def _backward_truncated(self, dh_top, d_len, origins, K):
         """Exact gradient of the truncated graph: one reverse window [t-K, t] per step t that
@@ -519,10 +609,10 @@ class RNN:
             arr = arr_full[:W]
             be.zero(arr)
             be.copy_into(arr[W - 1], dh_top[s1])
-            outs = [(a[:W], b[:W], c[:W]) for a, b, c in wins]
+            outs = [[(a[:W], b[:W], c[:W])] for a, b, c in wins]
             self._zero_carries()
-            self._backward_window(s0, s1, arr, d_len, outs)
-            for t, (a, b, c) in zip(tapes, outs):
+            self._backward_window(s0, s1, [arr], d_len, outs)
+            for t, ((a, b, c),) in zip(tapes, outs):
                 be.add_into(t.dgi[s0:s1 + 1], a)
                 if split:
                     be.add_into(t.dgh[s0:s1 + 1], b)
@@ -531,17 +621,18 @@ class RNN:
     def _weight_grads(self, d_x, T, B):
         """Weight and bias gradients from the summed pre-activation gradients."""
         be, g, H = self.backend, self.grads, self.hidden_size
-        for k, t in enumerate(self._tapes):
-            G = t.dgi.shape[2]
-            dgi, dgh = t.dgi.reshape(T * B, G), t.dgh.reshape(T * B, G)
-            if k == 0 and self.tokens:
-                be.scatter_columns(g["weight_ih_l0"], d_x.reshape(T * B), dgi)
-            else:
-                inp = d_x if k == 0 else self._dropped[k - 1] if self._masks is not None else self._tapes[k - 1].h[1:]
-                be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), g[f"weight_ih_l{k}"])
-            be.column_sums(dgi, g[f"bias_ih_l{k}"])
-            be.matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}"])
-            be.column_sums(dgh, g[f"bias_hh_l{k}"])
+        for k in range(self.num_layers):
+            for t, sfx, rev in self._directions(k):
+                G = t.dgi.shape[2]
+                dgi, dgh = t.dgi.reshape(T * B, G), t.dgh.reshape(T * B, G)
+                inp = self._inputs[k][rev]  # what this direction read (dropped, reversed)
+                if k == 0 and self.tokens:
+                    be.scatter_columns(g[f"weight_ih_l0{sfx}"], inp.reshape(T * B), dgi)
+                else:
+                    be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), g[f"weight_ih_l{k}{sfx}"])
+                be.column_sums(dgi, g[f"bias_ih_l{k}{sfx}"])
+                be.matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}{sfx}"])
+                be.column_sums(dgh, g[f"bias_hh_l{k}{sfx}"])
 
     # ----------------------------------------------------------------- clipping
     def clip_grad_norm(self, max_norm=None):
@@ -597,3 +688,4 @@ class RNN:
             if cell.has_cell_state:
                 J[t, :, H:] = be.to_host(tape.dc)
         return J
+

@@ -144,6 +144,7 @@ def export_safetensors(model, task, path):
     metadata = {"format": "np", "fastrnn_model": json.dumps(cfg), "fastrnn_task": json.dumps(finite_json(desc)),
                 "torch_module": json.dumps(dict(cls=f"torch.nn.{torch_cls}", input_size=cfg["input_size"],
                                                 hidden_size=cfg["hidden_size"], num_layers=cfg["num_layers"],
+                                                bidirectional=cfg["bidirectional"],
                                                 nonlinearity=cfg["cell"] if torch_cls == "RNN" else None,
                                                 token_inputs=cfg["tokens"]))}
     atomic_write_bytes(path, save(tensors, metadata=metadata))

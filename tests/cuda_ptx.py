@@ -76,6 +76,8 @@ for dt in (float32, float64):
         "k.scatter_columns": (k.scatter_columns, (f2, i1, f2)),
         "k.gather_last": (k.gather_last, (f3, i1, f2)),
         "k.scatter_last": (k.scatter_last, (f2, i1, f3)),
+        "k.put_steps": (k.put_steps, (f3, i1, f3, int64, boolean)),
+        "k.take_steps": (k.take_steps, (f3, i1, f3, int64, boolean)),
         "k.column_sums": (k.column_sums, (f2, f1)),
         "k.add_row": (k.add_row, (f2, f1)),
         "k.fill_zero": (k.fill_zero, (f1,)),

@@ -32,6 +32,8 @@ CASES = [
     dict(loss="ce", output="all", num_layers=2, variable_lengths=True, K=1, state=True),
     dict(loss="mse", output="last", num_layers=1, variable_lengths=True, K=2, state=True),
     dict(loss="mse", output="last", num_layers=3, variable_lengths=True, K=2, dropout=0.5),  # masks fixed
+    dict(loss="ce", output="all", num_layers=2, variable_lengths=True, K=None, dropout=0.3, bidirectional=True),
+    dict(loss="mse", output="last", num_layers=2, variable_lengths=True, K=None, bidirectional=True),
 ]
 
 
@@ -45,10 +47,18 @@ def _host(s):
     return tuple(a.copy_to_host() for a in s) if isinstance(s, tuple) else s.copy_to_host()
 
 
-@pytest.mark.parametrize("path", ["sequence", "steps"])
-@pytest.mark.parametrize("cfg", CASES, ids=lambda c: f"{c['loss']}-{c['output']}-L{c['num_layers']}-K{c['K']}"
-                         + ("-state" if c.get("state") else "") + ("-dropout" if c.get("dropout") else ""))
-@pytest.mark.parametrize("cell", list(CELLS))
+def _case_id(c):
+    return (f"{c['loss']}-{c['output']}-L{c['num_layers']}-K{c['K']}" + ("-state" if c.get("state") else "")
+            + ("-dropout" if c.get("dropout") else "") + ("-bidir" if c.get("bidirectional") else ""))
+
+
+# dropout and bidirectional layers are the model's composition of the same layer kernels: one
+# path suffices for them (the two paths differ only inside a layer)
+PARAMS = [pytest.param(cell, cfg, path, id=f"{cell}-{_case_id(cfg)}-{path}") for cell in CELLS for cfg in CASES
+          for path in ("sequence", "steps") if path == "sequence" or not (cfg.get("dropout") or cfg.get("bidirectional"))]
+
+
+@pytest.mark.parametrize("cell, cfg, path", PARAMS)
 def test_forward_and_every_gradient_match_the_cpu(cell, cfg, path):
     """Both ways of running a layer over the steps: one launch per sequence, or two per step."""
     cfg = dict(cfg)

@@ -140,14 +140,15 @@ def test_config_rules_for_the_file_task():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 2-layer GRU with dropout on a learnable classification file, and an LSTM on a series."""
+    """A 2-layer bidirectional GRU with dropout on a learnable classification file, and an LSTM
+    on a series."""
     d = tmp_path_factory.mktemp("own")
     x = dense(200, 8, 2, seed=3)
     y = (x[:, 1, 0] > 0).astype(np.int64)  # the class is the sign of an early input
     lengths = rng(4).integers(3, 9, 200)
     np.savez(d / "cls.npz", x=x, y=y, lengths=lengths)
     cfg = TrainConfig(task="file", data=str(d / "cls.npz"), cell="gru", hidden=12, layers=2, dropout=0.2,
-                      steps=300, lr=0.02, eval_every=100, holdout_fraction=0.2)
+                      bidirectional=True, steps=300, lr=0.02, eval_every=100, holdout_fraction=0.2)
     s = train(cfg, d / "cls")
     t = np.arange(300.0)
     np.savetxt(d / "s.csv", np.stack([np.sin(t / 6), 50 + 20 * np.cos(t / 9)], 1), delimiter=",")
@@ -168,11 +169,11 @@ def test_predict_matches_the_model_and_keeps_units(trained, tmp_path):
     d, _, _ = trained
     data = np.load(d / "cls.npz")
     model, task, _ = serve.load(d / "cls" / "checkpoint.npz")
-    assert (task["loss"], task["output"]) == ("ce", "last") and model.dropout == 0.2
+    assert (task["loss"], task["output"]) == ("ce", "last") and model.dropout == 0.2 and model.bidirectional
     out = serve.predict(model, task, data["x"][:70], data["lengths"][:70], batch_size=32)
     logits, _ = model.forward(np.swapaxes(data["x"][:70], 0, 1), data["lengths"][:70], output="last")
     p = np.exp(logits - logits.max(1, keepdims=True))
-    np.testing.assert_allclose(out["probabilities"], p / p.sum(1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(out["probabilities"], p / p.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)  # float32
     np.testing.assert_array_equal(out["labels"], logits.argmax(1))
     # the CLI: a CSV-trained model forecasts every window of a CSV in the series' own units
     r = CliRunner().invoke(cli, ["predict", str(d / "csv"), "--data", str(d / "s.csv"), "--out", str(tmp_path / "p.npz")])
@@ -218,19 +219,20 @@ def test_export_is_loadable_without_fastrnn(trained, tmp_path):
         meta = f.metadata()
     assert json.loads(meta["fastrnn_model"])["num_layers"] == 2
     assert json.loads(meta["fastrnn_task"])["loss"] == "ce"
-    assert json.loads(meta["torch_module"])["cls"] == "torch.nn.GRU"
+    module = json.loads(meta["torch_module"])
+    assert module["cls"] == "torch.nn.GRU" and module["bidirectional"] is True
     torch = pytest.importorskip("torch")  # the README's snippet: straight into torch.nn.GRU
     from safetensors.torch import load_file as load_torch
 
     sd = load_torch(tmp_path / "m.safetensors")
-    gru = torch.nn.GRU(2, 12, num_layers=2, dtype=torch.float32)
+    gru = torch.nn.GRU(2, 12, num_layers=2, bidirectional=True)
     gru.load_state_dict({k: v for k, v in sd.items() if not k.startswith("readout.")})
-    lin = torch.nn.Linear(12, 2)
+    lin = torch.nn.Linear(24, 2)
     lin.load_state_dict({k.removeprefix("readout."): v for k, v in sd.items() if k.startswith("readout.")})
     x = dense(5, 8, 2, seed=9)
     with torch.no_grad():
-        out, _ = gru(torch.from_numpy(x).transpose(0, 1))
-        ref = lin(out[-1]).numpy()
+        _, h_n = gru(torch.from_numpy(x).transpose(0, 1))
+        ref = lin(torch.cat([h_n[-2], h_n[-1]], 1)).numpy()  # both directions' final states
     np.testing.assert_allclose(ref, model.forward(np.swapaxes(x, 0, 1), output="last")[0], rtol=1e-4, atol=1e-5)
 
 

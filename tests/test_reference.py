@@ -124,3 +124,63 @@ def test_variable_lengths_equal_separate_runs(cell):
         hi = si[0] if isinstance(si, tuple) else si
         np.testing.assert_allclose(y[i], yi[0], atol=1e-13)
         np.testing.assert_allclose(h[:, i], hi[:, 0], atol=1e-13)
+
+
+def _reverse(a, lengths):
+    """Each sequence's steps reversed within its length, zeros after (the obvious loop)."""
+    out = np.zeros_like(a)
+    for b, n in enumerate(lengths):
+        out[:n, b] = a[:n, b][::-1]
+    return out
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_bidirectional_matches_reference(cell):
+    """Each direction of each layer is the one-direction reference run on the sequence read
+    forwards or backwards within its length; a layer's output is both, side by side; the
+    last-step readout reads the top layer's two final states."""
+    T, B, I, H, O, L = 6, 3, 2, 4, 3, 2
+    model = RNN(cell, I, H, O, L, dtype="float64", seed=5, bidirectional=True)
+    x = np.random.default_rng(6).normal(size=(T, B, I))
+    lengths = np.array([6, 2, 4])
+    p = naive.params_of(model)
+    inp, finals = x, []
+    for k in range(L):
+        outs = []
+        for sfx, rev in (("", False), ("_reverse", True)):
+            q = {f"{n}_l0": p[f"{n}_l{k}{sfx}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            _, hs, _ = naive.forward(cell, q, 1, _reverse(inp, lengths) if rev else inp, lengths)
+            h = hs[0][1:]
+            outs.append(_reverse(h, lengths) if rev else h)
+            finals.append(hs[0][lengths, np.arange(B)])
+        inp = np.concatenate(outs, axis=2)
+    W, bo = p["readout.weight"], p["readout.bias"]
+    y_all, state = model.forward(x, lengths, output="all")
+    live = np.arange(T)[:, None] < lengths[None, :]
+    assert rel_err(y_all[live], (inp @ W.T + bo)[live]) < 1e-12
+    y_last, _ = model.forward(x, lengths, output="last")
+    assert rel_err(y_last, np.concatenate(finals[-2:], axis=1) @ W.T + bo) < 1e-12
+    h_n = state[0] if cell == "lstm" else state
+    assert h_n.shape == (2 * L, B, H) and rel_err(h_n, np.stack(finals)) < 1e-12
+
+
+def test_bidirectional_refuses_what_it_does_not_define():
+    model = RNN("lstm", 2, 3, 2, 1, dtype="float64", bidirectional=True)
+    x, y = np.zeros((4, 2, 2)), np.zeros((2, 2))
+    with pytest.raises(ValueError, match="bptt_truncate: truncated BPTT is not defined for a bidirectional"):
+        model.loss_and_grad(x, y, bptt_truncate=2)
+    with pytest.raises(ValueError, match="state: an initial state is not defined for a bidirectional"):
+        model.forward(x, state=(np.zeros((2, 2, 3)), np.zeros((2, 2, 3))))
+    from fastrnn.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="bidirectional: the text task predicts the next character"):
+        TrainConfig(task="text", data="t.txt", bidirectional=True)
+    with pytest.raises(ValueError, match="bidirectional: truncated BPTT is not defined"):
+        TrainConfig(bidirectional=True, bptt_truncate=5)
+    assert model.num_parameters == 2 * (4 * 3 * (2 + 3 + 2)) + 2 * (6 + 1)
+    from fastrnn import memory  # what a checkpoint's size is checked against, before building
+
+    for cell in CELLS:
+        for L in (1, 3):
+            m = RNN(cell, 5, 7, 3, L, bidirectional=True)
+            assert m.num_parameters == memory.parameter_count(cell, 5, 7, 3, L, 2)

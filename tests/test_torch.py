@@ -8,10 +8,10 @@ from fastrnn import CELLS, RNN
 torch = pytest.importorskip("torch")
 
 
-def torch_module(cell, I, H, L):
+def torch_module(cell, I, H, L, **kw):
     if cell in ("tanh", "relu"):
-        return torch.nn.RNN(I, H, L, nonlinearity=cell)
-    return {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H, L)
+        return torch.nn.RNN(I, H, L, nonlinearity=cell, **kw)
+    return {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H, L, **kw)
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -70,6 +70,66 @@ def test_per_step_cross_entropy_matches_torch_float32(cell):
     for name, p in ref.named_parameters():
         g = p.grad.numpy()
         assert np.abs(ours.grads[name] - g).max() < 1e-5 * max(1.0, np.abs(g).max()), name
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_bidirectional_outputs_states_and_gradients_match_torch(cell):
+    """Two bidirectional layers over sequences of different lengths (packed for torch): every
+    step's output, h_n (and c_n), and every gradient, for a per-step loss and for a
+    classifier on both directions' final states."""
+    T, B, I, H, O, L = 6, 4, 3, 5, 3, 2
+    rng = np.random.default_rng(4)
+    ours = RNN(cell, I, H, O, L, dtype="float64", seed=2, bidirectional=True)
+    ref = torch_module(cell, I, H, L, bidirectional=True).double()
+    sd = ours.to_torch_state_dict()
+    assert list(sd) == list(ref.state_dict())  # the same names, in torch's order
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+    lin = torch.nn.Linear(2 * H, O).double()
+    lin.load_state_dict({k: torch.from_numpy(v) for k, v in ours.readout_state_dict().items()})
+    x = rng.normal(size=(T, B, I))
+    lengths = np.array([6, 2, 4, 1])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
+                                                     enforce_sorted=False)
+    out_p, state = ref(packed)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(out_p, total_length=T)  # (T, B, 2H), zeros past lengths
+    h_n = state[0] if cell == "lstm" else state
+
+    # per-step cross-entropy over the steps inside each length
+    target = rng.integers(0, O, (T, B))
+    target[np.arange(T)[:, None] >= lengths[None, :]] = -1
+    res = ours.loss_and_grad(x, target, "ce", "all", lengths)
+    logits = lin(out)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(T * B, O), torch.from_numpy(target).reshape(-1),
+                                             ignore_index=-1)
+    loss.backward()
+    assert abs(res.loss - loss.item()) < 1e-12
+    live = np.arange(T)[:, None] < lengths[None, :]
+    np.testing.assert_allclose(res.output[live], logits.detach().numpy()[live], atol=1e-12)
+    ours_h = res.state[0] if cell == "lstm" else res.state
+    np.testing.assert_allclose(ours_h, h_n.detach().numpy(), atol=1e-12)
+    if cell == "lstm":
+        np.testing.assert_allclose(res.state[1], state[1].detach().numpy(), atol=1e-12)
+    for name, p in ref.named_parameters():
+        np.testing.assert_allclose(ours.grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(ours.grads["readout.weight"], lin.weight.grad.numpy(), atol=1e-12)
+
+    # a classifier on h_n: [forward final state, reverse final state] of the top layer
+    ref.zero_grad()
+    lin.zero_grad()
+    _, state = ref(packed)
+    h_n = state[0] if cell == "lstm" else state
+    y = lin(torch.cat([h_n[-2], h_n[-1]], dim=1))
+    labels = rng.integers(0, O, B)
+    loss = torch.nn.functional.cross_entropy(y, torch.from_numpy(labels))
+    loss.backward()
+    res = ours.loss_and_grad(x, labels, "ce", "last", lengths)
+    assert abs(res.loss - loss.item()) < 1e-12
+    np.testing.assert_allclose(res.output, y.detach().numpy(), atol=1e-12)
+    for name, p in ref.named_parameters():
+        np.testing.assert_allclose(ours.grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    back = RNN(cell, I, H, O, L, dtype="float64", bidirectional=True)
+    back.from_torch_state_dict(ref.state_dict(), readout=lin.state_dict())
+    np.testing.assert_array_equal(back.numpy_flat(), ours.numpy_flat())
 
 
 def test_from_torch_state_dict_round_trip():

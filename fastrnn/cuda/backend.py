@@ -117,6 +117,14 @@ class CudaBackend:
         g, b = k.grid2(dg.shape[0], dg.shape[1])
         k.scatter_columns[g, b](dw, ids, dg)
 
+    def put_steps(self, src, lengths, dst, col0, reverse):
+        gr, bl = _grid1(src.size)
+        k.put_steps[gr, bl](src, lengths, dst, col0, reverse)
+
+    def take_steps(self, src, lengths, dst, col0, reverse):
+        gr, bl = _grid1(dst.size)
+        k.take_steps[gr, bl](src, lengths, dst, col0, reverse)
+
     def gather_last(self, h, lengths):
         out = cuda.device_array(h.shape[1:], h.dtype)
         g, b = k.grid2(out.shape[0], out.shape[1])

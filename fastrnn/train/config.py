@@ -52,6 +52,7 @@ class TrainConfig:
     window: int | None = None  # file, a CSV series: steps per input window
     horizon: int = 1  # file, a CSV series: predict the row this many steps after the window
     dropout: float = 0.0  # between stacked layers, training only (PyTorch's dropout=)
+    bidirectional: bool = False  # a reverse direction per layer (PyTorch's bidirectional=True)
     dtype: str = "float32"
     device: str = "cpu"  # "cuda": parameters, optimizer state and activations on the GPU
 
@@ -62,6 +63,7 @@ class TrainConfig:
         """Every field's type and range (sweep specs and checkpoints reach here without the
         CLI's types), one validation function per kind of argument (fastrnn/validate.py)."""
         v.flag("permuted", self.permuted)
+        v.flag("bidirectional", self.bidirectional)
         if self.early_stop is not None:
             v.flag("early_stop", self.early_stop)
         if self.data is not None and not (isinstance(self.data, str) and self.data):
@@ -98,6 +100,12 @@ class TrainConfig:
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction: expected a number in (0, 1); got {self.holdout_fraction!r}")
         v.number_in("dropout", self.dropout, 0, 1)
+        if self.bidirectional and self.task == "text":
+            raise ValueError("bidirectional: the text task predicts the next character, which a reverse "
+                             "direction would read; leave --bidirectional out")
+        if self.bidirectional and self.bptt_truncate is not None:
+            raise ValueError("bidirectional: truncated BPTT is not defined for it (the reverse direction "
+                             "reads every step); leave --bptt-truncate out")
         if self.task == "file" and self.seq_len is not None:
             raise ValueError(f"seq_len: the file task's sequences are the data file's; leave --seq-len out "
                              f"(got {self.seq_len}; a CSV series: --window)")
@@ -119,7 +127,7 @@ class TrainConfig:
             flag = "--" + name.replace("_", "-")
             if name == "early_stop":
                 args.append("--early-stop" if value else "--no-early-stop")
-            elif name == "permuted":
+            elif name in ("permuted", "bidirectional"):
                 args.append(flag)
             elif name == "clip" and value is None:
                 args += [flag, "0"]  # 0 turns clipping off

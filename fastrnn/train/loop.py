@@ -41,20 +41,21 @@ def build(cfg: TrainConfig, vocab=None, expect_params=None, source=None):
     task = make_task(cfg.task, cfg.seq_len, cfg.data, cfg.permuted, vocab=vocab,
                      holdout_fraction=cfg.holdout_fraction, window=cfg.window, horizon=cfg.horizon)
     if expect_params is not None:
-        _check_count(source, expect_params, cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers)
+        _check_count(source, expect_params, cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers,
+                     2 if cfg.bidirectional else 1)
     memory.require(memory.training_bytes(cfg, task), f"hidden {cfg.hidden} x layers {cfg.layers}, "
                    f"batch {cfg.batch_size}, sequence length {getattr(task, 'seq_len', '?')}")
     model = RNN(cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers,
                 tokens=task.tokens, dtype=cfg.dtype, init=cfg.init_scheme,
                 forget_bias=cfg.forget_bias, spectral_radius=cfg.spectral_radius, seed=cfg.seed,
-                dropout=cfg.dropout)
+                dropout=cfg.dropout, bidirectional=cfg.bidirectional)
     return task, model
 
 
-def _check_count(path, n, cell, input_size, hidden, output_size, layers):
+def _check_count(path, n, cell, input_size, hidden, output_size, layers, directions=1):
     """A checkpoint's parameter vector must be the size its metadata describes: checked
     before the described model is built, so metadata claiming a huge model allocates nothing."""
-    want = memory.parameter_count(cell, input_size, hidden, output_size, layers)
+    want = memory.parameter_count(cell, input_size, hidden, output_size, layers, directions)
     if n != want:
         raise ValueError(f"checkpoint: {path} holds {n} parameters; its metadata describes {want}")
 
@@ -404,8 +405,10 @@ def load_model(path):
         sizes = [m[k] for k in ("input_size", "hidden_size", "output_size", "num_layers")]
         if any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in sizes) or m["cell"] not in CELLS:
             raise ValueError(f"cell {m['cell']!r}, sizes {sizes}")
-        _check_count(path, params.size, m["cell"], *sizes)
-        model = RNN(m["cell"], *sizes, tokens=bool(m["tokens"]), dtype=m["dtype"], dropout=m.get("dropout", 0.0))
+        bidirectional = m.get("bidirectional", False) is True
+        _check_count(path, params.size, m["cell"], *sizes, 2 if bidirectional else 1)
+        model = RNN(m["cell"], *sizes, tokens=bool(m["tokens"]), dtype=m["dtype"], dropout=m.get("dropout", 0.0),
+                    bidirectional=bidirectional)
     except (KeyError, TypeError) as e:
         raise ValueError(f"checkpoint: {path} has an invalid model description ({e})") from None
     except ValueError as e:
