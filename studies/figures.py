@@ -1,0 +1,283 @@
+"""Tables and plots of the five studies in EXPERIMENTS.md, from their sweeps' results.
+
+    python studies/figures.py STUDY SWEEP_FOLDER
+
+reads SWEEP_FOLDER/results.jsonl (written by `fastrnn sweep studies/STUDY.toml --out
+SWEEP_FOLDER`) and writes, under studies/results/STUDY/: results.jsonl (every run's config,
+summary and held-out curve, compact: what the tables and plots need, small enough to commit),
+table.md and STUDY.png. Given studies/results/STUDY itself, it redraws from the compact copy.
+Nothing here trains: the numbers are the sweep's.
+"""
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+GROUP_KEYS = ("task", "cell", "lr", "hidden", "init", "spectral_radius", "clip", "bptt_truncate", "seq_len")
+
+
+def load(folder):
+    """[{name, config, summary, curve: [[step, loss, metric, grad_norm], ...]}] of finished runs."""
+    runs = []
+    for line in (Path(folder) / "results.jsonl").read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a crash: the sweep ignores it too
+        if r.get("status") == "failed" or "summary" not in r:
+            continue
+        curve = r.get("curve") or [[m["step"], m["loss"], m["metric"], m.get("grad_norm")] for m in r["metrics"]]
+        runs.append(dict(name=r["name"], config=r["config"], summary=r["summary"], curve=curve))
+    return sorted(runs, key=lambda r: r["name"])
+
+
+def compact(runs, path):
+    """The compact results.jsonl: 5 significant digits, curves as rows."""
+    def rnd(v):
+        return None if v is None else float(f"{v:.5g}")
+
+    keep = ("status", "final_metric", "final_loss", "best_metric", "steps", "steps_to_solve", "diverged_at",
+            "baseline", "loss_baseline", "solved_at", "metric", "wall_seconds")
+    with open(path, "w") as f:
+        for r in runs:
+            s = {k: (rnd(v) if isinstance(v, float) else v) for k, v in r["summary"].items() if k in keep}
+            curve = [[c[0]] + [rnd(v) for v in c[1:]] for c in r["curve"]]
+            f.write(json.dumps(dict(name=r["name"], config=r["config"], summary=s, curve=curve),
+                               separators=(",", ":")) + "\n")
+
+
+def groups(runs, keys):
+    """{tuple of config values: [runs]}: runs that differ only in their seed."""
+    out = defaultdict(list)
+    for r in runs:
+        out[tuple(r["config"].get(k) for k in keys)].append(r)
+    return out
+
+
+def finals(rs):
+    """Final held-out metrics of the runs that did not diverge."""
+    return [r["summary"]["final_metric"] for r in rs if r["summary"]["status"] != "diverged"
+            and r["summary"].get("final_metric") is not None]
+
+
+def spread(vals, fmt="{:.3g}"):
+    if not vals:
+        return "-"
+    return f"{fmt.format(np.mean(vals))} [{fmt.format(min(vals))}, {fmt.format(max(vals))}]"
+
+
+def outcome(rs):
+    """'k/n solved' plus diverged runs and mean steps to solve."""
+    n = len(rs)
+    solved = [r["summary"]["steps_to_solve"] for r in rs if r["summary"]["status"] == "solved"]
+    div = sum(r["summary"]["status"] == "diverged" for r in rs)
+    text = f"{len(solved)}/{n} solved" + (f", {div} diverged" if div else "")
+    return text, (f"{np.mean(solved):.0f}" if solved else "-")
+
+
+def label(cfg, keys):
+    return ", ".join(f"{k}={cfg[k]}" for k in keys)
+
+
+def curve_plot(ax, rs, color, name, y=2):
+    """Each seed's held-out curve (thin) and their mean (thick); a run that stopped early
+    (solved, or diverged) is held at its last value in the mean."""
+    for r in rs:
+        c = np.array([[p[0], np.nan if p[y] is None else p[y]] for p in r["curve"]])
+        ax.plot(c[:, 0], c[:, 1], color=color, lw=0.6, alpha=0.45)
+    longest = max(rs, key=lambda r: len(r["curve"]))["curve"]
+    steps = [p[0] for p in longest]
+    rows = []
+    for r in rs:
+        vals = [np.nan if p[y] is None else p[y] for p in r["curve"]]
+        if [p[0] for p in r["curve"]] != steps[:len(vals)]:
+            return  # different evaluation steps: no mean
+        rows.append(vals + [vals[-1]] * (len(steps) - len(vals)))
+    ax.plot(steps, np.nanmean(rows, axis=0), color=color, lw=1.8, label=name)
+
+
+def adding_lengths(runs, plt):
+    g = groups(runs, ("cell", "lr"))
+    Ts = sorted({r["config"]["seq_len"] for r in runs})
+    rows = ["| cell | lr | " + " | ".join(f"T = {T}" for T in Ts) + " |", "|---|---|" + "---|" * len(Ts)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, ((cell, lr), rs) in enumerate(sorted(g.items(), key=lambda kv: ORDER.index(kv[0][0]))):
+        by_T = groups(rs, ("seq_len",))
+        cells = []
+        mse, solve = [], []
+        for T in Ts:
+            sub = by_T.get((T,), [])
+            text, steps = outcome(sub)
+            f = finals(sub)
+            cells.append(f"{spread(f)}; {text}" + (f" in {steps} steps" if steps != "-" else ""))
+            mse.append(np.mean(f) if f else np.nan)
+            solve.append(float(steps) if steps != "-" else np.nan)
+        rows.append(f"| {cell} | {lr} | " + " | ".join(cells) + " |")
+        color = f"C{i}"
+        axes[0].plot(Ts, mse, "o-", color=color, label=f"{cell} (lr {lr})")
+        axes[1].plot(Ts, solve, "o-", color=color, label=f"{cell} (lr {lr})")
+    axes[0].axhline(1 / 6, color="gray", ls="--", lw=1, label="baseline 1/6")
+    axes[0].axhline(0.01, color="gray", ls=":", lw=1, label="solved (0.01)")
+    axes[0].set(xscale="log", yscale="log", xlabel="T", ylabel="held-out MSE (mean of seeds, diverged left out)",
+                title="Adding problem: final error")
+    axes[1].set(xscale="log", xlabel="T", ylabel="steps to solve (mean of solved runs)", title="...and speed")
+    for ax in axes:
+        ax.set_xticks(Ts, [str(T) for T in Ts])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.legend(fontsize=7)
+    return rows, fig
+
+
+def copy_memory(runs, plt):
+    from fastrnn.memory import parameter_count
+
+    g = groups(runs, ("cell", "hidden", "init"))
+    rows = ["| model | params | final CE (nats), mean [min, max] | best CE | recall accuracy | outcome |",
+            "|---|---|---|---|---|---|"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (key, rs) in enumerate(sorted(g.items(), key=lambda kv: ORDER.index(kv[0][0]))):
+        cell, hidden, init = key
+        name = f"{cell} {hidden}" + (f" ({init})" if init else "")
+        losses = [r["summary"]["final_loss"] for r in rs if r["summary"].get("final_loss") is not None]
+        best = [min(p[1] for p in r["curve"] if p[1] is not None) for r in rs]
+        params = parameter_count(cell, 10, hidden, 9, 1)  # copy: 10 input symbols, 9 output classes
+        rows.append(f"| {name} | {params:,} | {spread(losses, '{:.4f}')} | {spread(best, '{:.4f}')} | "
+                    f"{spread(finals(rs), '{:.3f}')} | {outcome(rs)[0]} |")
+        curve_plot(ax, rs, f"C{i}", name, y=1)
+    base = runs[0]["summary"]["loss_baseline"]
+    ax.axhline(base, color="gray", ls="--", lw=1, label=f"memoryless baseline {base:.3f}")
+    ax.set(yscale="log", xlabel="step", ylabel="held-out cross-entropy (nats)", title="Copy memory, T = 100")
+    ax.legend(fontsize=7)
+    return rows, fig
+
+
+def temporal_order(runs, plt):
+    g = groups(runs, ("task", "cell", "lr"))
+    rows = ["| task | cell | lr | final accuracy, mean [min, max] | outcome | steps to solve (mean) |",
+            "|---|---|---|---|---|---|"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    tasks = sorted({k[0] for k in g})
+    for (task, cell, lr), rs in sorted(g.items(), key=lambda kv: (kv[0][0], ORDER.index(kv[0][1]), -kv[0][2])):
+        text, steps = outcome(rs)
+        rows.append(f"| {task} | {cell} | {lr} | {spread(finals(rs), '{:.3f}')} | {text} | {steps} |")
+        ax = axes[tasks.index(task)]
+        i = ORDER.index(cell) + (4 if lr < 0.01 else 0)
+        curve_plot(ax, rs, f"C{i}", f"{cell} (lr {lr})")
+    for ax, task in zip(axes, tasks):
+        chance = runs[[r["config"]["task"] for r in runs].index(task)]["summary"]["baseline"]
+        ax.axhline(chance, color="gray", ls="--", lw=1, label=f"chance {chance:.3f}")
+        ax.set(xlabel="step", ylabel="held-out accuracy", title=f"{task} ({'4' if task == 'order' else '8'} classes), "
+                                                                  f"T = 100-110")
+        ax.legend(fontsize=7)
+    return rows, fig
+
+
+def init_radius(runs, plt):
+    g = groups(runs, ("init", "spectral_radius", "clip"))
+    rows = ["| init | spectral radius | clip | final MSE, mean [min, max] | solved | diverged | largest gradient norm at an evaluation (before clipping) |",
+            "|---|---|---|---|---|---|---|"]
+    for (init, rho, clip), rs in sorted(g.items(), key=lambda kv: (INITS.index(kv[0][0]), kv[0][1], kv[0][2] is None)):
+        norms = [p[3] for r in rs for p in r["curve"] if p[3] is not None]
+        div = sum(r["summary"]["status"] == "diverged" for r in rs)
+        rows.append(f"| {init} | {rho} | {clip if clip else 'off'} | {spread(finals(rs), '{:.4f}')} | "
+                    f"{outcome(rs)[0].split(' ')[0]} | {div}/{len(rs)} | {max(norms) if norms else float('nan'):.3g} |")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    profiles = gradient_profiles(runs)
+    for i, (init, rho, norms) in enumerate(profiles):
+        axes[0].plot(np.arange(len(norms)), norms, color=f"C{INITS.index(init)}",
+                     ls={0.9: ":", 1.0: "-", 1.1: "--"}.get(rho, "-."), label=f"{init}, radius {rho}")
+    axes[0].set(yscale="log", xlabel="lag k (steps before the loss)", ylabel="||dL/dh_{T-k}|| (float64, at init)",
+                title="tanh RNN, T = 100: the gradient by lag")
+    axes[0].legend(fontsize=6)
+    for i, ((init, rho, clip), rs) in enumerate(sorted(g.items(), key=lambda kv: (INITS.index(kv[0][0]), kv[0][1]))):
+        f = finals(rs)
+        x = INITS.index(init) * 4 + [0.9, 1.0, 1.1].index(rho) + (0.2 if clip is None else -0.2)
+        axes[1].scatter([x] * len(f), f, color=f"C{INITS.index(init)}", marker="o" if clip else "x", s=14)
+    axes[1].axhline(1 / 6, color="gray", ls="--", lw=1)
+    axes[1].axhline(0.01, color="gray", ls=":", lw=1)
+    axes[1].set_xticks([i * 4 + j for i in range(3) for j in range(3)],
+                       [f"{a}\n{r}" for a in INITS for r in (0.9, 1.0, 1.1)], fontsize=6)
+    axes[1].set(yscale="log", ylabel="final held-out MSE per seed (o: clip 1, x: no clip)",
+                title="...and where training ended")
+    return rows, fig
+
+
+def gradient_profiles(runs):
+    """The gradient-by-lag profile (fastrnn.gradients.profile, as `fastrnn gradients` computes
+    it) of each (init, radius) at initialization, seed 0, with the study's model and task."""
+    from fastrnn.gradients import profile
+    from fastrnn.train.config import TrainConfig
+    from fastrnn.train.loop import build
+
+    out, seen = [], set()
+    for r in runs:
+        c = r["config"]
+        key = (c["init"], c["spectral_radius"])
+        if key in seen or c["seed"] != 0:
+            continue
+        seen.add(key)
+        task, model = build(TrainConfig.from_dict(c))
+        out.append((*key, profile(model, task)["grad_norm_by_lag"]))
+    return sorted(out, key=lambda p: (INITS.index(p[0]), p[1]))
+
+
+def truncation(runs, plt):
+    g = groups(runs, ("bptt_truncate",))
+    Tn = runs[0]["config"]["seq_len"]
+    rows = ["| truncation K | final MSE, mean [min, max] | outcome | steps to solve (mean) |", "|---|---|---|---|"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    keys = sorted(g, key=lambda k: Tn if k[0] is None else k[0])
+    for i, k in enumerate(keys):
+        rs = g[k]
+        text, steps = outcome(rs)
+        name = "full BPTT" if k[0] is None else f"K = {k[0]}"
+        rows.append(f"| {name} | {spread(finals(rs), '{:.4f}')} | {text} | {steps} |")
+        x = Tn if k[0] is None else k[0]
+        axes[0].scatter([x] * len(finals(rs)), finals(rs), color=f"C{i}")
+        curve_plot(axes[1], rs, f"C{i}", name)
+    for ax in axes:
+        ax.axhline(1 / 6, color="gray", ls="--", lw=1, label="nothing learned: Var(X1 + X2) = 1/6")
+        ax.axhline(1 / 12, color="gray", ls="-.", lw=1, label="only the second value: Var(X1) = 1/12")
+        ax.axhline(0.01, color="gray", ls=":", lw=1, label="solved (0.01)")
+        ax.set(yscale="log")
+    axes[0].set(xlabel=f"K (full BPTT plotted at {Tn})", ylabel="final held-out MSE per seed",
+                title=f"LSTM, adding, T = {Tn}: truncated BPTT")
+    axes[1].set(xlabel="step", ylabel="held-out MSE")
+    axes[1].legend(fontsize=7)
+    return rows, fig
+
+
+ORDER = ["tanh", "relu", "gru", "lstm"]
+INITS = ["pytorch", "orthogonal", "irnn"]
+STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
+           "init-radius": init_radius, "truncation": truncation}
+
+
+def main(study, folder):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if study not in STUDIES:
+        sys.exit(f"study: expected one of {', '.join(STUDIES)}; got {study!r}")
+    runs = load(folder)
+    out = HERE / "results" / study
+    out.mkdir(parents=True, exist_ok=True)
+    if Path(folder).resolve() != out.resolve():
+        compact(runs, out / "results.jsonl")
+    rows, fig = STUDIES[study](runs, plt)
+    fig.tight_layout()
+    fig.savefig(out / f"{study}.png", dpi=110)
+    (out / "table.md").write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+    print(f"{len(runs)} runs; wrote {out / 'results.jsonl'}, {out / 'table.md'}, {out / f'{study}.png'}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])
