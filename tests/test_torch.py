@@ -14,6 +14,13 @@ def torch_module(cell, I, H, L, **kw):
     return {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H, L, **kw)
 
 
+def same_grads(ours, ref, lin):
+    for name, p in ref.named_parameters():
+        np.testing.assert_allclose(ours.grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(ours.grads["readout.weight"], lin.weight.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.grads["readout.bias"], lin.bias.grad.numpy(), atol=1e-12)
+
+
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_outputs_and_gradients_match_torch(cell):
     T, B, I, H, O, L = 7, 4, 3, 5, 2, 2
@@ -43,9 +50,7 @@ def test_outputs_and_gradients_match_torch(cell):
     np.testing.assert_allclose(ours_h, h_n.detach().numpy(), atol=1e-12)
     if cell == "lstm":
         np.testing.assert_allclose(res.state[1], state[1].detach().numpy(), atol=1e-12)
-    for name, p in ref.named_parameters():
-        np.testing.assert_allclose(ours.grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
-    np.testing.assert_allclose(ours.grads["readout.weight"], lin.weight.grad.numpy(), atol=1e-12)
+    same_grads(ours, ref, lin)
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -109,9 +114,7 @@ def test_bidirectional_outputs_states_and_gradients_match_torch(cell):
     np.testing.assert_allclose(ours_h, h_n.detach().numpy(), atol=1e-12)
     if cell == "lstm":
         np.testing.assert_allclose(res.state[1], state[1].detach().numpy(), atol=1e-12)
-    for name, p in ref.named_parameters():
-        np.testing.assert_allclose(ours.grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
-    np.testing.assert_allclose(ours.grads["readout.weight"], lin.weight.grad.numpy(), atol=1e-12)
+    same_grads(ours, ref, lin)
 
     # a classifier on h_n: [forward final state, reverse final state] of the top layer
     ref.zero_grad()
@@ -125,8 +128,7 @@ def test_bidirectional_outputs_states_and_gradients_match_torch(cell):
     res = ours.loss_and_grad(x, labels, "ce", "last", lengths)
     assert abs(res.loss - loss.item()) < 1e-12
     np.testing.assert_allclose(res.output, y.detach().numpy(), atol=1e-12)
-    for name, p in ref.named_parameters():
-        np.testing.assert_allclose(ours.grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    same_grads(ours, ref, lin)
     back = RNN(cell, I, H, O, L, dtype="float64", bidirectional=True)
     back.from_torch_state_dict(ref.state_dict(), readout=lin.state_dict())
     np.testing.assert_array_equal(back.numpy_flat(), ours.numpy_flat())

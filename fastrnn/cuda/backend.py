@@ -119,11 +119,11 @@ class CudaBackend:
 
     def put_steps(self, src, lengths, dst, col0, reverse):
         gr, bl = _grid1(src.size)
-        k.put_steps[gr, bl](src, lengths, dst, col0, reverse)
+        k.move_steps[gr, bl](src, lengths, dst, 0, col0, src.shape[2], reverse)
 
     def take_steps(self, src, lengths, dst, col0, reverse):
         gr, bl = _grid1(dst.size)
-        k.take_steps[gr, bl](src, lengths, dst, col0, reverse)
+        k.move_steps[gr, bl](src, lengths, dst, col0, 0, dst.shape[2], reverse)
 
     def gather_last(self, h, lengths):
         out = cuda.device_array(h.shape[1:], h.dtype)

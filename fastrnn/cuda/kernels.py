@@ -277,35 +277,20 @@ def gather_last(h, lengths, out):
 
 
 @cuda.jit
-def put_steps(src, lengths, dst, col0, reverse):
-    """dst[t, b, col0:col0+F] = src[s, b] with s = t, or with ``reverse`` s = lengths[b]-1-t
-    (0 past a sequence's length): one direction's states into a bidirectional layer's output."""
+def move_steps(src, lengths, dst, src_col0, dst_col0, F, reverse):
+    """dst[t, b, dst_col0 + j] = src[s, b, src_col0 + j] for j < F, with s = t, or with
+    ``reverse`` s = lengths[b]-1-t (0 past a sequence's length): one direction's states into a
+    bidirectional layer's output, or a direction's share of it (or of its gradient) out."""
     i = cuda.grid(1)
-    T, B, F = src.shape
+    T, B = dst.shape[0], dst.shape[1]
     if i < T * B * F:
         t, r = i // (B * F), i % (B * F)
         b, j = r // F, r % F
         s = lengths[b] - 1 - t if reverse else t
         if s >= 0:
-            dst[t, b, col0 + j] = src[s, b, j]
+            dst[t, b, dst_col0 + j] = src[s, b, src_col0 + j]
         else:
-            dst[t, b, col0 + j] = zero_like(src[0, b, j])
-
-
-@cuda.jit
-def take_steps(src, lengths, dst, col0, reverse):
-    """dst[t, b] = src[s, b, col0:col0+F] with s as in put_steps: a direction's share of a
-    bidirectional output (or of its gradient), in that direction's own step order."""
-    i = cuda.grid(1)
-    T, B, F = dst.shape
-    if i < T * B * F:
-        t, r = i // (B * F), i % (B * F)
-        b, j = r // F, r % F
-        s = lengths[b] - 1 - t if reverse else t
-        if s >= 0:
-            dst[t, b, j] = src[s, b, col0 + j]
-        else:
-            dst[t, b, j] = zero_like(src[0, b, col0 + j])
+            dst[t, b, dst_col0 + j] = zero_like(src[0, b, src_col0 + j])
 
 
 @cuda.jit
