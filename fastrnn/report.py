@@ -97,7 +97,10 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
         f"steps, {base_cfg.optimizer} lr {base_cfg.lr}, clip {base_cfg.clip}, dtype {base_cfg.dtype}, "
         f"seeds {', '.join(map(str, seeds))}.",
         f"Metric: held-out {task_info['metric']} ({better} is better); memoryless baseline "
-        f"{_fmt(task_info['metric_baseline'])}; solved at {_fmt(task_info['solved_at'])}. Held-out loss: "
+        f"{_fmt(task_info['metric_baseline'])}; "
+        + (f"solved at {_fmt(task_info['solved_at'])}" if task_info["solved_at"] is not None
+           and task_info["solved_at"] == task_info["solved_at"] else "no solved level (your own data)")
+        + ". Held-out loss: "
         f"{'MSE' if task_info['metric'] == 'mse' else 'cross-entropy (nats)'}, against the best memoryless "
         f"predictor's {_fmt(task_info['loss_baseline'])}.",
         "",
@@ -121,7 +124,7 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
                       "cells seen with one seed has inverted with another (the agreement task, in our runs). Rerun "
                       "with `--seeds 3` or more before drawing a conclusion."]
     stop = ("Each run stops at its first evaluation that meets the solved criterion; its curve holds that value "
-            "afterwards." if base_cfg.early_stop is not False and task_info["task"] not in ("text", "mnist") else
+            "afterwards." if base_cfg.early_stop is not False and task_info["task"] not in ("text", "mnist", "file") else
             "Runs train their whole budget (no stop when solved).")
     lines += ["", "![held-out curves](curves.png)", "", stop + " The band is the min-max over seeds.", ""]
     problems = [(n, r) for n, r in results.items() if r and r.get("status") in ("failed", "diverged")]
