@@ -81,8 +81,9 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=
     with FolderLock(out, what="out"):  # one comparison per folder at a time
         if spec_path.exists():
             try:
-                same = json.loads(spec_path.read_text()) == spec
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                held = json.loads(spec_path.read_text())["runs"]
+                same = {n: TrainConfig.normalized(c) for n, c in held.items()} == spec["runs"]
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
                 same = False
             if not same:
                 raise ValueError(f"out: {out} already holds a comparison with other options; "

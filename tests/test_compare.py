@@ -37,6 +37,14 @@ def test_compare_report_and_rerun(tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "runs" / "gru-s0" / "summary.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "results.json").read_text())["cells"] == res["cells"]
+    # a folder written before an option existed (its spec.json lacks the field) still reruns
+    spec = json.loads((out / "spec.json").read_text())
+    for c in spec["runs"].values():
+        del c["dropout"]
+    (out / "spec.json").write_text(json.dumps(spec))
+    r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,gru", *ARGS, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "runs" / "gru-s0" / "summary.json").stat().st_mtime_ns == stamp
     # other options in the same folder are refused, nothing overwritten
     r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,gru", *ARGS, "--lr", "0.5", "--out", str(out)])
     assert r.exit_code == 2 and "already holds a comparison with other options" in r.output

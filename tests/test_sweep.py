@@ -87,6 +87,21 @@ def test_sweep_cli_errors(tmp_path):
     assert "Traceback" not in r.output
 
 
+def test_runs_recorded_before_an_option_existed_are_still_finished(tmp_path):
+    """Upgrading fastrnn adds options: a sweep recorded by an older version, whose configs lack
+    them, continues (their defaults are what it ran with) instead of refusing its own folder."""
+    runs = expand(dict(SMALL), {"cell": ["tanh"]})
+    name, cfg = runs[0]
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("dropout", "bidirectional", "window")}
+    (tmp_path / "results.jsonl").write_text(json.dumps(dict(name=name, config=old, status="unsolved",
+                                                            summary={"status": "unsolved"})) + "\n")
+    records = execute(runs, tmp_path)
+    assert set(records) == {name} and records[name]["summary"] == {"status": "unsolved"}
+    changed = expand(dict(SMALL, hidden=7), {"cell": ["tanh"]})
+    with pytest.raises(ValueError, match="already holds run cell=tanh with other options"):
+        execute(changed, tmp_path)
+
+
 def test_torn_last_line_is_ignored(tmp_path):
     (tmp_path / "results.jsonl").write_text('{"name": "a", "status": "solved"}\n{"name": "b", "sta')
     assert set(ResultStore(tmp_path).records) == {"a"}

@@ -431,7 +431,7 @@ def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, s
         store = ResultStore(out)
         for name, cfg in runs:
             old = store.records.get(name)
-            if old is not None and old.get("config") != cfg.to_dict():
+            if old is not None and TrainConfig.normalized(old.get("config")) != cfg.to_dict():
                 raise ValueError(f"out: {out} already holds run {name} with other options; use another --out "
                                  f"(finished runs are never overwritten)")
         on_event = on_event or (lambda *a: None)

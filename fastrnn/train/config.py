@@ -148,6 +148,16 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
+    def normalized(cls, d):
+        """A stored config (a checkpoint's, a sweep's or comparison's record) with this version's
+        defaults for the fields it predates, so that work recorded before an option existed
+        still resumes; the input itself if it is not a valid config."""
+        try:
+            return cls.from_dict(d).to_dict()
+        except (TypeError, ValueError):
+            return d
+
+    @classmethod
     def from_dict(cls, d):
         """Build from a dict (a checkpoint's or a spec's), rejecting unknown keys by name."""
         if not isinstance(d, dict):

@@ -108,15 +108,6 @@ def _read_history(metrics_path, step):
     return history
 
 
-def _normalized(config):
-    """A stored config with this version's defaults for fields it predates (None if invalid),
-    so a run written before an option existed still resumes."""
-    try:
-        return TrainConfig.from_dict(config).to_dict()
-    except (TypeError, ValueError):
-        return config
-
-
 def _finite(x):
     return bool(np.isfinite(x))
 
@@ -126,7 +117,7 @@ def _restore(path, cfg, model, opt, rng, task, schedule):
     wall_seconds, carried state). Its metadata is untrusted (it may have been edited by hand):
     each field is checked, and any problem is one ValueError naming the file and the field."""
     meta, params, opt_arrays, carry_arrays = ckpt.load(path)
-    config = _normalized(meta.get("config"))
+    config = TrainConfig.normalized(meta.get("config"))
     if config != cfg.to_dict():
         config = config if isinstance(config, dict) else {}
         diff = sorted(k for k in cfg.to_dict() if config.get(k) != getattr(cfg, k)) or ["config"]
@@ -238,7 +229,7 @@ class Run:
         if self.summary_path.exists():
             if resume:
                 done = json.loads(self.summary_path.read_text())
-                if _normalized(done.get("config")) != cfg.to_dict():
+                if TrainConfig.normalized(done.get("config")) != cfg.to_dict():
                     raise RunExists(f"out: {out} holds a finished run with other options; use another --out")
                 if done.get("status") != "interrupted":
                     return done
