@@ -104,7 +104,7 @@ def adding_lengths(runs, plt):
     Ts = sorted({r["config"]["seq_len"] for r in runs})
     rows = ["| cell | lr | " + " | ".join(f"T = {T}" for T in Ts) + " |", "|---|---|" + "---|" * len(Ts)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for i, ((cell, lr), rs) in enumerate(sorted(g.items(), key=lambda kv: ORDER.index(kv[0][0]))):
+    for i, ((cell, lr), rs) in enumerate(sorted(g.items(), key=lambda kv: (ORDER.index(kv[0][0]), -kv[0][1]))):
         by_T = groups(rs, ("seq_len",))
         cells = []
         mse, solve = [], []
