@@ -207,7 +207,7 @@ def compare(cells, seeds, workers, out, quiet, **kw):
     task = p.task
     for cell, r in table.items():
         m = r["final_metric_mean"]
-        solved = f"  solved {r['solved']}/{r['runs']}" if task.solved_at == task.solved_at else ""  # NaN: no level
+        solved = f"  solved {r['solved']}/{r['runs']}" if task.has_solved_level else ""
         click.echo(f"{cell:5s} {task.metric_name} {'-' if m is None else f'{m:.4g}'} "
                    f"(baseline {task.metric_baseline:.4g}){solved}")
     click.echo(f"report: {path}")

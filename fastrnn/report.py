@@ -78,6 +78,8 @@ def _fmt(v, digits=4):
 def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sections=()):
     """Write OUT/results.json, OUT/curves.png and OUT/report.md; return the report path."""
     out = Path(out)
+    level = task_info["solved_at"]
+    has_level = level is not None and level == level  # NaN (or null): a task with no level to reach
     plot_curves(out, runs, task_info, out / "curves.png")
     cells = list(dict.fromkeys(cfg.cell for _, cfg in runs))
     seeds = sorted({cfg.seed for _, cfg in runs})
@@ -98,8 +100,7 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
         f"seeds {', '.join(map(str, seeds))}.",
         f"Metric: held-out {task_info['metric']} ({better} is better); memoryless baseline "
         f"{_fmt(task_info['metric_baseline'])}; "
-        + (f"solved at {_fmt(task_info['solved_at'])}" if task_info["solved_at"] is not None
-           and task_info["solved_at"] == task_info["solved_at"] else "no solved level (your own data)")
+        + (f"solved at {_fmt(task_info['solved_at'])}" if has_level else "no solved level (your own data)")
         + ". Held-out loss: "
         f"{'MSE' if task_info['metric'] == 'mse' else 'cross-entropy (nats)'}, against the best memoryless "
         f"predictor's {_fmt(task_info['loss_baseline'])}.",
@@ -124,7 +125,8 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
                       "cells seen with one seed has inverted with another (the agreement task, in our runs). Rerun "
                       "with `--seeds 3` or more before drawing a conclusion."]
     stop = ("Each run stops at its first evaluation that meets the solved criterion; its curve holds that value "
-            "afterwards." if base_cfg.early_stop is not False and task_info["task"] not in ("text", "mnist", "file") else
+            "afterwards." if has_level and (base_cfg.early_stop or base_cfg.early_stop is None
+                                            and task_info["stop_when_solved"]) else
             "Runs train their whole budget (no stop when solved).")
     lines += ["", "![held-out curves](curves.png)", "", stop + " The band is the min-max over seeds.", ""]
     problems = [(n, r) for n, r in results.items() if r and r.get("status") in ("failed", "diverged")]

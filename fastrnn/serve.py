@@ -46,9 +46,9 @@ def read_inputs(path, model, task):
     """Validated (x (N, T, I) or (N, T) ids, lengths (N,) or None) from an .npz with ``x``
     (and optionally ``lengths``; other arrays, such as y, are ignored); for a model trained on
     a CSV series, also a CSV: every window of the trained length, in order."""
-    if str(path).lower().endswith(".csv"):
-        from .tasks.datafile import read_csv, windows
+    from .tasks.datafile import check_lengths, read_csv, windows
 
+    if str(path).lower().endswith(".csv"):
         W = task.get("seq_len")
         if task.get("scale") is None or not isinstance(W, int) or W < 1:
             raise ValueError("data: a CSV is for models trained on a CSV series; give an .npz with x")
@@ -76,15 +76,7 @@ def read_inputs(path, model, task):
             raise ValueError("data: x contains NaN or inf")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"data: x holds no sequence or no step; got shape {x.shape}")
-    lengths = a.get("lengths")
-    if lengths is not None:
-        N, T = x.shape[:2]
-        if lengths.dtype.kind not in "iu" or lengths.shape != (N,):
-            raise ValueError(f"data: lengths must be ({N},) integers; got {lengths.dtype} {lengths.shape}")
-        if lengths.min() < 1 or lengths.max() > T:
-            raise ValueError(f"data: lengths must lie in [1, {T}]; got [{lengths.min()}, {lengths.max()}]")
-        lengths = lengths.astype(np.int64)
-    return x, lengths
+    return x, check_lengths(path, a.get("lengths"), "lengths", *x.shape[:2])
 
 
 def predict(model, task, x, lengths=None, batch_size=256, progress=None):

@@ -243,3 +243,17 @@ def test_export_without_safetensors_is_a_clear_error(trained, tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
     r = CliRunner().invoke(cli, ["export", str(d / "cls"), "--out", str(tmp_path / "m.safetensors")])
     assert r.exit_code == 2 and "pip install 'fastrnn[export]'" in r.output
+
+
+@pytest.mark.slow  # worker processes
+def test_compare_on_a_file_reports_no_solved_level(tmp_path):
+    x = dense(40, 5, 2)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0, 0] > 0).astype(np.int64))
+    r = CliRunner().invoke(cli, ["compare", "--task", "file", "--data", str(tmp_path / "d.npz"), "--cells", "tanh",
+                                 "--seeds", "1", "--steps", "20", "--eval-every", "10", "--hidden", "4",
+                                 "--workers", "1", "--out", str(tmp_path / "c"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "tanh  accuracy" in r.output and "solved" not in r.output
+    report = (tmp_path / "c" / "report.md").read_text()
+    assert "no solved level (your own data)" in report and "Runs train their whole budget" in report
+    assert json.loads((tmp_path / "c" / "runs" / "tanh-s0" / "summary.json").read_text())["status"] == "finished"

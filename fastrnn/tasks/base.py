@@ -38,6 +38,11 @@ class Task:
         """The task's metric on outputs y and targets of the held-out set."""
         raise NotImplementedError
 
+    @property
+    def has_solved_level(self):
+        """False for a task with no level to reach (solved_at NaN: the user's own data)."""
+        return self.solved_at == self.solved_at
+
     def solved(self, metric):
         if self.higher_is_better:
             return bool(metric >= self.solved_at)
@@ -48,6 +53,7 @@ class Task:
                     loss_baseline=self.loss_baseline, metric_baseline=self.metric_baseline,
                     solved_at=self.solved_at, seq_len=getattr(self, "seq_len", None),
                     loss=self.loss, output=self.output, tokens=self.tokens,
+                    stop_when_solved=self.stop_when_solved,
                     seq_len_meaning=SEQ_LEN_MEANING[self.name])
 
     # ------------------------------------------------------------------ held-out evaluation

@@ -310,7 +310,7 @@ class Run:
         the summary (an interrupted run gets a checkpoint instead) and return it."""
         cfg, task, history = self.cfg, self.task, self.history
         early = cfg.stops_when_solved(task)
-        unsolved = "unsolved" if task.solved_at == task.solved_at else "finished"  # NaN: no level to reach
+        unsolved = "unsolved" if task.has_solved_level else "finished"
         status, diverged_at, steps_to_solve, stopped = unsolved, None, None, None
         for r in history:
             if steps_to_solve is None and task.solved(r["metric"]):
