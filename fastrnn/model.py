@@ -632,7 +632,10 @@ class RNN:
                     be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), g[f"weight_ih_l{k}{sfx}"])
                 be.column_sums(dgi, g[f"bias_ih_l{k}{sfx}"])
                 be.matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}{sfx}"])
-                be.column_sums(dgh, g[f"bias_hh_l{k}{sfx}"])
+                if self.cell.split_grad:
+                    be.column_sums(dgh, g[f"bias_hh_l{k}{sfx}"])
+                else:  # dgh is dgi: both biases get the same gradient, summed once
+                    be.copy_into(g[f"bias_hh_l{k}{sfx}"], g[f"bias_ih_l{k}{sfx}"])
 
     # ----------------------------------------------------------------- clipping
     def clip_grad_norm(self, max_norm=None):
