@@ -11,12 +11,7 @@ import json
 import numpy as np
 
 from .npzfile import read_npz
-
-# what checkpoints written before the task described its outputs mean, by task name
-OUTPUTS = {"adding": ("mse", "last"), "copy": ("ce", "all"), "order": ("ce", "last"),
-           "order8": ("ce", "last"), "agreement": ("ce", "last"), "text": ("ce", "all"),
-           "mnist": ("ce", "last")}
-
+from .tasks import TASK_CLASSES
 
 def load(path):
     """(model, task description, checkpoint metadata) from a checkpoint file; a ValueError
@@ -27,8 +22,8 @@ def load(path):
     task = meta.get("task") if isinstance(meta.get("task"), dict) else {}
     name = task.get("task")
     loss, output = task.get("loss"), task.get("output")
-    if (loss, output) == (None, None) and name in OUTPUTS:
-        loss, output = OUTPUTS[name]
+    if (loss, output) == (None, None) and name in TASK_CLASSES:  # written before tasks said so
+        loss, output = TASK_CLASSES[name].loss, TASK_CLASSES[name].output
     if loss not in ("ce", "mse") or output not in ("last", "all"):
         raise ValueError(f"checkpoint: {path} does not say what its outputs are (task {name!r})")
     if loss == "ce" and model.output_size < 2:
@@ -46,7 +41,7 @@ def read_inputs(path, model, task):
     """Validated (x (N, T, I) or (N, T) ids, lengths (N,) or None) from an .npz with ``x``
     (and optionally ``lengths``; other arrays, such as y, are ignored); for a model trained on
     a CSV series, also a CSV: every window of the trained length, in order."""
-    from .tasks.datafile import check_lengths, read_csv, windows
+    from .tasks.datafile import check_inputs, check_lengths, read_csv, windows
 
     if str(path).lower().endswith(".csv"):
         W = task.get("seq_len")
@@ -62,18 +57,11 @@ def read_inputs(path, model, task):
     if "x" not in a:
         raise ValueError(f"data: {path} lacks the array 'x' (the sequences to predict on)")
     x = a["x"]
-    if model.tokens:
-        if x.dtype.kind not in "iu" or x.ndim != 2:
-            raise ValueError(f"data: x must be (N, T) integer token ids for this model; got {x.dtype} {x.shape}")
-        if x.size and (x.min() < 0 or x.max() >= model.input_size):
-            raise ValueError(f"data: x: token ids must lie in [0, {model.input_size}); "
-                             f"got [{x.min()}, {x.max()}]")
-    else:
-        if x.dtype.kind != "f" or x.ndim != 3 or x.shape[2] != model.input_size:
-            raise ValueError(f"data: x must be (N, T, {model.input_size}) floats for this model; "
-                             f"got {x.dtype} {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("data: x contains NaN or inf")
+    if model.tokens and (x.dtype.kind not in "iu" or x.ndim != 2):
+        raise ValueError(f"data: x must be (N, T) integer token ids for this model; got {x.dtype} {x.shape}")
+    if not model.tokens and (x.dtype.kind != "f" or x.ndim != 3 or x.shape[2] != model.input_size):
+        raise ValueError(f"data: x must be (N, T, {model.input_size}) floats for this model; got {x.dtype} {x.shape}")
+    x = check_inputs(path, x, "x", vocab=model.input_size)  # the file task's checks: id range, finite
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"data: x holds no sequence or no step; got shape {x.shape}")
     return x, check_lengths(path, a.get("lengths"), "lengths", *x.shape[:2])

@@ -190,16 +190,32 @@ def test_predict_matches_the_model_and_keeps_units(trained, tmp_path):
     (["--data", "{bad}"], "x must be (N, T, 2) floats for this model"),
     (["--data", "{tok}"], "x must be (N, T, 2) floats"),
     (["--data", "{lens}"], "lengths must lie in [1, 8]"),
+    (["--data", "{nan}"], "x contains NaN or inf"),
 ])
 def test_predict_errors_are_usage_errors(trained, tmp_path, args, match):
     d, _, _ = trained
     np.savez(tmp_path / "bad.npz", x=dense(4, 8, 3))
     np.savez(tmp_path / "tok.npz", x=np.zeros((4, 8), np.int64))
     np.savez(tmp_path / "lens.npz", x=dense(4, 8, 2), lengths=np.array([1, 2, 9, 3]))
-    args = [a.format(bad=tmp_path / "bad.npz", tok=tmp_path / "tok.npz", lens=tmp_path / "lens.npz") for a in args]
+    np.savez(tmp_path / "nan.npz", x=np.full((4, 8, 2), np.nan, np.float32))
+    args = [a.format(bad=tmp_path / "bad.npz", tok=tmp_path / "tok.npz", lens=tmp_path / "lens.npz",
+                     nan=tmp_path / "nan.npz") for a in args]
     r = CliRunner().invoke(cli, ["predict", str(d / "cls"), *args, "--out", str(tmp_path / "o.npz")])
     assert r.exit_code == 2 and match in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_predict_reads_checkpoints_written_before_tasks_described_their_outputs(tmp_path):
+    from fastrnn.train import checkpoint as ckpt
+
+    train(TrainConfig(task="copy", seq_len=3, cell="tanh", hidden=4, steps=2, eval_every=2), tmp_path / "r")
+    path = tmp_path / "r" / "checkpoint.npz"
+    meta, params, opt, carry = ckpt.load(path)
+    for k in ("loss", "output", "tokens"):
+        del meta["task"][k]
+    ckpt.save(path, meta, params, opt, carry)
+    _, task, _ = serve.load(path)
+    assert (task["loss"], task["output"]) == ("ce", "all")  # the copy task's, from its class
 
 
 def test_export_is_loadable_without_fastrnn(trained, tmp_path):

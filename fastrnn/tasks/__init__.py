@@ -9,6 +9,9 @@ from .text import Text
 
 from ..choices import TASKS
 
+# every task class by name (their class attributes, such as loss and output, without building one)
+TASK_CLASSES = {c.name: c for c in (Adding, Copy, Order, Order8, Agreement, Text, MNIST, DataFile)}
+
 
 def make_task(name, seq_len=None, data=None, permuted=False, vocab=None, holdout_fraction=0.1,
               window=None, horizon=1):
