@@ -53,10 +53,11 @@ def gradcheck(cell, seed, device):
             click.echo(f"device: {check_device(device)}")
     worst_all = 0.0
     for c, cfg, errors in run(cell, seed=seed, device=device):
+        batch = f" B={cfg['B']}" if "B" in cfg else ""
         desc = (f"{cfg['loss']}/{cfg['output']} L={cfg['num_layers']} "
                 f"K={cfg['bptt_truncate']} {'var' if cfg['variable_lengths'] else 'eq'}-len"
                 f"{' tokens' if cfg.get('tokens') else ''}{' dropout' if cfg.get('dropout') else ''}"
-                f"{' bidir' if cfg.get('bidirectional') else ''}")
+                f"{' bidir' if cfg.get('bidirectional') else ''}{batch}")
         worst = max(errors.values())
         worst_all = max(worst_all, worst)
         status = "ok" if worst < TOLERANCE else "FAIL"

@@ -12,6 +12,7 @@ from numba import njit
 
 from . import threads
 from .blas import matmul, matmul_tn
+from .cells.product import packed, transposed
 from .config import CACHE
 from .layer import reverse_steps
 from .losses import get_loss
@@ -133,10 +134,17 @@ class CpuBackend:
 
     # ---------------------------------------------------------------- cells
     def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
-        """The layer's weights as the kernels read them: W_hh (G, H) for the forward
-        product, W_hh^T (H, G) for the backward one, and the summed biases."""
+        """The layer's weights as the kernels read them, once per call: W_hh^T packed into
+        panels for the forward product (h W_hh^T), W_hh packed for the backward one
+        (dpre W_hh; fastrnn/cells/product.py), both also dense (the batch's last B mod 4
+        rows), and the summed biases."""
         H = w_hh.shape[1]
-        tape.w_hh, tape.w_hh_t = w_hh, np.ascontiguousarray(w_hh.T)
+        # panels serve rows 4 at a time, the dense W_hh^T the last B mod 4 rows' backward
+        # (product.rows_dot): each is made only when the batch has such rows
+        none = np.zeros((0, 1, 1), w_hh.dtype)
+        tape.w_fwd, tape.w_bwd = (packed(w_hh, transposed=True), packed(w_hh)) if tape.B >= 4 else (none, none)
+        tape.w_hh = w_hh
+        tape.w_hh_t = transposed(w_hh) if tape.B % 4 else none[:, 0]
         tape.bias = b_ih + b_hh
         if cell.reset_bias:  # GRU: b_hn is applied inside r * (.), by the kernel
             tape.bias[2 * H:] = b_ih[2 * H:]

@@ -135,6 +135,8 @@ SUITE = [
     dict(loss="mse", output="last", num_layers=2, variable_lengths=True, bptt_truncate=None, bidirectional=True),
     dict(loss="ce", output="all", num_layers=2, variable_lengths=True, bptt_truncate=None, dropout=0.5,
          tokens=True, bidirectional=True),
+    # B = 6: the recurrent product's 4-row tiles and its leftover rows in one batch (the rest use B = 3)
+    dict(loss="ce", output="all", num_layers=2, variable_lengths=True, bptt_truncate=None, B=6),
 ]
 
 

@@ -23,12 +23,13 @@ def rel_err(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
 
 
+@pytest.mark.parametrize("B", [3, 6])  # 6: the recurrent product's 4-row tiles and leftover rows
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(map(str, c)))
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_float64_matches_reference(cell, cfg):
+def test_float64_matches_reference(cell, cfg, B):
     loss, output, L, var, K, tokens = cfg
     model, b = make_problem(cell, loss=loss, output=output, num_layers=L, variable_lengths=var,
-                            tokens=tokens, T=7, B=3, seed=1)
+                            tokens=tokens, T=7, B=B, seed=1)
     res = model.loss_and_grad(**b, bptt_truncate=K)
     val, grads, y, _ = naive.loss_and_grad(model, b["x"], b["target"], loss, output, b["lengths"], K)
     assert abs(res.loss - val) <= 1e-12 * max(1.0, abs(val))

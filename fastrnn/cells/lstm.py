@@ -17,16 +17,17 @@ from numba import njit
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from ..threads import run_split
 from ._math import one_like, sigmoid, tanh
-from .product import add_recurrent_grad, matmul_nt
+from .product import add_recurrent_grad, matmul_packed
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def lstm_forward_rows(xproj, bias, w_hh, lengths, h, c, gates, gh, b0, b1):
+def lstm_forward_rows(xproj, bias, w_fwd, w_hh, lengths, h, c, gates, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
     xproj   (T, B, 4H)   W_ih x_t for every step, blocks i, f, g, o
     bias    (4H,)        b_ih + b_hh
-    w_hh    (4H, H)      W_hh
+    w_fwd                W_hh^T (H, 4H) as panels: product.packed(W_hh.T)
+    w_hh                 W_hh, dense: the rows past the last multiple of 4 (product.rows_dot)
     lengths (B,) int64   frozen state for t >= lengths[b]
     h, c    (T+1, B, H)  h[0], c[0] = initial state on entry
     gates   (T, B, 4H)   out: i, f, g, o after their nonlinearities
@@ -35,7 +36,7 @@ def lstm_forward_rows(xproj, bias, w_hh, lengths, h, c, gates, gh, b0, b1):
     T, B, G = xproj.shape
     H = G // 4
     for t in range(T):
-        matmul_nt(h[t], w_hh, gh, b0, b1, False)
+        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, False)
         for b in range(b0, b1):
             gt = gates[t, b]
             if t >= lengths[b]:
@@ -59,13 +60,14 @@ def lstm_forward_rows(xproj, bias, w_hh, lengths, h, c, gates, gh, b0, b1):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, dh, dc, b0, b1):
+def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, w_hh_t, dpre, dh_seq, dh, dc, b0, b1):
     """Reverse sweep over the window s1 .. s0 for sequences b0..b1-1 (window-relative arrays
     indexed t - s0).
 
     dh_in  (W, B, H)   dL/dh_t arriving from above
     c      (T+1, B, H), gates (T, B, 4H): from the forward pass
-    w_hh_t (H, 4H)     W_hh transposed (contiguous)
+    w_bwd              W_hh as panels: product.packed(W_hh)
+    w_hh_t             W_hh^T, dense (product.rows_dot)
     dpre   (W, B, 4H)  out: gradient of the gate pre-activations (input and recurrent side alike)
     dh_seq (W, B, H)   out: total dL/dh_t
     dh, dc (B, H)      in: gradients carried into step s1 (zero for a plain sweep);
@@ -96,17 +98,17 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, d
                 do[j] = ds[j] * tc * o[j] * (one - o[j])
                 dcb[j] = dcn * f[j]
             d[:] = 0
-        add_recurrent_grad(dpre[w], w_hh_t, dh, b0, b1)
+        add_recurrent_grad(dpre[w], w_bwd, w_hh_t, dh, b0, b1)
 
 
 # --------------------------------------------------------------------------- CPU binding
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads."""
-    run_split(lstm_forward_rows, (tape.xproj, tape.bias, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
+    run_split(lstm_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
                                   tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see lstm_backward_rows)."""
-    run_split(lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh_t, dgi, dh_seq,
+    run_split(lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_bwd, tape.w_hh_t, dgi, dh_seq,
                                    tape.dh, tape.dc), tape.B, MIN_ROWS, ROW_BLOCK)

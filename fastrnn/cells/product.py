@@ -1,80 +1,158 @@
 """The per-step recurrent product, our own kernel instead of a BLAS call.
 
-    out[i, j] (+)= sum_k a[i, k] * bt[j, k]        rows i in r0..r1-1 (one thread's share)
+    out[i, j] (+)= sum_k a[i, k] * w[k, j]        rows i in r0..r1-1 (one thread's share)
 
-a (M, K) and bt (N, K) are both read along k, contiguously: forward, a = h_{t-1} (B, H) and
-bt = W_hh (G, H) give W_hh h_{t-1}; backward, a = the gate gradients (B, G) and bt = W_hh^T
-(H, G) give dL/dh_{t-1}, added straight into dh (no scratch, no second pass).
+Forward, a = h_{t-1} (B, H) and w = W_hh^T (H, G) give W_hh h_{t-1}; backward, a = the gate
+gradients (B, G) and w = W_hh (G, H) give dL/dh_{t-1}, added straight into dh.
 
 Why not BLAS: these products are small (B/threads x H by H x G) and repeated T times with the
-same W_hh; OpenBLAS repacks W_hh on every call and its fixed cost dominates. Measured on the
-project's 2-core machine (float32, one thread, 16 x 128 by 128 x 512): OpenBLAS 21-23 GFLOP/s,
-this kernel 40-47 GFLOP/s; at 16 x 512 by 512 x 128, 20 against 50-60 (bench/PROFILE.md).
+same W_hh; OpenBLAS repacks W_hh on every call and its fixed cost dominates (measured on the
+project's 2-core machine, one thread, float32, 16 x 128 by 128 x 512: OpenBLAS 21-23 GFLOP/s).
 
-How: each block of 3 columns x 4 rows is 12 dot products over k run together, so every load
-of a[i, k] or bt[j, k] feeds 3 or 4 FMAs; with fast-math reassociation LLVM vectorizes the
-k loop into 12 vector accumulators (check: ``inspect_asm`` shows vfmadd231ps on ymm), and
-sums each across lanes once at the end. Columns are the outer loop, so a block of bt (3 rows)
-is read once per step while a, the smaller operand, is re-read from L1/L2.
+How (bench/PROFILE.md, round 5): w is packed once per training step (``pack_panels``) into
+panels of P = 2 registers of columns (16 float32), each panel's K x P block contiguous, so
+the k loop streams it. A tile of 4 rows x P columns lives in 8 vector registers (simd.py)
+while the k loop adds broadcast(a[i, k]) * panel[k] into them: one FMA instruction per
+register per k, no horizontal sums, and 2 loads of w feed 8 FMAs. Measured, one core,
+float32, same run: 16 x 128 by 128 x 512 66 GFLOP/s (the previous dot-product kernel: 42),
+16 x 32 by 32 x 128 33 (17), 32 x 256 by 256 x 1024 69 (56).
+
+Rows go 4 at a time, each output element a sum over k in order 0..K-1; the last (M mod 4)
+rows take the previous kernel's dot products (rows_dot; so B = 1, 2, 3 is as fast and gives
+the same bits as before). Threads split the batch on multiples of 4
+(threads.run_split's align), so which path a row takes depends on B alone, and results do not
+depend on the thread count.
 """
+import numpy as np
 from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH
 from ._math import zero_like
+from .simd import REGISTER_BYTES, vadd, vfma, vget, vload, vstore, vwidth, vzero
+
+
+def panel_width(dtype):
+    """Columns per panel: two registers of dtype."""
+    return 2 * REGISTER_BYTES // np.dtype(dtype).itemsize
+
+
+def packed(w, transposed=False):
+    """w (K, N), or w.T when ``transposed`` (w then (N, K)), as panels (ceil(N / P), K, P),
+    zero past column N: what matmul_packed reads. w C-contiguous."""
+    K, N = w.shape[::-1] if transposed else w.shape
+    wp = np.empty((-(-N // panel_width(w.dtype)), K, panel_width(w.dtype)), w.dtype)
+    (pack_panels_t if transposed else pack_panels)(w, wp)
+    return wp
+
+
+@njit(cache=CACHE, nogil=True)
+def transposed(w):
+    """w.T as a new C-contiguous array, in 8 x 8 blocks (NumPy's copy of a transposed view
+    takes ~200 us for a 512 x 128 float32 W_hh: it walks the source with a long stride)."""
+    N, K = w.shape
+    out = np.empty((K, N), w.dtype)
+    for i0 in range(0, N, 8):
+        for j0 in range(0, K, 8):
+            for i in range(i0, min(N, i0 + 8)):
+                for j in range(j0, min(K, j0 + 8)):
+                    out[j, i] = w[i, j]
+    return out
+
+
+@njit(cache=CACHE, nogil=True)
+def pack_panels(w, wp):
+    """wp[p, k, c] = w[k, p * P + c], 0 past the last column."""
+    K, N = w.shape
+    P = wp.shape[2]
+    for p in range(wp.shape[0]):
+        for k in range(K):
+            src, dst = w[k], wp[p, k]
+            for c in range(P):
+                j = p * P + c
+                dst[c] = src[j] if j < N else 0
+
+
+@njit(cache=CACHE, nogil=True)
+def pack_panels_t(w, wp):
+    """wp[p, k, c] = w[p * P + c, k] (panels of w.T without a transposed copy of w)."""
+    N, K = w.shape
+    P = wp.shape[2]
+    for p in range(wp.shape[0]):
+        for c in range(P):
+            j = p * P + c
+            for k in range(K):
+                wp[p, k, c] = w[j, k] if j < N else 0
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def matmul_nt(a, bt, out, r0, r1, accumulate):
-    """out[r0:r1] = a[r0:r1] @ bt.T, or += when ``accumulate``. a (M, K), bt (N, K), out (M, N),
-    all C-contiguous."""
+def _put(o, j, n, v0, v1, accumulate):
+    """o[j : j+n] (+)= the first n lanes of the register pair (v0, v1)."""
+    V = vwidth(o)
+    if n == 2 * V:
+        if accumulate:
+            v0 = vadd(v0, vload(o, j))
+            v1 = vadd(v1, vload(o, j + V))
+        vstore(o, j, v0)
+        vstore(o, j + V, v1)
+        return
+    for c in range(n):  # the last panel of a width that is not a multiple of P
+        s = vget(v0, c) if c < V else vget(v1, c - V)
+        o[j + c] = o[j + c] + s if accumulate else s
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def matmul_packed(a, wp, bt, out, r0, r1, accumulate):
+    """out[r0:r1] = a[r0:r1] @ w, or += when ``accumulate``. a (M, K), wp = packed(w) and
+    bt = w.T (N, K) for w (K, N), out (M, N); a, bt and out C-contiguous."""
+    K = a.shape[1]
+    N = out.shape[1]
+    V = vwidth(out)
+    P = 2 * V
+    tiled = r0 + (r1 - r0) // 4 * 4  # rows r0..tiled-1 go 4 at a time
+    for p in range(wp.shape[0]):  # panel outer: its K x P block stays in L1 across row tiles
+        panel = wp[p]
+        j = p * P
+        n = min(P, N - j)
+        for i in range(r0, tiled, 4):
+            a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = vzero(out)
+            for k in range(K):
+                w = panel[k]
+                y0 = vload(w, 0)
+                y1 = vload(w, V)
+                x = a0[k]
+                c00 = vfma(c00, x, y0)
+                c01 = vfma(c01, x, y1)
+                x = a1[k]
+                c10 = vfma(c10, x, y0)
+                c11 = vfma(c11, x, y1)
+                x = a2[k]
+                c20 = vfma(c20, x, y0)
+                c21 = vfma(c21, x, y1)
+                x = a3[k]
+                c30 = vfma(c30, x, y0)
+                c31 = vfma(c31, x, y1)
+            _put(out[i], j, n, c00, c01, accumulate)
+            _put(out[i + 1], j, n, c10, c11, accumulate)
+            _put(out[i + 2], j, n, c20, c21, accumulate)
+            _put(out[i + 3], j, n, c30, c31, accumulate)
+    rows_dot(a, bt, out, tiled, r1, accumulate)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def rows_dot(a, bt, out, r0, r1, accumulate):
+    """out[r0:r1] (+)= a[r0:r1] @ bt.T one row at a time, as dot products along k (bt (N, K)
+    C-contiguous): the path for the last (M mod 4) rows, and all of B = 1. A lone row has too
+    little work to hide the FMA latency in the panel kernel (measured 30% slower at B = 1,
+    H = 128); LLVM vectorizes these dot products along k, 3 columns at a time."""
     K = a.shape[1]
     N = bt.shape[0]
     z = zero_like(a[0, 0])
-    j = 0
-    while j + 3 <= N:
-        w0, w1, w2 = bt[j], bt[j + 1], bt[j + 2]
-        i = r0
-        while i + 4 <= r1:
-            a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
-            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = z
-            for k in range(K):
-                y0, y1, y2 = w0[k], w1[k], w2[k]
-                x = a0[k]
-                s00 += x * y0
-                s01 += x * y1
-                s02 += x * y2
-                x = a1[k]
-                s10 += x * y0
-                s11 += x * y1
-                s12 += x * y2
-                x = a2[k]
-                s20 += x * y0
-                s21 += x * y1
-                s22 += x * y2
-                x = a3[k]
-                s30 += x * y0
-                s31 += x * y1
-                s32 += x * y2
-            if accumulate:
-                s00 += out[i, j]
-                s01 += out[i, j + 1]
-                s02 += out[i, j + 2]
-                s10 += out[i + 1, j]
-                s11 += out[i + 1, j + 1]
-                s12 += out[i + 1, j + 2]
-                s20 += out[i + 2, j]
-                s21 += out[i + 2, j + 1]
-                s22 += out[i + 2, j + 2]
-                s30 += out[i + 3, j]
-                s31 += out[i + 3, j + 1]
-                s32 += out[i + 3, j + 2]
-            out[i, j], out[i, j + 1], out[i, j + 2] = s00, s01, s02
-            out[i + 1, j], out[i + 1, j + 1], out[i + 1, j + 2] = s10, s11, s12
-            out[i + 2, j], out[i + 2, j + 1], out[i + 2, j + 2] = s20, s21, s22
-            out[i + 3, j], out[i + 3, j + 1], out[i + 3, j + 2] = s30, s31, s32
-            i += 4
-        while i < r1:  # leftover rows (B = 1 takes only this path): 3 dot products at once
-            a0 = a[i]
+    for i in range(r0, r1):
+        a0 = a[i]
+        j = 0
+        while j + 3 <= N:
+            w0, w1, w2 = bt[j], bt[j + 1], bt[j + 2]
             s0 = s1 = s2 = z
             for k in range(K):
                 x = a0[k]
@@ -86,22 +164,20 @@ def matmul_nt(a, bt, out, r0, r1, accumulate):
                 s1 += out[i, j + 1]
                 s2 += out[i, j + 2]
             out[i, j], out[i, j + 1], out[i, j + 2] = s0, s1, s2
-            i += 1
-        j += 3
-    while j < N:  # leftover columns
-        w0 = bt[j]
-        for i in range(r0, r1):
-            a0 = a[i]
+            j += 3
+        while j < N:
+            w0 = bt[j]
             s0 = z
             for k in range(K):
                 s0 += a0[k] * w0[k]
             out[i, j] = out[i, j] + s0 if accumulate else s0
-        j += 1
+            j += 1
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def add_recurrent_grad(dpre_t, w_hh_t, dh, b0, b1):
+def add_recurrent_grad(dpre_t, w_hh_p, w_hh_t, dh, b0, b1):
     """dh[b] += dpre_t[b] @ W_hh for sequences b0..b1-1: the part of dL/dh_{t-1} that flows
     back through W_hh. dpre_t (B, G) is the recurrent-side pre-activation gradient of step t,
-    w_hh_t (H, G) is W_hh transposed, dh (B, H). Every cell's backward ends each step with it."""
-    matmul_nt(dpre_t, w_hh_t, dh, b0, b1, True)
+    w_hh_p = packed(W_hh), w_hh_t = W_hh^T (H, G), dh (B, H). Every cell's backward ends each
+    step with it."""
+    matmul_packed(dpre_t, w_hh_p, w_hh_t, dh, b0, b1, True)
