@@ -142,7 +142,11 @@ class CpuBackend:
         # panels serve rows 4 at a time, the dense W_hh^T the last B mod 4 rows' backward
         # (product.rows_dot): each is made only when the batch has such rows
         none = np.zeros((0, 1, 1), w_hh.dtype)
-        tape.w_fwd, tape.w_bwd = (packed(w_hh, transposed=True), packed(w_hh)) if tape.B >= 4 else (none, none)
+        if tape.B >= 4:  # packed into the tape's own panels after the first call
+            tape.w_fwd = packed(w_hh, transposed=True, out=tape.w_fwd)
+            tape.w_bwd = packed(w_hh, out=tape.w_bwd)
+        else:
+            tape.w_fwd = tape.w_bwd = none
         tape.w_hh = w_hh
         tape.w_hh_t = transposed(w_hh) if tape.B % 4 else none[:, 0]
         tape.bias = b_ih + b_hh

@@ -36,11 +36,13 @@ def panel_width(dtype):
     return 2 * REGISTER_BYTES // np.dtype(dtype).itemsize
 
 
-def packed(w, transposed=False):
+def packed(w, transposed=False, out=None):
     """w (K, N), or w.T when ``transposed`` (w then (N, K)), as panels (ceil(N / P), K, P),
-    zero past column N: what matmul_packed reads. w C-contiguous."""
+    zero past column N: what matmul_packed reads. w C-contiguous. out: an array of that shape
+    to pack into (a layer keeps its panels from step to step), else a new one."""
     K, N = w.shape[::-1] if transposed else w.shape
-    wp = np.empty((-(-N // panel_width(w.dtype)), K, panel_width(w.dtype)), w.dtype)
+    shape = (-(-N // panel_width(w.dtype)), K, panel_width(w.dtype))
+    wp = out if out is not None and out.shape == shape and out.dtype == w.dtype else np.empty(shape, w.dtype)
     (pack_panels_t if transposed else pack_panels)(w, wp)
     return wp
 
