@@ -38,12 +38,13 @@ def panel_width(dtype):
 
 def packed(w, transposed=False, out=None):
     """w (K, N), or w.T when ``transposed`` (w then (N, K)), as panels (ceil(N / P), K, P),
-    zero past column N: what matmul_packed reads. w C-contiguous. out: an array of that shape
-    to pack into (a layer keeps its panels from step to step), else a new one."""
-    K, N = w.shape[::-1] if transposed else w.shape
+    zero past column N: what matmul_packed reads. out: an array of that shape to pack into (a
+    layer keeps its panels from step to step), else a new one."""
+    w = w.T if transposed else w  # a view: W_hh^T's panels are read straight from W_hh
+    K, N = w.shape
     shape = (-(-N // panel_width(w.dtype)), K, panel_width(w.dtype))
     wp = out if out is not None and out.shape == shape and out.dtype == w.dtype else np.empty(shape, w.dtype)
-    (pack_panels_t if transposed else pack_panels)(w, wp)
+    pack_panels(w, wp)
     return wp
 
 
@@ -63,7 +64,7 @@ def transposed(w):
 
 @njit(cache=CACHE, nogil=True)
 def pack_panels(w, wp):
-    """wp[p, k, c] = w[k, p * P + c], 0 past the last column."""
+    """wp[p, k, c] = w[k, p * P + c], 0 past the last column (w may be a transposed view)."""
     K, N = w.shape
     P = wp.shape[2]
     for p in range(wp.shape[0]):
@@ -72,18 +73,6 @@ def pack_panels(w, wp):
             for c in range(P):
                 j = p * P + c
                 dst[c] = src[j] if j < N else 0
-
-
-@njit(cache=CACHE, nogil=True)
-def pack_panels_t(w, wp):
-    """wp[p, k, c] = w[p * P + c, k] (panels of w.T without a transposed copy of w)."""
-    N, K = w.shape
-    P = wp.shape[2]
-    for p in range(wp.shape[0]):
-        for c in range(P):
-            j = p * P + c
-            for k in range(K):
-                wp[p, k, c] = w[j, k] if j < N else 0
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
