@@ -136,8 +136,8 @@ class CpuBackend:
     def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
         """The layer's weights as the kernels read them, once per call: W_hh^T packed into
         panels for the forward product (h W_hh^T), W_hh packed for the backward one
-        (dpre W_hh; fastrnn/cells/product.py), both also dense (the batch's last B mod 4
-        rows), and the summed biases."""
+        (dpre W_hh; fastrnn/cells/product.py), W_hh and W_hh^T dense for the batch's last
+        B mod 4 rows, and the summed biases."""
         H = w_hh.shape[1]
         # panels serve rows 4 at a time, the dense W_hh^T the last B mod 4 rows' backward
         # (product.rows_dot): each is made only when the batch has such rows
