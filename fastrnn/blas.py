@@ -9,9 +9,9 @@ own threads (threads.py), each calling single-threaded BLAS on its share.
 import numpy as np
 from numba import njit
 
-from .config import CACHE
+from .cells.product import transpose_into
+from .config import CACHE, ERROR_MODEL, FASTMATH
 from .threads import run_parts
-
 
 # Every product is cut into parts fixed by its shape alone, never by the thread count, and the
 # threads share the parts out: OpenBLAS rounds a row differently depending on the rows it is
@@ -21,6 +21,7 @@ from .threads import run_parts
 # rows, at most MAX_PARTS parts.
 MATMUL_ROWS = 256
 PART_ROWS, MAX_PARTS = 512, 8
+NARROW = 4  # matmul_tn: a b this narrow takes the fused pass (_narrow_parts)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -38,22 +39,100 @@ def matmul(a, b, out):
     run_parts(_gemm_row_parts, (a, b, out), -(-a.shape[0] // MATMUL_ROWS))
 
 
-def matmul_tn(a, b, out):
-    """out = a.T @ b for a (N, M), b (N, K) C-contiguous: the long sum over N (every step of
-    a batch) is cut into partial products, shared out across threads, then added in order."""
-    N = a.shape[0]
+def matmul_tn(a, b, out, sums=None):
+    """out = a.T @ b for a (N, M), b (N, K) C-contiguous, and, given sums (M,), a's column
+    sums, from the same pass over a where the shapes allow. The long sum over N (every step of a
+    batch) is cut into partial products, shared out across threads, then added in order.
+
+    Three forms, by the narrower operand (bench/PROFILE.md round 6; one core, float32):
+    - K <= NARROW (a narrow input: the adding problem's I = 2): one fused pass over a, each row
+      scaled into K + 1 accumulator rows kept in L1 (the last one the column sums): 0.54 ms
+      at 3200 x 512, K = 2, against 1.03 for BLAS's product and NumPy's column sum.
+    - K <= M (W_hh's gradient: a the 4H-wide gate gradients, b the states): b's part copied
+      transposed with a row of ones below, so out.T and the sums come from one BLAS product
+      of two row-major operands: OpenBLAS's transposed-A kernel ran these shapes at 35-44
+      GFLOP/s against 50-59 for row-major copies (3200 x 512 by 3200 x 128 in 6 parts).
+    - else (the readout: a the narrow output gradients): a's part copied transposed."""
+    N, M = a.shape
+    K = b.shape[1]
     n = max(1, min(MAX_PARTS, N // PART_ROWS))
     starts = np.array([p * N // n for p in range(n + 1)], np.int64)
-    if n == 1:
-        _gemm_tn_parts(a, b, out[None], starts, 0, 1)  # the one part is out itself
-        return
-    parts = np.empty((n,) + out.shape, out.dtype)
-    run_parts(_gemm_tn_parts, (a, b, parts, starts), n)
-    np.sum(parts, axis=0, out=out)
+    flip = K <= M or K <= NARROW  # the forms that give out.T and the sums
+    if K <= NARROW:
+        parts = np.empty((n, K + 1, M), out.dtype)
+        run_parts(_narrow_parts, (a, b, parts, starts), n)
+    else:
+        rows = K + 1 if flip else M
+        scratch = np.empty((n, rows * -(-N // n)), a.dtype)  # each part's narrow operand, transposed
+        parts = np.empty((n, K + 1, M) if flip else (n, M, K), out.dtype)
+        run_parts(_gemm_tn_parts, (a, b, flip, scratch, parts, starts), n)
+    _sum_parts(parts, flip, out, np.empty(M, out.dtype) if sums is None else sums)
+    if sums is not None and not flip:
+        sums[...] = a.sum(axis=0)
 
 
 @njit(cache=CACHE, nogil=True)
-def _gemm_tn_parts(a, b, parts, starts, p0, p1):
-    """parts[p] = a[rows of part p].T @ b[same rows], for parts p0 .. p1-1."""
+def _gemm_tn_parts(a, b, flip, scratch, parts, starts, p0, p1):
+    """For parts p0 .. p1-1: flip, parts[p] = [b[rows of part p] | 1].T @ a[same rows] (the
+    last row a's column sums); else parts[p] = a[rows].T @ b[rows]. The narrow operand is
+    copied transposed into scratch[p] first."""
     for p in range(p0, p1):
-        np.dot(a[starts[p]:starts[p + 1]].T, b[starts[p]:starts[p + 1]], parts[p])
+        s0, s1 = starts[p], starts[p + 1]
+        L = s1 - s0
+        narrow, wide = (b[s0:s1], a[s0:s1]) if flip else (a[s0:s1], b[s0:s1])
+        rows = parts.shape[1] if flip else narrow.shape[1]
+        nt = scratch[p, :rows * L].reshape((rows, L))
+        transpose_into(narrow, nt)
+        if flip:
+            nt[rows - 1] = 1
+        np.dot(nt, wide, parts[p])
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def _narrow_parts(a, b, parts, starts, p0, p1):
+    """parts[p, i] = sum of b[n, i] * a[n] over part p's rows n (i < K), parts[p, K] = sum
+    of a[n]: one pass over a. Rows are summed in blocks of 64 first (the error of a float32
+    running sum grows with its length; BLAS blocks its sums too)."""
+    M, K = a.shape[1], b.shape[1]
+    for p in range(p0, p1):
+        acc = parts[p]
+        block = np.empty_like(acc)
+        for i in range(K + 1):
+            for j in range(M):
+                acc[i, j] = 0
+        for n0 in range(starts[p], starts[p + 1], 64):
+            for i in range(K + 1):
+                for j in range(M):
+                    block[i, j] = 0
+            for n in range(n0, min(n0 + 64, starts[p + 1])):
+                row = a[n]
+                for i in range(K):
+                    s, o = b[n, i], block[i]
+                    for j in range(M):
+                        o[j] += s * row[j]
+                o = block[K]
+                for j in range(M):
+                    o[j] += row[j]
+            for i in range(K + 1):
+                for j in range(M):
+                    acc[i, j] += block[i, j]
+
+
+@njit(cache=CACHE, nogil=True)
+def _sum_parts(parts, flip, out, sums):
+    """acc = parts[0] + parts[1] + ... in that order; flip: out = acc[:K].T and sums = acc[K],
+    else out = acc."""
+    acc = parts[0]
+    R, C = acc.shape
+    for p in range(1, parts.shape[0]):
+        for i in range(R):
+            for j in range(C):
+                acc[i, j] += parts[p, i, j]
+    if flip:
+        transpose_into(acc[:R - 1], out)
+        for j in range(C):
+            sums[j] = acc[R - 1, j]
+    else:
+        for i in range(R):
+            for j in range(C):
+                out[i, j] = acc[i, j]

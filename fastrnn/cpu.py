@@ -91,9 +91,9 @@ class CpuBackend:
         """out = a @ b.T."""
         matmul(a, b.T, out)
 
-    def matmul_tn(self, a, b, out):
-        """out = a.T @ b."""
-        matmul_tn(a, b, out)
+    def matmul_tn(self, a, b, out, sums=None):
+        """out = a.T @ b; sums, if given, = a's column sums (from the same pass over a)."""
+        matmul_tn(a, b, out, sums)
 
     def column_sums(self, a, out):
         out[...] = a.sum(axis=0)

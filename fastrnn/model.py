@@ -524,8 +524,7 @@ class RNN:
         one per direction, each in its direction's own step order."""
         be, p, g, H = self.backend, self.params, self.grads, self.hidden_size
         F = self.directions * H
-        be.matmul_tn(dy, hs, g["readout.weight"])
-        be.column_sums(dy, g["readout.bias"])
+        be.matmul_tn(dy, hs, g["readout.weight"], sums=g["readout.bias"])
         dh_rows = be.empty((dy.shape[0], F), self.dtype)
         be.matmul(dy, p["readout.weight"], dh_rows)
         if not self.bidirectional:
@@ -628,13 +627,13 @@ class RNN:
                 inp = self._inputs[k][rev]  # what this direction read (dropped, reversed)
                 if k == 0 and self.tokens:
                     be.scatter_columns(g[f"weight_ih_l0{sfx}"], inp.reshape(T * B), dgi)
+                    be.column_sums(dgi, g[f"bias_ih_l{k}{sfx}"])
                 else:
-                    be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), g[f"weight_ih_l{k}{sfx}"])
-                be.column_sums(dgi, g[f"bias_ih_l{k}{sfx}"])
-                be.matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}{sfx}"])
-                if self.cell.split_grad:
-                    be.column_sums(dgh, g[f"bias_hh_l{k}{sfx}"])
-                else:  # dgh is dgi: both biases get the same gradient, summed once
+                    be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), g[f"weight_ih_l{k}{sfx}"],
+                                 sums=g[f"bias_ih_l{k}{sfx}"])
+                be.matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}{sfx}"],
+                             sums=g[f"bias_hh_l{k}{sfx}"] if self.cell.split_grad else None)
+                if not self.cell.split_grad:  # dgh is dgi: both biases get the same gradient, summed once
                     be.copy_into(g[f"bias_hh_l{k}{sfx}"], g[f"bias_ih_l{k}{sfx}"])
 
     # ----------------------------------------------------------------- clipping

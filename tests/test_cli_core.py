@@ -41,14 +41,19 @@ def test_gradcheck_command_passes():
 
 
 def test_gradcheck_command_fails_on_a_wrong_gradient(monkeypatch):
-    """A bias gradient 0.1% off (the CPU backend's column sums broken) is caught, named, and
-    the command exits 1; the weights, whose gradients stay right, still pass."""
+    """A bias gradient 0.1% off (the column sums that the CPU backend's weight-gradient
+    products return broken) is caught, named, and the command exits 1; the weights, whose
+    gradients stay right, still pass."""
     from fastrnn.cpu import CpuBackend
 
-    def off(self, a, out):
-        out[...] = a.sum(axis=0) * 1.001
+    right = CpuBackend.matmul_tn
 
-    monkeypatch.setattr(CpuBackend, "column_sums", off)
+    def off(self, a, b, out, sums=None):
+        right(self, a, b, out, sums)
+        if sums is not None:
+            sums *= 1.001
+
+    monkeypatch.setattr(CpuBackend, "matmul_tn", off)
     r = CliRunner().invoke(cli, ["gradcheck", "--cell", "relu"])
     assert r.exit_code == 1 and "FAIL" in r.output
     failing = {ln.split()[0] for ln in r.output.splitlines() if ln.startswith("        ") and float(ln.split()[1]) > 1e-6}

@@ -50,16 +50,32 @@ def packed(w, transposed=False, out=None):
 
 @njit(cache=CACHE, nogil=True)
 def transposed(w):
-    """w.T as a new C-contiguous array, in 8 x 8 blocks (NumPy's copy of a transposed view
-    takes ~200 us for a 512 x 128 float32 W_hh: it walks the source with a long stride)."""
-    N, K = w.shape
-    out = np.empty((K, N), w.dtype)
-    for i0 in range(0, N, 8):
-        for j0 in range(0, K, 8):
-            for i in range(i0, min(N, i0 + 8)):
-                for j in range(j0, min(K, j0 + 8)):
-                    out[j, i] = w[i, j]
+    """w.T as a new C-contiguous array (transpose_into)."""
+    out = np.empty((w.shape[1], w.shape[0]), w.dtype)
+    transpose_into(w, out)
     return out
+
+
+@njit(cache=CACHE, nogil=True)
+def transpose_into(w, out):
+    """out = w.T for w (N, K), out (K, N), in 8 x 8 blocks. Full blocks have constant trip
+    counts, which LLVM unrolls: 0.35-0.4 ns an element against 1.0-1.2 with the block edges
+    computed by min() (one core, float32, 533-3200 x 128), and NumPy's copy of a transposed
+    view takes ~200 us for a 512 x 128 W_hh (3 ns an element: it walks the source with a long
+    stride)."""
+    N, K = w.shape
+    Nf, Kf = N - N % 8, K - K % 8
+    for i0 in range(0, Nf, 8):
+        for j0 in range(0, Kf, 8):
+            for j in range(8):
+                for i in range(8):
+                    out[j0 + j, i0 + i] = w[i0 + i, j0 + j]
+        for j in range(Kf, K):
+            for i in range(i0, i0 + 8):
+                out[j, i] = w[i, j]
+    for i in range(Nf, N):
+        for j in range(K):
+            out[j, i] = w[i, j]
 
 
 @njit(cache=CACHE, nogil=True)

@@ -97,8 +97,10 @@ class CudaBackend:
     def matmul_nt(self, a, b, out):
         k.gemm(a, b, out, tb=True)
 
-    def matmul_tn(self, a, b, out):
+    def matmul_tn(self, a, b, out, sums=None):
         k.gemm(a, b, out, ta=True)
+        if sums is not None:
+            self.column_sums(a, sums)
 
     def column_sums(self, a, out):
         gr, bl = _grid1(out.shape[0])

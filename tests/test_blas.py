@@ -1,0 +1,70 @@
+"""The weight-gradient product (fastrnn/blas.py matmul_tn: out = a.T @ b and a's column sums)
+against a float64 reference, in each of its three forms: a narrow b (K <= NARROW, the fused
+pass), b narrower than a (b copied transposed with a row of ones), a narrower than b; one part
+and several (N past PART_ROWS, N not a multiple of the part count); and the same bits
+whatever the thread count. Also the blocked transpose they copy with."""
+import numpy as np
+import pytest
+
+from fastrnn import threads
+from fastrnn.blas import MAX_PARTS, NARROW, PART_ROWS, matmul_tn
+from fastrnn.cells.product import transpose_into
+
+# (N, M, K): a (N, M), b (N, K)
+SHAPES = [(1, 1, 1), (3, 5, 2), (9, 1, 3), (9, 2, NARROW), (7, 9, NARROW), (7, 9, NARROW + 1), (2 * PART_ROWS + 37, 40, 2),
+          (2 * PART_ROWS + 37, 40, 13), (2 * PART_ROWS + 37, 6, 30), (PART_ROWS * (MAX_PARTS + 2) + 5, 17, 1),
+          (600, 1, 64), (64, 512, 128)]
+
+
+@pytest.mark.parametrize("N, M, K", SHAPES)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_matmul_tn_and_column_sums_equal_the_reference(N, M, K, dtype, rtol):
+    rng = np.random.default_rng(N + 10 * M + 100 * K)
+    a = rng.standard_normal((N, M)).astype(dtype)
+    b = rng.standard_normal((N, K)).astype(dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    out, sums = np.full((M, K), np.nan, dtype), np.full(M, np.nan, dtype)
+    matmul_tn(a, b, out, sums)
+    scale = np.abs(a64).T @ np.abs(b64)  # the error bound's scale
+    assert np.all(np.abs(out - a64.T @ b64) <= rtol * scale)
+    assert np.all(np.abs(sums - a64.sum(axis=0)) <= rtol * np.abs(a64).sum(axis=0))
+    alone = np.full((M, K), np.nan, dtype)
+    matmul_tn(a, b, alone)  # without sums: the same product
+    assert np.array_equal(alone, out)
+
+
+@pytest.mark.parametrize("K", [2, 13])
+def test_matmul_tn_bits_do_not_depend_on_the_thread_count(K):
+    rng = np.random.default_rng(K)
+    a = rng.standard_normal((3 * PART_ROWS + 11, 24)).astype(np.float32)
+    b = rng.standard_normal((3 * PART_ROWS + 11, K)).astype(np.float32)
+    before = threads.get_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            threads.set_threads(n)
+            out, sums = np.empty((24, K), np.float32), np.empty(24, np.float32)
+            matmul_tn(a, b, out, sums)
+            results.append((out, sums))
+    finally:
+        threads.set_threads(before)
+    for out, sums in results[1:]:
+        assert np.array_equal(out, results[0][0]) and np.array_equal(sums, results[0][1])
+
+
+def test_matmul_tn_propagates_nan_and_inf():
+    a = np.ones((20, 6), np.float32)
+    b = np.ones((20, 2), np.float32)
+    a[3, 1], a[4, 2] = np.nan, np.inf
+    out, sums = np.empty((6, 2), np.float32), np.empty(6, np.float32)
+    matmul_tn(a, b, out, sums)
+    assert np.all(np.isnan(out[1])) and np.isnan(sums[1]) and np.all(np.isposinf(out[2])) and np.isposinf(sums[2])
+    assert np.all(out[[0, 3, 4, 5]] == 20) and np.all(sums[[0, 3, 4, 5]] == 20)
+
+
+@pytest.mark.parametrize("N, K", [(1, 1), (8, 8), (9, 17), (16, 3), (30, 64), (1000, 7)])
+def test_transpose_into(N, K):
+    w = np.arange(N * K, dtype=np.float32).reshape(N, K)
+    out = np.full((K, N), -1, np.float32)
+    transpose_into(w, out)
+    assert np.array_equal(out, w.T)
