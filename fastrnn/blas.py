@@ -66,9 +66,15 @@ def matmul_tn(a, b, out, sums=None):
         scratch = np.empty((n, rows * -(-N // n)), a.dtype)  # each part's narrow operand, transposed
         parts = np.empty((n, K + 1, M) if flip else (n, M, K), out.dtype)
         run_parts(_gemm_tn_parts, (a, b, flip, scratch, parts, starts), n)
-    _sum_parts(parts, flip, out, np.empty(M, out.dtype) if sums is None else sums)
-    if sums is not None and not flip:
-        sums[...] = a.sum(axis=0)
+    acc = parts.sum(axis=0)  # parts added in order, whatever the thread count
+    if flip:
+        transpose_into(acc[:K], out)
+        if sums is not None:
+            sums[...] = acc[K]
+    else:
+        out[...] = acc
+        if sums is not None:
+            sums[...] = a.sum(axis=0)
 
 
 @njit(cache=CACHE, nogil=True)
@@ -116,23 +122,3 @@ def _narrow_parts(a, b, parts, starts, p0, p1):
             for i in range(K + 1):
                 for j in range(M):
                     acc[i, j] += block[i, j]
-
-
-@njit(cache=CACHE, nogil=True)
-def _sum_parts(parts, flip, out, sums):
-    """acc = parts[0] + parts[1] + ... in that order; flip: out = acc[:K].T and sums = acc[K],
-    else out = acc."""
-    acc = parts[0]
-    R, C = acc.shape
-    for p in range(1, parts.shape[0]):
-        for i in range(R):
-            for j in range(C):
-                acc[i, j] += parts[p, i, j]
-    if flip:
-        transpose_into(acc[:R - 1], out)
-        for j in range(C):
-            sums[j] = acc[R - 1, j]
-    else:
-        for i in range(R):
-            for j in range(C):
-                out[i, j] = acc[i, j]

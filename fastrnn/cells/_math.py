@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 from numba import types
-from numba.extending import overload
+from numba.extending import overload, register_jitable
 
 from ..config import FASTMATH
 
@@ -81,3 +81,11 @@ def _ov_zero_like(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x: np.float32(0.0)
     return lambda x: 0.0
+
+
+@register_jitable
+def copy(dst, src):
+    """dst[:] = src for 1-d arrays, as a loop: the slice assignment compiles NumPy's
+    shape-mismatch error message (string formatting: ~3.5 s of a process's first compile)."""
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]

@@ -17,7 +17,7 @@ from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from ..threads import run_split
-from ._math import one_like, tanh
+from ._math import copy, one_like, tanh
 from .product import add_recurrent_grad, matmul_packed
 
 
@@ -41,7 +41,7 @@ def elman_forward_rows(xproj, bias, w_fwd, w_hh, lengths, relu, h, gh, b0, b1):
         for b in range(b0, b1):
             hn, hp = h[t + 1, b], h[t, b]
             if t >= lengths[b]:
-                hn[:] = hp
+                copy(hn, hp)
                 continue
             a, xp = gh[b], xproj[t, b]
             if relu:
@@ -79,7 +79,7 @@ def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_bwd, w_hh_t, dpre, dh
             if t >= lengths[b]:
                 # the state was copied forward, so its gradient passes straight back
                 dp[:] = 0
-                d[:] = ds
+                copy(d, ds)
                 continue
             if relu:
                 for j in range(H):

@@ -18,7 +18,7 @@ from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from ..threads import run_split
-from ._math import one_like, sigmoid, tanh
+from ._math import copy, one_like, sigmoid, tanh
 from .product import add_recurrent_grad, matmul_packed
 
 
@@ -44,7 +44,7 @@ def gru_forward_rows(xproj, bias, w_fwd, w_hh, b_hn, lengths, h, gates, ghn, gh,
         for b in range(b0, b1):
             hn, hp, gt, q = h[t + 1, b], h[t, b], gates[t, b], ghn[t, b]
             if t >= lengths[b]:
-                hn[:] = hp
+                copy(hn, hp)
                 gt[:] = 0
                 q[:] = 0
                 continue
@@ -86,7 +86,7 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, w_hh_t, dgi,
             if t >= lengths[b]:
                 di[:] = 0
                 dr[:] = 0
-                d[:] = ds
+                copy(d, ds)
                 continue
             gt, hp, q = gates[t, b], h[t, b], ghn[t, b]
             r, z, n = gt[:H], gt[H:2 * H], gt[2 * H:]

@@ -16,7 +16,7 @@ from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from ..threads import run_split
-from ._math import one_like, sigmoid, tanh
+from ._math import copy, one_like, sigmoid, tanh
 from .product import add_recurrent_grad, matmul_packed
 
 
@@ -40,8 +40,8 @@ def lstm_forward_rows(xproj, bias, w_fwd, w_hh, lengths, h, c, gates, gh, b0, b1
         for b in range(b0, b1):
             gt = gates[t, b]
             if t >= lengths[b]:
-                h[t + 1, b] = h[t, b]
-                c[t + 1, b] = c[t, b]
+                copy(h[t + 1, b], h[t, b])
+                copy(c[t + 1, b], c[t, b])
                 gt[:] = 0
                 continue
             a, xp = gh[b], xproj[t, b]
@@ -83,7 +83,7 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, w_hh_t, dpre, dh
                 ds[j] = d[j] + din[j]
             if t >= lengths[b]:
                 dp[:] = 0
-                d[:] = ds
+                copy(d, ds)
                 continue
             gt = gates[t, b]
             i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]

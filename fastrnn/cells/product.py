@@ -48,7 +48,6 @@ def packed(w, transposed=False, out=None):
     return wp
 
 
-@njit(cache=CACHE, nogil=True)
 def transposed(w):
     """w.T as a new C-contiguous array (transpose_into)."""
     out = np.empty((w.shape[1], w.shape[0]), w.dtype)
