@@ -21,11 +21,11 @@ def test_matmul_packed_equals_np_dot(M, K, N, dtype, rtol):
     scale = np.abs(a).astype(np.float64) @ np.abs(w).astype(np.float64)  # error bound's scale
     out = np.full((M, N), np.nan, dtype)
     wp = packed(w)
-    matmul_packed(a, wp, np.ascontiguousarray(w.T), out, 0, M, False)
+    matmul_packed(a, wp, np.ascontiguousarray(w.T), out, 0, M, 0.0)
     assert np.all(np.abs(out - ref) <= rtol * scale + 1e-30)
     init = rng.standard_normal((M, N)).astype(dtype)
     acc = init.copy()
-    matmul_packed(a, wp, np.ascontiguousarray(w.T), acc, 0, M, True)
+    matmul_packed(a, wp, np.ascontiguousarray(w.T), acc, 0, M, 1.0)
     assert np.all(np.abs(acc - (init + ref)) <= rtol * (scale + np.abs(init)) + 1e-30)
 
 
@@ -34,7 +34,7 @@ def test_only_the_row_range_is_written(r0, r1):
     rng = np.random.default_rng(5)
     a, w = rng.standard_normal((9, 10)), rng.standard_normal((10, 11))
     out = np.full((9, 11), -1.0)
-    matmul_packed(a, packed(w), np.ascontiguousarray(w.T), out, r0, r1, False)
+    matmul_packed(a, packed(w), np.ascontiguousarray(w.T), out, r0, r1, 0.0)
     np.testing.assert_allclose(out[r0:r1], a[r0:r1] @ w, rtol=1e-12)
     assert np.all(out[:r0] == -1.0) and np.all(out[r1:] == -1.0)
 
@@ -55,7 +55,7 @@ def test_nan_and_inf_propagate():
     a[1, 2] = np.nan
     a[2, 0] = np.inf
     out = np.zeros((4, 3), np.float32)
-    matmul_packed(a, packed(w), np.ascontiguousarray(w.T), out, 0, 4, False)
+    matmul_packed(a, packed(w), np.ascontiguousarray(w.T), out, 0, 4, 0.0)
     assert np.all(np.isnan(out[1])) and np.all(np.isposinf(out[2])) and np.all(out[[0, 3]] == 6)
 
 
@@ -66,10 +66,10 @@ def test_a_threads_share_gets_the_same_bits():
     a, w = rng.standard_normal((11, 37)).astype(np.float32), rng.standard_normal((37, 50)).astype(np.float32)
     wp = packed(w)
     whole = np.zeros((11, 50), np.float32)
-    matmul_packed(a, wp, np.ascontiguousarray(w.T), whole, 0, 11, False)
+    matmul_packed(a, wp, np.ascontiguousarray(w.T), whole, 0, 11, 0.0)
     for r0, r1 in [(0, 4), (4, 11), (0, 8), (8, 11), (4, 8)]:
         part = np.zeros((11, 50), np.float32)
-        matmul_packed(a, wp, np.ascontiguousarray(w.T), part, r0, r1, False)
+        matmul_packed(a, wp, np.ascontiguousarray(w.T), part, r0, r1, 0.0)
         assert np.array_equal(part[r0:r1], whole[r0:r1])
 
 

@@ -37,7 +37,7 @@ def elman_forward_rows(xproj, bias, w_fwd, w_hh, lengths, relu, h, gh, b0, b1):
     T, B, H = xproj.shape
     zero = 0 * one_like(h[0, 0, 0])
     for t in range(T):
-        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, False)
+        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, 0.0)
         for b in range(b0, b1):
             hn, hp = h[t + 1, b], h[t, b]
             if t >= lengths[b]:

@@ -40,7 +40,7 @@ def gru_forward_rows(xproj, bias, w_fwd, w_hh, b_hn, lengths, h, gates, ghn, gh,
     T, B, G = xproj.shape
     H = G // 3
     for t in range(T):
-        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, False)
+        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, 0.0)
         for b in range(b0, b1):
             hn, hp, gt, q = h[t + 1, b], h[t, b], gates[t, b], ghn[t, b]
             if t >= lengths[b]:

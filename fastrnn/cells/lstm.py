@@ -36,7 +36,7 @@ def lstm_forward_rows(xproj, bias, w_fwd, w_hh, lengths, h, c, gates, gh, b0, b1
     T, B, G = xproj.shape
     H = G // 4
     for t in range(T):
-        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, False)
+        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, 0.0)
         for b in range(b0, b1):
             gt = gates[t, b]
             if t >= lengths[b]:

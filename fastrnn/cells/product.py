@@ -92,10 +92,11 @@ def pack_panels(w, wp):
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
 def _put(o, j, n, v0, v1, accumulate):
-    """o[j : j+n] (+)= the first n lanes of the register pair (v0, v1)."""
+    """o[j : j+n] (+)= the first n lanes of the register pair (v0, v1): += when accumulate
+    is nonzero (see matmul_packed)."""
     V = vwidth(o)
     if n == 2 * V:
-        if accumulate:
+        if accumulate != 0:
             v0 = vadd(v0, vload(o, j))
             v1 = vadd(v1, vload(o, j + V))
         vstore(o, j, v0)
@@ -103,13 +104,17 @@ def _put(o, j, n, v0, v1, accumulate):
         return
     for c in range(n):  # the last panel of a width that is not a multiple of P
         s = vget(v0, c) if c < V else vget(v1, c - V)
-        o[j + c] = o[j + c] + s if accumulate else s
+        o[j + c] = o[j + c] + s if accumulate != 0 else s
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
 def matmul_packed(a, wp, bt, out, r0, r1, accumulate):
-    """out[r0:r1] = a[r0:r1] @ w, or += when ``accumulate``. a (M, K), wp = packed(w) and
-    bt = w.T (N, K) for w (K, N), out (M, N); a, bt and out C-contiguous."""
+    """out[r0:r1] = a[r0:r1] @ w, or += when ``accumulate`` is nonzero. a (M, K),
+    wp = packed(w) and bt = w.T (N, K) for w (K, N), out (M, N); a, bt and out C-contiguous.
+
+    accumulate is a float (0.0 or 1.0), not a bool: Numba compiles a separate copy of a
+    function for each literal bool its callers pass (True, False: two copies of this kernel
+    in every process's compile), while a float constant is typed as a plain float."""
     K = a.shape[1]
     N = out.shape[1]
     V = vwidth(out)
@@ -147,7 +152,7 @@ def matmul_packed(a, wp, bt, out, r0, r1, accumulate):
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
 def rows_dot(a, bt, out, r0, r1, accumulate):
-    """out[r0:r1] (+)= a[r0:r1] @ bt.T one row at a time, as dot products along k (bt (N, K)
+    """out[r0:r1] (+)= a[r0:r1] @ bt.T (+= when accumulate is nonzero) one row at a time, as dot products along k (bt (N, K)
     C-contiguous): the path for the last (M mod 4) rows, and all of B = 1. A lone row has too
     little work to hide the FMA latency in the panel kernel (measured 30% slower at B = 1,
     H = 128); LLVM vectorizes these dot products along k, 3 columns at a time."""
@@ -165,7 +170,7 @@ def rows_dot(a, bt, out, r0, r1, accumulate):
                 s0 += x * w0[k]
                 s1 += x * w1[k]
                 s2 += x * w2[k]
-            if accumulate:
+            if accumulate != 0:
                 s0 += out[i, j]
                 s1 += out[i, j + 1]
                 s2 += out[i, j + 2]
@@ -176,7 +181,7 @@ def rows_dot(a, bt, out, r0, r1, accumulate):
             s0 = z
             for k in range(K):
                 s0 += a0[k] * w0[k]
-            out[i, j] = out[i, j] + s0 if accumulate else s0
+            out[i, j] = out[i, j] + s0 if accumulate != 0 else s0
             j += 1
 
 
@@ -186,4 +191,4 @@ def add_recurrent_grad(dpre_t, w_hh_p, w_hh_t, dh, b0, b1):
     back through W_hh. dpre_t (B, G) is the recurrent-side pre-activation gradient of step t,
     w_hh_p = packed(W_hh), w_hh_t = W_hh^T (H, G), dh (B, H). Every cell's backward ends each
     step with it."""
-    matmul_packed(dpre_t, w_hh_p, w_hh_t, dh, b0, b1, True)
+    matmul_packed(dpre_t, w_hh_p, w_hh_t, dh, b0, b1, 1.0)
