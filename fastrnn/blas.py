@@ -62,10 +62,8 @@ def matmul_tn(a, b, out, sums=None):
         parts = np.empty((n, K + 1, M), out.dtype)
         run_parts(_narrow_parts, (a, b, parts, starts), n)
     else:
-        rows = K + 1 if flip else M
-        scratch = np.empty((n, rows * -(-N // n)), a.dtype)  # each part's narrow operand, transposed
         parts = np.empty((n, K + 1, M) if flip else (n, M, K), out.dtype)
-        run_parts(_gemm_tn_parts, (a, b, flip, scratch, parts, starts), n)
+        run_parts(_gemm_tn_parts, (a, b, flip, parts, starts), n)
     acc = parts.sum(axis=0)  # parts added in order, whatever the thread count
     if flip:
         transpose_into(acc[:K], out)
@@ -78,16 +76,20 @@ def matmul_tn(a, b, out, sums=None):
 
 
 @njit(cache=CACHE, nogil=True)
-def _gemm_tn_parts(a, b, flip, scratch, parts, starts, p0, p1):
+def _gemm_tn_parts(a, b, flip, parts, starts, p0, p1):
     """For parts p0 .. p1-1: flip, parts[p] = [b[rows of part p] | 1].T @ a[same rows] (the
     last row a's column sums); else parts[p] = a[rows].T @ b[rows]. The narrow operand is
-    copied transposed into scratch[p] first."""
+    copied transposed into one scratch buffer per call (per thread), reused part after part."""
+    rows = parts.shape[1] if flip else a.shape[1]
+    longest = 0
+    for p in range(p0, p1):
+        longest = max(longest, starts[p + 1] - starts[p])
+    scratch = np.empty(rows * longest, a.dtype)
     for p in range(p0, p1):
         s0, s1 = starts[p], starts[p + 1]
         L = s1 - s0
         narrow, wide = (b[s0:s1], a[s0:s1]) if flip else (a[s0:s1], b[s0:s1])
-        rows = parts.shape[1] if flip else narrow.shape[1]
-        nt = scratch[p, :rows * L].reshape((rows, L))
+        nt = scratch[:rows * L].reshape((rows, L))
         transpose_into(narrow, nt)
         if flip:
             nt[rows - 1] = 1
