@@ -1,4 +1,5 @@
-"""The matrix products of a training step, all through the BLAS that Numba calls.
+"""The large matrix products of a training step, through the BLAS that Numba calls (all but a
+narrow input's weight gradient, one pass of our own: matmul_tn).
 
 Numba's np.dot calls the OpenBLAS bundled with SciPy, while NumPy's @ calls the (different)
 OpenBLAS bundled with NumPy. Mixing both in one step left two thread pools spinning on the
@@ -21,7 +22,7 @@ from .threads import run_parts
 # rows, at most MAX_PARTS parts.
 MATMUL_ROWS = 256
 PART_ROWS, MAX_PARTS = 512, 8
-NARROW = 4  # matmul_tn: a b this narrow takes the fused pass (_narrow_parts)
+NARROW = 4  # matmul_tn: a b of at most this many columns takes the fused pass (_narrow_parts)
 
 
 @njit(cache=CACHE, nogil=True)
