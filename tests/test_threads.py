@@ -87,3 +87,22 @@ def test_results_do_not_depend_on_the_thread_count(cell, two_threads):
     for flat, out in runs[1:]:
         np.testing.assert_array_equal(flat, runs[0][0])
         np.testing.assert_array_equal(out, runs[0][1])
+
+
+@pytest.mark.skipif(threads._getcpu is None, reason="needs Linux's sched_getcpu and sched_setaffinity")
+def test_a_worker_keeps_off_its_callers_cpu():
+    """The pool thread's allowed CPUs are its caller's minus the one the caller is on, or all of
+    the caller's when that would leave fewer CPUs than workers; the caller's own are untouched."""
+    import threading
+
+    mine = os.sched_getaffinity(0)
+    cpu, caller = sorted(mine)[0], threading.get_native_id()
+    seen = []
+    for workers in (1, len(mine)):
+        t = threading.Thread(target=threads._away_from,
+                             args=(cpu, caller, workers, lambda: seen.append(os.sched_getaffinity(0)), ()))
+        t.start()
+        t.join()
+    assert seen[0] == (mine - {cpu} if len(mine) > 1 else mine)
+    assert seen[1] == mine
+    assert os.sched_getaffinity(0) == mine
