@@ -44,6 +44,9 @@ def matmul_tn(a, b, out, sums=None):
     """out = a.T @ b for a (N, M), b (N, K) C-contiguous, and, given sums (M,), a's column
     sums, from the same pass over a where the shapes allow. The long sum over N (every step of a
     batch) is cut into partial products, shared out across threads, then added in order.
+    b and out may be pairs, (b1, b2) and (out1, out2): both products from one pass over a where
+    the second form below applies to [b1 | b2] (an LSTM layer's input-side and recurrent
+    weight gradients share a: the gate gradients), else one after the other.
 
     Three forms, by the narrower operand (bench/PROFILE.md round 6; one core, float32):
     - K <= NARROW (a narrow input: the adding problem's I = 2): one fused pass over a, each row
@@ -55,33 +58,53 @@ def matmul_tn(a, b, out, sums=None):
       GFLOP/s against 50-59 for row-major copies (3200 x 512 by 3200 x 128 in 6 parts).
     - else (the readout: a the narrow output gradients): a's part copied transposed."""
     N, M = a.shape
-    K = b.shape[1]
+    if isinstance(b, tuple):
+        b1, b2 = b
+        K = b1.shape[1] + b2.shape[1]
+        if NARROW < K <= M:
+            _tn(a, b1, b2, out, sums)
+        else:
+            matmul_tn(a, b1, out[0], sums)
+            matmul_tn(a, b2, out[1])
+        return
+    _tn(a, b, b[:, :0], (out,), sums)
+
+
+def _tn(a, b, b2, outs, sums):
+    """matmul_tn's three forms; b2 (N, K2), K2 = 0 unless the flip form takes a pair."""
+    N, M = a.shape
+    K1 = b.shape[1]
+    K = K1 + b2.shape[1]
     n = max(1, min(MAX_PARTS, N // PART_ROWS))
     starts = np.array([p * N // n for p in range(n + 1)], np.int64)
     flip = K <= M or K <= NARROW  # the forms that give out.T and the sums
     if K <= NARROW:
-        parts = np.empty((n, K + 1, M), out.dtype)
+        parts = np.empty((n, K + 1, M), a.dtype)
         run_parts(_narrow_parts, (a, b, parts, starts), n)
     else:
-        parts = np.empty((n, K + 1, M) if flip else (n, M, K), out.dtype)
-        run_parts(_gemm_tn_parts, (a, b, flip, parts, starts), n)
+        parts = np.empty((n, K + 1, M) if flip else (n, M, K), a.dtype)
+        run_parts(_gemm_tn_parts, (a, b, b2, flip, parts, starts), n)
     acc = parts.sum(axis=0)  # parts added in order, whatever the thread count
     if flip:
-        transpose_into(acc[:K], out)
+        transpose_into(acc[:K1], outs[0])
+        if K > K1:
+            transpose_into(acc[K1:K], outs[1])
         if sums is not None:
             sums[...] = acc[K]
     else:
-        out[...] = acc
+        outs[0][...] = acc
         if sums is not None:
             sums[...] = a.sum(axis=0)
 
 
 @njit(cache=CACHE, nogil=True)
-def _gemm_tn_parts(a, b, flip, parts, starts, p0, p1):
-    """For parts p0 .. p1-1: flip, parts[p] = [b[rows of part p] | 1].T @ a[same rows] (the
-    last row a's column sums); else parts[p] = a[rows].T @ b[rows]. The narrow operand is
-    copied transposed into one scratch buffer per call (per thread), reused part after part."""
+def _gemm_tn_parts(a, b, b2, flip, parts, starts, p0, p1):
+    """For parts p0 .. p1-1: flip, parts[p] = [b[rows of part p] | b2[same rows] | 1].T @ a[same
+    rows] (the last row a's column sums); else parts[p] = a[rows].T @ b[rows] (b2 has no
+    columns). The narrow operand is copied transposed into one scratch buffer per call (per
+    thread), reused part after part."""
     rows = parts.shape[1] if flip else a.shape[1]
+    K1 = b.shape[1]
     longest = 0
     for p in range(p0, p1):
         longest = max(longest, starts[p + 1] - starts[p])
@@ -91,9 +114,12 @@ def _gemm_tn_parts(a, b, flip, parts, starts, p0, p1):
         L = s1 - s0
         narrow, wide = (b[s0:s1], a[s0:s1]) if flip else (a[s0:s1], b[s0:s1])
         nt = scratch[:rows * L].reshape((rows, L))
-        transpose_into(narrow, nt)
         if flip:
+            transpose_into(narrow, nt[:K1])
+            transpose_into(b2[s0:s1], nt[K1:rows - 1])
             nt[rows - 1] = 1
+        else:
+            transpose_into(narrow, nt)
         np.dot(nt, wide, parts[p])
 
 

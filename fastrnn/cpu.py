@@ -92,7 +92,8 @@ class CpuBackend:
         matmul(a, b.T, out)
 
     def matmul_tn(self, a, b, out, sums=None):
-        """out = a.T @ b; sums, if given, = a's column sums (from the same pass over a)."""
+        """out = a.T @ b; sums, if given, = a's column sums (from the same pass over a). b and
+        out may be pairs: both products, from one pass over a where the shapes allow."""
         matmul_tn(a, b, out, sums)
 
     def column_sums(self, a, out):

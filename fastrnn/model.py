@@ -625,16 +625,21 @@ class RNN:
                 G = t.dgi.shape[2]
                 dgi, dgh = t.dgi.reshape(T * B, G), t.dgh.reshape(T * B, G)
                 inp = self._inputs[k][rev]  # what this direction read (dropped, reversed)
+                hs = t.h[:-1].reshape(T * B, H)
+                ih, hh = g[f"weight_ih_l{k}{sfx}"], g[f"weight_hh_l{k}{sfx}"]
+                b_ih, b_hh = g[f"bias_ih_l{k}{sfx}"], g[f"bias_hh_l{k}{sfx}"]
+                split = self.cell.split_grad
                 if k == 0 and self.tokens:
-                    be.scatter_columns(g[f"weight_ih_l0{sfx}"], inp.reshape(T * B), dgi)
-                    be.column_sums(dgi, g[f"bias_ih_l{k}{sfx}"])
-                else:
-                    be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), g[f"weight_ih_l{k}{sfx}"],
-                                 sums=g[f"bias_ih_l{k}{sfx}"])
-                be.matmul_tn(dgh, t.h[:-1].reshape(T * B, H), g[f"weight_hh_l{k}{sfx}"],
-                             sums=g[f"bias_hh_l{k}{sfx}"] if self.cell.split_grad else None)
-                if not self.cell.split_grad:  # dgh is dgi: both biases get the same gradient, summed once
-                    be.copy_into(g[f"bias_hh_l{k}{sfx}"], g[f"bias_ih_l{k}{sfx}"])
+                    be.scatter_columns(ih, inp.reshape(T * B), dgi)
+                    be.column_sums(dgi, b_ih)
+                    be.matmul_tn(dgh, hs, hh, sums=b_hh if split else None)
+                elif split:  # the GRU: the recurrent side has gradients of its own
+                    be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), ih, sums=b_ih)
+                    be.matmul_tn(dgh, hs, hh, sums=b_hh)
+                else:  # dgh is dgi: both weight gradients from one pass over it
+                    be.matmul_tn(dgi, (inp.reshape(T * B, inp.shape[2]), hs), (ih, hh), sums=b_ih)
+                if not split:  # and both biases get the same gradient, summed once
+                    be.copy_into(b_hh, b_ih)
 
     # ----------------------------------------------------------------- clipping
     def clip_grad_norm(self, max_norm=None):

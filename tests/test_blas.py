@@ -1,8 +1,9 @@
 """The weight-gradient product (fastrnn/blas.py matmul_tn: out = a.T @ b and a's column sums)
 against a float64 reference, in each of its three forms: a narrow b (K <= NARROW, the fused
 pass), b narrower than a (b copied transposed with a row of ones), a narrower than b; one part
-and several (N past PART_ROWS, N not a multiple of the part count); and the same bits
-whatever the thread count. Also the blocked transpose they copy with."""
+and several (N past PART_ROWS, N not a multiple of the part count); b as a pair (both products
+from one pass); and the same bits whatever the thread count. Also the blocked transpose they
+copy with."""
 import numpy as np
 import pytest
 
@@ -68,3 +69,41 @@ def test_transpose_into(N, K):
     out = np.full((K, N), -1, np.float32)
     transpose_into(w, out)
     assert np.array_equal(out, w.T)
+
+
+# (N, M, K1, K2): a (N, M), b1 (N, K1), b2 (N, K2); the pair form (one pass) needs NARROW < K1 + K2 <= M
+PAIRS = [(7, 9, 2, 5), (2 * PART_ROWS + 37, 40, 2, 13), (2 * PART_ROWS + 37, 40, 1, 39), (600, 64, 16, 32),
+         (5, 8, 1, 2), (9, 4, 3, 7), (2 * PART_ROWS + 37, 6, 30, 1)]  # the last three: one product at a time
+
+
+@pytest.mark.parametrize("N, M, K1, K2", PAIRS)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_matmul_tn_pair_equals_the_reference(N, M, K1, K2, dtype, rtol):
+    """b and out as pairs (an LSTM layer's input-side and recurrent weight gradients): both
+    products and a's column sums, as accurate as the single form."""
+    rng = np.random.default_rng(N + 10 * M + 100 * K1 + 1000 * K2)
+    a, b1, b2 = (rng.standard_normal(s).astype(dtype) for s in ((N, M), (N, K1), (N, K2)))
+    out1, out2, sums = np.full((M, K1), np.nan, dtype), np.full((M, K2), np.nan, dtype), np.full(M, np.nan, dtype)
+    matmul_tn(a, (b1, b2), (out1, out2), sums)
+    a64 = a.astype(np.float64)
+    for b, out in ((b1, out1), (b2, out2)):
+        b64 = b.astype(np.float64)
+        assert np.all(np.abs(out - a64.T @ b64) <= rtol * (np.abs(a64).T @ np.abs(b64)))
+    assert np.all(np.abs(sums - a64.sum(axis=0)) <= rtol * np.abs(a64).sum(axis=0))
+
+
+def test_matmul_tn_pair_bits_do_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(5)
+    a, b1, b2 = (rng.standard_normal((3 * PART_ROWS + 11, k)).astype(np.float32) for k in (48, 3, 16))
+    before = threads.get_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            threads.set_threads(n)
+            outs = np.empty((48, 3), np.float32), np.empty((48, 16), np.float32), np.empty(48, np.float32)
+            matmul_tn(a, (b1, b2), outs[:2], outs[2])
+            results.append(outs)
+    finally:
+        threads.set_threads(before)
+    for outs in results[1:]:
+        assert all(np.array_equal(x, y) for x, y in zip(outs, results[0]))

@@ -98,7 +98,9 @@ class CudaBackend:
         k.gemm(a, b, out, tb=True)
 
     def matmul_tn(self, a, b, out, sums=None):
-        k.gemm(a, b, out, ta=True)
+        """out = a.T @ b (b and out may be pairs: one product each); sums = a's column sums."""
+        for bb, oo in zip(b, out) if isinstance(b, tuple) else ((b, out),):
+            k.gemm(a, bb, oo, ta=True)
         if sums is not None:
             self.column_sums(a, sums)
 
