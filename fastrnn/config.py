@@ -35,3 +35,10 @@ CUDA_PATH = os.environ.get("FASTRNN_CUDA_PATH", "auto")
 # arithmetic, and the result, is the same for any thread count.
 MIN_ROWS = 4
 ROW_BLOCK = 4
+
+# CPU, batches under ROW_BLOCK sequences: the threads share each step's hidden units instead
+# (threads.run_columns), at least MIN_COL_UNITS each (below that a step's share is too small to
+# pay for the per-step barrier), split on multiples of COL_ALIGN units (the product's column
+# group, cells/product.py dot_cols), so results do not depend on the thread count either.
+MIN_COL_UNITS = 32
+COL_ALIGN = 3

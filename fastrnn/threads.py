@@ -4,9 +4,11 @@ Sequences in a batch are independent, so each thread runs its own slice through 
 time loop (no per-step synchronization); the kernels are compiled with ``nogil=True`` and a
 persistent pool of Python threads runs the slices (the calling thread takes the first), each
 pool thread kept off the CPU its caller is on (``_away_from``). Large matrix products are split
-the same way. Numba's own parallel mode was tried first and
-dropped: every parallel function compiled the kernel it launched a second time (cold compile
-of all cells 64 s instead of ~15 s) and its OpenMP workers spun between regions.
+the same way. Batches too small to share by sequences (B < 4) share each step's hidden units
+instead, the threads meeting at a barrier every step (``run_columns``). Numba's own parallel
+mode was tried first and dropped: every parallel function compiled the kernel it launched a
+second time (cold compile of all cells 64 s instead of ~15 s) and its OpenMP workers spun
+between regions.
 
 The BLAS that Numba calls (SciPy's bundled OpenBLAS) is pinned to one thread, since each of
 our threads already calls it; NumPy's own BLAS is left as the user set it and is not used in
@@ -28,10 +30,7 @@ def _default_threads():
         v = os.environ.get(var, "")
         if v.isdigit() and int(v) > 0:
             return int(v)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return _cpus()
 
 
 def get_threads():
@@ -103,7 +102,7 @@ def _away_from(cpu, caller, workers, fn, args):
             os.sched_setaffinity(0, allowed - {cpu} if len(allowed) > workers else allowed)
         except OSError:
             pass
-    fn(*args)
+    return fn(*args)
 
 
 def run_split(fn, args, rows, min_rows=1, align=1):
@@ -133,3 +132,37 @@ def run_parts(fn, args, parts):
     """Call fn(*args, p0, p1) on ranges of ``parts`` independent parts, one range per thread:
     the parts (and so the result) are fixed by the caller, the threads only share them out."""
     run_split(fn, args, parts)
+
+
+def _cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_columns(fn, args, units, align=1, min_units=1):
+    """Call fn(*args, flags, p, n, u0, u1) on n threads at once, thread p taking hidden units
+    [u0, u1) (every range but the last starting and ending on a multiple of align, at least
+    min_units wide), for a kernel whose threads meet at a barrier every step
+    (cells/barrier.py; flags: its counters, fresh per call). n is at most the threads set and
+    the CPUs this process may use: a barrier waits on every thread, so more threads than cores
+    would stall each step. fn returns False when its barrier gave up (another thread never
+    arrived)."""
+    from .cells import barrier
+
+    n = max(1, min(get_threads(), _cpus(), units // max(1, min_units)))
+    cuts = [p * units // n // align * align for p in range(n)] + [units]
+    flags = barrier.flags(n)
+    futures = []
+    if n > 1:
+        pool = _executor(n - 1)
+        cpu, caller = (_getcpu(), threading.get_native_id()) if _getcpu is not None else (None, None)
+        for p in range(1, n):
+            call = args + (flags, p, n, cuts[p], cuts[p + 1])
+            futures.append(pool.submit(_away_from, cpu, caller, n - 1, fn, call) if cpu is not None
+                           else pool.submit(fn, *call))
+    ok = fn(*args, flags, 0, n, cuts[0], cuts[1])
+    ok = all([f.result() for f in futures]) and ok
+    if not ok:
+        raise RuntimeError("a kernel thread stopped waiting at its per-step barrier: another thread never arrived")

@@ -106,3 +106,58 @@ def test_a_worker_keeps_off_its_callers_cpu():
     assert seen[0] == (mine - {cpu} if len(mine) > 1 else mine)
     assert seen[1] == mine
     assert os.sched_getaffinity(0) == mine
+
+
+@pytest.mark.parametrize("cell", ["lstm"])
+@pytest.mark.parametrize("B", [1, 3])
+def test_column_split_matches_the_reference_for_any_thread_count(cell, B, two_threads, monkeypatch):
+    """B < 4: the threads share each step's hidden units and meet at a barrier every step
+    (threads.run_columns). H = 100 (no multiple of 3): 1, 2 and 3
+    threads (3 on a 2-core machine too: the barrier yields the CPU) give the same bits, and
+    the float64 gradients (two layers, full and truncated BPTT, lengths shorter than T) match
+    the NumPy reference (a bidirectional layer: the same bits for any thread count)."""
+    from fastrnn import RNN
+
+    monkeypatch.setattr(threads, "_cpus", lambda: 3)  # let 3 threads run on fewer cores
+    rng = np.random.default_rng(B)
+    T, I, H = 9, 3, 100
+    x = rng.normal(0, 1, (T, B, I))
+    y = rng.normal(0, 1, (T, B, 2))
+    lengths = np.array([T, 4, 7][:B])
+    runs = []
+    for n in (1, 2, 3):
+        threads.set_threads(n)
+        models = [RNN(cell, I, H, 2, 2, dtype="float64", seed=2), RNN(cell, I, H, 2, 1, bidirectional=True,
+                                                                      dtype="float64", seed=3)]
+        for m in models:
+            m.flat += np.random.default_rng(0).normal(0, 0.1, m.flat.size)
+        uni, bi = models
+        runs.append([uni.loss_and_grad(x, y, "mse", "all", lengths).grad.copy(),
+                     uni.loss_and_grad(x, y, "mse", "all", lengths, bptt_truncate=3).grad.copy(),
+                     bi.loss_and_grad(x, y, "mse", "all", lengths).grad.copy(),
+                     uni.forward(x, lengths, output="all")[0]])
+    for got in runs[1:]:
+        for a, b in zip(got, runs[0]):
+            np.testing.assert_array_equal(a, b)
+    for K, grad in ((None, runs[0][0]), (3, runs[0][1])):
+        _, grads, _, _ = naive.loss_and_grad(uni, x, y, "mse", "all", lengths, K=K)
+        ref = np.concatenate([grads[k].ravel() for k in uni.shapes])
+        assert np.abs(grad - ref).max() < 1e-10 * np.abs(ref).max(), K
+
+
+def test_a_barrier_that_waits_forever_gives_up(two_threads, monkeypatch):
+    """A thread that never arrives (its kernel failed) ends its partner's wait with a clear
+    error instead of a hang (the wait limit patched down from seconds to 1000 yields)."""
+    from numba import njit
+
+    from fastrnn.cells import barrier
+
+    @njit(nogil=True)
+    def only_first_arrives(flags, me, n, u0, u1):
+        return barrier.arrive(flags, me, n, 1) if me == 0 else True
+
+    monkeypatch.setattr(barrier, "GIVE_UP", 1000)
+    monkeypatch.setattr(threads, "_cpus", lambda: 2)
+    with pytest.raises(RuntimeError, match="barrier: another thread never arrived"):
+        threads.run_columns(only_first_arrives, (), 64)
+    assert barrier.arrive(barrier.flags(1), 0, 1, 1)  # alone, nobody to wait for

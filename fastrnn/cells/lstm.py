@@ -14,10 +14,11 @@ Shapes: T steps, B batch, H hidden; gate blocks are 4H wide. The kernel adds bot
 """
 from numba import njit
 
-from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
-from ..threads import run_split
+from ..config import CACHE, COL_ALIGN, ERROR_MODEL, FASTMATH, MIN_COL_UNITS, MIN_ROWS, ROW_BLOCK
+from ..threads import run_columns, run_split
 from ._math import copy, one_like, sigmoid, tanh
-from .product import add_recurrent_grad, matmul_packed
+from .barrier import arrive
+from .product import add_recurrent_grad, matmul_packed, unit_cols_dot
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -45,14 +46,17 @@ def lstm_forward_rows(xproj, bias, w_fwd, w_hh, lengths, h, c, gates, gh, b0, b1
                 gt[:] = 0
                 continue
             a, xp = gh[b], xproj[t, b]
-            # one contiguous loop per nonlinearity, so each vectorizes
+            # one contiguous loop per nonlinearity, so each vectorizes; each from 0 over views:
+            # a loop from an offset (range(2 * H, 3 * H)) did not vectorize (2x slower)
             for j in range(2 * H):  # i, f
                 gt[j] = sigmoid(a[j] + xp[j] + bias[j])
-            for j in range(2 * H, 3 * H):  # g
-                gt[j] = tanh(a[j] + xp[j] + bias[j])
-            for j in range(3 * H, G):  # o
-                gt[j] = sigmoid(a[j] + xp[j] + bias[j])
             i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]
+            ag, xg, bg = a[2 * H:3 * H], xp[2 * H:3 * H], bias[2 * H:3 * H]
+            for j in range(H):
+                g[j] = tanh(ag[j] + xg[j] + bg[j])
+            ao, xo, bo = a[3 * H:], xp[3 * H:], bias[3 * H:]
+            for j in range(H):
+                o[j] = sigmoid(ao[j] + xo[j] + bo[j])
             cp, cn, hn = c[t, b], c[t + 1, b], h[t + 1, b]
             for j in range(H):
                 cn[j] = f[j] * cp[j] + i[j] * g[j]
@@ -101,14 +105,113 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, w_hh_t, dpre, dh
         add_recurrent_grad(dpre[w], w_bwd, w_hh_t, dh, b0, b1)
 
 
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def lstm_forward_cols(xproj, bias, w_hh, lengths, h, c, gates, gh, flags, me, n, u0, u1):
+    """lstm_forward_rows for a batch too small to share by sequences (B < ROW_BLOCK): every
+    sequence, hidden units u0..u1-1 (their i, f, g, o columns) on this thread, the n threads
+    meeting at a barrier after each step, since the next step's product reads every unit of
+    h_t (threads.run_columns). w_hh (4H, H) dense; the rest as lstm_forward_rows. Returns
+    False if the barrier gave up.
+
+    The pointwise loops run over views that start at the thread's first unit: a loop from a
+    runtime offset did not vectorize (measured 2-7x slower)."""
+    T, B, G = xproj.shape
+    H = G // 4
+    U = u1 - u0
+    for t in range(T):
+        for b in range(B):
+            gt = gates[t, b]
+            i, f, g, o = gt[u0:u1], gt[H + u0:H + u1], gt[2 * H + u0:2 * H + u1], gt[3 * H + u0:3 * H + u1]
+            cp, cn, hp, hn = c[t, b, u0:u1], c[t + 1, b, u0:u1], h[t, b, u0:u1], h[t + 1, b, u0:u1]
+            if t >= lengths[b]:
+                for j in range(U):
+                    hn[j] = hp[j]
+                    cn[j] = cp[j]
+                    i[j] = f[j] = g[j] = o[j] = 0
+                continue
+            a, xp = gh[b], xproj[t, b]
+            unit_cols_dot(h[t, b], w_hh, a, H, 4, u0, u1, 0.0)
+            for q in range(4):
+                lo = q * H + u0
+                gq, aq, xq, bq = gt[lo:lo + U], a[lo:lo + U], xp[lo:lo + U], bias[lo:lo + U]
+                if q == 2:
+                    for j in range(U):
+                        gq[j] = tanh(aq[j] + xq[j] + bq[j])
+                else:
+                    for j in range(U):
+                        gq[j] = sigmoid(aq[j] + xq[j] + bq[j])
+            for j in range(U):
+                cn[j] = f[j] * cp[j] + i[j] * g[j]
+                hn[j] = o[j] * tanh(cn[j])
+        if not arrive(flags, me, n, t + 1):
+            return False
+    return True
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, dh, dc, flags, me, n, u0, u1):
+    """lstm_backward_rows for B < ROW_BLOCK: hidden units u0..u1-1 on this thread. Each step's
+    gate gradients of these units first, then a barrier (dL/dh_{t-1} of a unit reads every
+    gate's), then dh[:, u0:u1] += dpre_t @ W_hh[:, u0:u1] from w_hh_t = W_hh^T (H, 4H) dense."""
+    B, H = dh.shape
+    U = u1 - u0
+    one = one_like(c[0, 0, 0])
+    for t in range(s1, s0 - 1, -1):
+        w = t - s0
+        for b in range(B):
+            d, dcb, din, ds = dh[b, u0:u1], dc[b, u0:u1], dh_in[w, b, u0:u1], dh_seq[w, b, u0:u1]
+            dp = dpre[w, b]
+            di, df, dg, do = dp[u0:u1], dp[H + u0:H + u1], dp[2 * H + u0:2 * H + u1], dp[3 * H + u0:3 * H + u1]
+            for j in range(U):
+                ds[j] = d[j] + din[j]
+            if t >= lengths[b]:
+                for j in range(U):
+                    di[j] = df[j] = dg[j] = do[j] = 0
+                    d[j] = ds[j]
+                continue
+            gt = gates[t, b]
+            i, f, g, o = gt[u0:u1], gt[H + u0:H + u1], gt[2 * H + u0:2 * H + u1], gt[3 * H + u0:3 * H + u1]
+            cp, cn = c[t, b, u0:u1], c[t + 1, b, u0:u1]
+            for j in range(U):
+                tc = tanh(cn[j])
+                dcn = dcb[j] + ds[j] * o[j] * (one - tc * tc)
+                di[j] = dcn * g[j] * i[j] * (one - i[j])
+                df[j] = dcn * cp[j] * f[j] * (one - f[j])
+                dg[j] = dcn * i[j] * (one - g[j] * g[j])
+                do[j] = ds[j] * tc * o[j] * (one - o[j])
+                dcb[j] = dcn * f[j]
+                d[j] = 0
+        if not arrive(flags, me, n, s1 - t + 1):
+            return False
+        for b in range(B):
+            unit_cols_dot(dpre[w, b], w_hh_t, dh[b], H, 1, u0, u1, 1.0)
+    return True
+
+
 # --------------------------------------------------------------------------- CPU binding
+def _by_columns(tape):
+    """Under ROW_BLOCK sequences, share the hidden units, where H is wide enough that more than
+    one thread could take part (below, the row kernels: one call per step's product, no
+    barrier). A rule on B and H alone, so the bits do not depend on the thread count."""
+    return tape.B < ROW_BLOCK and tape.h.shape[2] >= 2 * MIN_COL_UNITS
+
+
 def forward(cell, tape, lengths):
-    """One layer forward over every step, the batch split across threads."""
+    """One layer forward over every step, the batch split across threads (or, under
+    ROW_BLOCK sequences, each step's hidden units: _by_columns)."""
+    if _by_columns(tape):
+        run_columns(lstm_forward_cols, (tape.xproj, tape.bias, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
+                                        tape.gh), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
+        return
     run_split(lstm_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
                                   tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see lstm_backward_rows)."""
+    if _by_columns(tape):
+        run_columns(lstm_backward_cols, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh_t, dgi, dh_seq,
+                                         tape.dh, tape.dc), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
+        return
     run_split(lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_bwd, tape.w_hh_t, dgi, dh_seq,
                                    tape.dh, tape.dc), tape.B, MIN_ROWS, ROW_BLOCK)

@@ -152,37 +152,53 @@ def matmul_packed(a, wp, bt, out, r0, r1, accumulate):
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
 def rows_dot(a, bt, out, r0, r1, accumulate):
-    """out[r0:r1] (+)= a[r0:r1] @ bt.T (+= when accumulate is nonzero) one row at a time, as dot products along k (bt (N, K)
-    C-contiguous): the path for the last (M mod 4) rows, and all of B = 1. A lone row has too
-    little work to hide the FMA latency in the panel kernel (measured 30% slower at B = 1,
-    H = 128); LLVM vectorizes these dot products along k, 3 columns at a time."""
-    K = a.shape[1]
-    N = bt.shape[0]
-    z = zero_like(a[0, 0])
+    """out[r0:r1] (+)= a[r0:r1] @ bt.T (+= when accumulate is nonzero) one row at a time, as
+    dot products along k (bt (N, K) C-contiguous): the path for the last (M mod 4) rows. A lone
+    row has too little work to hide the FMA latency in the panel kernel (measured 30% slower at
+    B = 1, H = 128)."""
     for i in range(r0, r1):
-        a0 = a[i]
-        j = 0
-        while j + 3 <= N:
-            w0, w1, w2 = bt[j], bt[j + 1], bt[j + 2]
-            s0 = s1 = s2 = z
-            for k in range(K):
-                x = a0[k]
-                s0 += x * w0[k]
-                s1 += x * w1[k]
-                s2 += x * w2[k]
-            if accumulate != 0:
-                s0 += out[i, j]
-                s1 += out[i, j + 1]
-                s2 += out[i, j + 2]
-            out[i, j], out[i, j + 1], out[i, j + 2] = s0, s1, s2
-            j += 3
-        while j < N:
-            w0 = bt[j]
-            s0 = z
-            for k in range(K):
-                s0 += a0[k] * w0[k]
-            out[i, j] = out[i, j] + s0 if accumulate != 0 else s0
-            j += 1
+        dot_cols(a[i], bt, out[i], 0, bt.shape[0], accumulate)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def dot_cols(x, bt, o, j0, j1, accumulate):
+    """o[j] (+)= x . bt[j] for j in j0..j1-1 (x (K,), bt (N, K), o (N,); += when accumulate is
+    nonzero). LLVM vectorizes these dot products along k, 3 columns at a time from j0, then the
+    last (j1 - j0) mod 3 one by one: a column's bits depend on its place from j0."""
+    K = x.shape[0]
+    z = zero_like(x[0])
+    j = j0
+    while j + 3 <= j1:
+        w0, w1, w2 = bt[j], bt[j + 1], bt[j + 2]
+        s0 = s1 = s2 = z
+        for k in range(K):
+            v = x[k]
+            s0 += v * w0[k]
+            s1 += v * w1[k]
+            s2 += v * w2[k]
+        if accumulate != 0:
+            s0 += o[j]
+            s1 += o[j + 1]
+            s2 += o[j + 2]
+        o[j], o[j + 1], o[j + 2] = s0, s1, s2
+        j += 3
+    while j < j1:
+        w0 = bt[j]
+        s0 = z
+        for k in range(K):
+            s0 += x[k] * w0[k]
+        o[j] = o[j] + s0 if accumulate != 0 else s0
+        j += 1
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def unit_cols_dot(x, bt, o, H, blocks, u0, u1, accumulate):
+    """The column split's product (small batches, threads.run_columns): o[q H + u] (+)= x .
+    bt[q H + u] for units u in u0..u1-1 of every H-wide block q < blocks. The threads' unit
+    ranges start on multiples of 3 (config.COL_ALIGN: dot_cols' group), so every column is computed
+    in the same group of 3 as when one thread takes all: the bits depend on H alone."""
+    for q in range(blocks):
+        dot_cols(x, bt, o, q * H + u0, q * H + u1, accumulate)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
