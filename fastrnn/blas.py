@@ -19,10 +19,12 @@ from .threads import run_parts
 # called with (measured: half the rows of a 2220-row product changed when it was split in two),
 # so a split that followed the threads would make results depend on the thread count.
 # matmul: row blocks of MATMUL_ROWS; matmul_tn: its long sum in a power of 2 of parts of at
-# least PART_ROWS rows, at most MAX_PARTS (was any count of 512 rows: 3 parts on 2 threads left
-# one idle a third of the time; measured 1.2-1.3x at N = 1600, B = 16, T = 100).
+# least PART_ROWS rows and PART_WORK multiply-adds, at most MAX_PARTS (was any count of 512-row
+# parts: 3 parts on 2 threads left one idle a third of the time; measured 1.2-1.3x at N = 1600,
+# B = 16, T = 100).
 MATMUL_ROWS = 256
 PART_ROWS, MAX_PARTS = 256, 8
+PART_WORK = 1 << 23  # multiply-adds a part has at least (~0.2 ms): below, a hand-off costs more
 NARROW = 4  # matmul_tn: a b of at most this many columns takes the fused pass (_narrow_parts)
 
 
@@ -76,7 +78,7 @@ def _tn(a, b, b2, outs, sums):
     N, M = a.shape
     K1 = b.shape[1]
     K = K1 + b2.shape[1]
-    n = max(1, min(MAX_PARTS, N // PART_ROWS))
+    n = max(1, min(MAX_PARTS, N // PART_ROWS, N * M * K // PART_WORK))
     n = 1 << (n.bit_length() - 1)  # a power of 2: 2, 4 or 8 threads share the parts evenly
     starts = np.array([p * N // n for p in range(n + 1)], np.int64)
     flip = K <= M or K <= NARROW  # the forms that give out.T and the sums

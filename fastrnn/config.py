@@ -37,8 +37,11 @@ MIN_ROWS = 4
 ROW_BLOCK = 4
 
 # CPU, batches under ROW_BLOCK sequences: the threads share each step's hidden units instead
-# (threads.run_columns), at least MIN_COL_UNITS each (below that a step's share is too small to
-# pay for the per-step barrier), split on multiples of COL_ALIGN units (the product's column
-# group, cells/product.py dot_cols), so results do not depend on the thread count either.
+# (threads.run_columns) where a step has at least 2 x MIN_COL_WORK gate columns (threads.
+# share_columns; measured at B = 1, T = 784: the LSTM at H = 128, 512 columns, 1.6x on two
+# threads; the tanh RNN at H = 128, 128 columns, 1.04x), each thread at least MIN_COL_UNITS
+# units, split on multiples of COL_ALIGN units (the product's column group, cells/product.py
+# dot_cols), so results do not depend on the thread count either.
+MIN_COL_WORK = 256
 MIN_COL_UNITS = 32
 COL_ALIGN = 3

@@ -141,6 +141,16 @@ def _cpus():
         return os.cpu_count() or 1
 
 
+def share_columns(B, H, gates):
+    """Whether a layer's kernels share the hidden units (run_columns) instead of the batch:
+    under ROW_BLOCK sequences, where a step's gates x H columns are enough work for two
+    threads to gain from it against a barrier per step (MIN_COL_WORK each; below, the row
+    kernels). A rule on the shapes alone, so the bits never depend on the thread count."""
+    from .config import MIN_COL_WORK, ROW_BLOCK
+
+    return B < ROW_BLOCK and gates * H >= 2 * MIN_COL_WORK
+
+
 def run_columns(fn, args, units, align=1, min_units=1):
     """Call fn(*args, flags, p, n, u0, u1) on n threads at once, thread p taking hidden units
     [u0, u1) (every range but the last starting and ending on a multiple of align, at least

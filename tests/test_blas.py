@@ -7,9 +7,15 @@ copy with."""
 import numpy as np
 import pytest
 
-from fastrnn import threads
+from fastrnn import blas, threads
 from fastrnn.blas import MAX_PARTS, NARROW, PART_ROWS, matmul_tn
 from fastrnn.cells.product import transpose_into
+
+@pytest.fixture(autouse=True)
+def small_parts(monkeypatch):
+    """Parts as small in work as in rows, so these small shapes take several parts."""
+    monkeypatch.setattr(blas, "PART_WORK", 1)
+
 
 # (N, M, K): a (N, M), b (N, K)
 SHAPES = [(1, 1, 1), (3, 5, 2), (9, 1, 3), (9, 2, NARROW), (7, 9, NARROW), (7, 9, NARROW + 1), (2 * PART_ROWS + 37, 40, 2),

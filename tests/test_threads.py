@@ -108,7 +108,7 @@ def test_a_worker_keeps_off_its_callers_cpu():
     assert os.sched_getaffinity(0) == mine
 
 
-@pytest.mark.parametrize("cell", ["lstm"])
+@pytest.mark.parametrize("cell", ["tanh", "relu", "lstm"])
 @pytest.mark.parametrize("B", [1, 3])
 def test_column_split_matches_the_reference_for_any_thread_count(cell, B, two_threads, monkeypatch):
     """B < 4: the threads share each step's hidden units and meet at a barrier every step
@@ -118,7 +118,10 @@ def test_column_split_matches_the_reference_for_any_thread_count(cell, B, two_th
     the NumPy reference (a bidirectional layer: the same bits for any thread count)."""
     from fastrnn import RNN
 
+    from fastrnn import config
+
     monkeypatch.setattr(threads, "_cpus", lambda: 3)  # let 3 threads run on fewer cores
+    monkeypatch.setattr(config, "MIN_COL_WORK", 1)  # the column split at this small H too
     rng = np.random.default_rng(B)
     T, I, H = 9, 3, 100
     x = rng.normal(0, 1, (T, B, I))
@@ -143,6 +146,15 @@ def test_column_split_matches_the_reference_for_any_thread_count(cell, B, two_th
         _, grads, _, _ = naive.loss_and_grad(uni, x, y, "mse", "all", lengths, K=K)
         ref = np.concatenate([grads[k].ravel() for k in uni.shapes])
         assert np.abs(grad - ref).max() < 1e-10 * np.abs(ref).max(), K
+
+
+def test_which_shapes_share_columns():
+    """A rule on B and the step's gate columns alone (so never on the thread count)."""
+    from fastrnn.config import MIN_COL_WORK, ROW_BLOCK
+
+    assert threads.share_columns(1, 128, 4) and threads.share_columns(ROW_BLOCK - 1, 2 * MIN_COL_WORK, 1)
+    assert not threads.share_columns(ROW_BLOCK, 512, 4) and not threads.share_columns(1, 32, 4)
+    assert not threads.share_columns(1, 2 * MIN_COL_WORK - 1, 1)
 
 
 def test_a_barrier_that_waits_forever_gives_up(two_threads, monkeypatch):

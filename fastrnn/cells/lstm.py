@@ -15,7 +15,7 @@ Shapes: T steps, B batch, H hidden; gate blocks are 4H wide. The kernel adds bot
 from numba import njit
 
 from ..config import CACHE, COL_ALIGN, ERROR_MODEL, FASTMATH, MIN_COL_UNITS, MIN_ROWS, ROW_BLOCK
-from ..threads import run_columns, run_split
+from ..threads import run_columns, run_split, share_columns
 from ._math import copy, one_like, sigmoid, tanh
 from .barrier import arrive
 from .product import add_recurrent_grad, matmul_packed, unit_cols_dot
@@ -189,17 +189,10 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, d
 
 
 # --------------------------------------------------------------------------- CPU binding
-def _by_columns(tape):
-    """Under ROW_BLOCK sequences, share the hidden units, where H is wide enough that more than
-    one thread could take part (below, the row kernels: one call per step's product, no
-    barrier). A rule on B and H alone, so the bits do not depend on the thread count."""
-    return tape.B < ROW_BLOCK and tape.h.shape[2] >= 2 * MIN_COL_UNITS
-
-
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads (or, under
-    ROW_BLOCK sequences, each step's hidden units: _by_columns)."""
-    if _by_columns(tape):
+    ROW_BLOCK sequences, each step's hidden units: threads.share_columns)."""
+    if share_columns(tape.B, tape.h.shape[2], 4):
         run_columns(lstm_forward_cols, (tape.xproj, tape.bias, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
                                         tape.gh), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
         return
@@ -209,7 +202,7 @@ def forward(cell, tape, lengths):
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see lstm_backward_rows)."""
-    if _by_columns(tape):
+    if share_columns(tape.B, tape.h.shape[2], 4):
         run_columns(lstm_backward_cols, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh_t, dgi, dh_seq,
                                          tape.dh, tape.dc), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
         return

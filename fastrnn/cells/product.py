@@ -160,11 +160,12 @@ def rows_dot(a, bt, out, r0, r1, accumulate):
         dot_cols(a[i], bt, out[i], 0, bt.shape[0], accumulate)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
 def dot_cols(x, bt, o, j0, j1, accumulate):
     """o[j] (+)= x . bt[j] for j in j0..j1-1 (x (K,), bt (N, K), o (N,); += when accumulate is
     nonzero). LLVM vectorizes these dot products along k, 3 columns at a time from j0, then the
-    last (j1 - j0) mod 3 one by one: a column's bits depend on its place from j0."""
+    last (j1 - j0) mod 3 one by one: a column's bits depend on its place from j0. Inlined into
+    its callers: a call per row cost ~7% of a B = 1, H = 32 step."""
     K = x.shape[0]
     z = zero_like(x[0])
     j = j0
