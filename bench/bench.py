@@ -296,12 +296,15 @@ for dtype in ("float32", "float64"):
     for cell in CELLS:
         m = RNN(cell, 3, 4, 2, 2, dtype=dtype)
         m.loss_and_grad(np.zeros((5, 2, 3), dtype), np.zeros((2, 2), dtype))
+        m = RNN(cell, 3, 512, 2, 1, dtype=dtype)  # B = 1: the column-split kernels (threads.share_columns)
+        m.loss_and_grad(np.zeros((2, 1, 3), dtype), np.zeros((1, 2), dtype))
 print(time.perf_counter() - t0)
 """
 
 
 def compile_times():
-    """Cold: a new process with an empty Numba cache compiles every kernel (4 cells x 2 dtypes).
+    """Cold: a new process with an empty Numba cache compiles every kernel (4 cells x 2 dtypes,
+    batch-split and column-split).
     Warm: a second process with that cache, `fastrnn train --steps 1` from start to end."""
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)

@@ -38,8 +38,9 @@ ROW_BLOCK = 4
 
 # CPU, batches under ROW_BLOCK sequences: the threads share each step's hidden units instead
 # (threads.run_columns) where a step has at least 2 x MIN_COL_WORK gate columns (threads.
-# share_columns; measured at B = 1, T = 784: the LSTM at H = 128, 512 columns, 1.6x on two
-# threads; the tanh RNN at H = 128, 128 columns, 1.04x), each thread at least MIN_COL_UNITS
+# share_columns; the LSTM's kernels have this form: at B = 1, T = 784, H = 128 (512 columns)
+# 1.3-1.6x on two threads. The tanh RNN's, tried, gained 1.04x at H = 128 and 1.11x at H = 512,
+# B = 1, T = 100: not worth their compile time), each thread at least MIN_COL_UNITS
 # units, split on multiples of COL_ALIGN units (the product's column group, cells/product.py
 # dot_cols), so results do not depend on the thread count either.
 MIN_COL_WORK = 256

@@ -15,11 +15,10 @@ plain loop over a contiguous row, so LLVM vectorizes it.
 """
 from numba import njit
 
-from ..config import CACHE, COL_ALIGN, ERROR_MODEL, FASTMATH, MIN_COL_UNITS, MIN_ROWS, ROW_BLOCK
-from ..threads import run_columns, run_split, share_columns
+from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
+from ..threads import run_split
 from ._math import copy, one_like, tanh
-from .barrier import arrive
-from .product import add_recurrent_grad, matmul_packed, unit_cols_dot
+from .product import add_recurrent_grad, matmul_packed
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -92,89 +91,14 @@ def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_bwd, w_hh_t, dpre, dh
         add_recurrent_grad(dpre[w], w_bwd, w_hh_t, dh, b0, b1)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def elman_forward_cols(xproj, bias, w_hh, lengths, relu, h, gh, flags, me, n, u0, u1):
-    """elman_forward_rows for B < ROW_BLOCK: every sequence, hidden units u0..u1-1 on this
-    thread, the n threads meeting at a barrier after each step (threads.run_columns; see
-    lstm_forward_cols). w_hh (H, H) dense. Returns False if the barrier gave up."""
-    T, B, H = xproj.shape
-    U = u1 - u0
-    zero = 0 * one_like(h[0, 0, 0])
-    for t in range(T):
-        for b in range(B):
-            hn, hp = h[t + 1, b, u0:u1], h[t, b, u0:u1]
-            if t >= lengths[b]:
-                for j in range(U):
-                    hn[j] = hp[j]
-                continue
-            unit_cols_dot(h[t, b], w_hh, gh[b], H, 1, u0, u1, 0.0)
-            a, xp, bs = gh[b, u0:u1], xproj[t, b, u0:u1], bias[u0:u1]
-            if relu:
-                for j in range(U):
-                    v = a[j] + xp[j] + bs[j]
-                    hn[j] = zero if v <= zero else v
-            else:
-                for j in range(U):
-                    hn[j] = tanh(a[j] + xp[j] + bs[j])
-        if not arrive(flags, me, n, t + 1):
-            return False
-    return True
-
-
-@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def elman_backward_cols(s0, s1, dh_in, lengths, relu, h, w_hh_t, dpre, dh_seq, dh, flags, me, n, u0, u1):
-    """elman_backward_rows for B < ROW_BLOCK: hidden units u0..u1-1 on this thread, a barrier
-    between each step's pointwise part and its product (see lstm_backward_cols)."""
-    B, H = dh.shape
-    U = u1 - u0
-    one = one_like(h[0, 0, 0])
-    zero = 0 * one
-    for t in range(s1, s0 - 1, -1):
-        w = t - s0
-        for b in range(B):
-            d, din, ds = dh[b, u0:u1], dh_in[w, b, u0:u1], dh_seq[w, b, u0:u1]
-            dp, y = dpre[w, b, u0:u1], h[t + 1, b, u0:u1]
-            for j in range(U):
-                ds[j] = d[j] + din[j]
-            if t >= lengths[b]:
-                for j in range(U):
-                    dp[j] = 0
-                    d[j] = ds[j]
-                continue
-            if relu:
-                for j in range(U):
-                    dp[j] = ds[j] if y[j] > zero else zero
-            else:
-                for j in range(U):
-                    dp[j] = ds[j] * (one - y[j] * y[j])
-            for j in range(U):
-                d[j] = 0
-        if not arrive(flags, me, n, s1 - t + 1):
-            return False
-        for b in range(B):
-            unit_cols_dot(dpre[w, b], w_hh_t, dh[b], H, 1, u0, u1, 1.0)
-    return True
-
-
 # --------------------------------------------------------------------------- CPU binding
 def forward(cell, tape, lengths):
-    """One layer forward over every step, the batch split across threads, or each step's
-    hidden units (threads.share_columns); tanh or relu."""
-    relu = cell.name == "relu"
-    if share_columns(tape.B, tape.h.shape[2], 1):
-        run_columns(elman_forward_cols, (tape.xproj, tape.bias, tape.w_hh, lengths, relu, tape.h, tape.gh),
-                    tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
-        return
-    run_split(elman_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.w_hh, lengths, relu,
+    """One layer forward over every step, the batch split across threads (tanh or relu)."""
+    run_split(elman_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.w_hh, lengths, cell.name == "relu",
                                    tape.h, tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see elman_backward_rows)."""
-    relu = cell.name == "relu"
-    if share_columns(tape.B, tape.h.shape[2], 1):
-        run_columns(elman_backward_cols, (s0, s1, dh_in, lengths, relu, tape.h, tape.w_hh_t, dgi, dh_seq, tape.dh),
-                    tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
-        return
-    run_split(elman_backward_rows, (s0, s1, dh_in, lengths, relu, tape.h, tape.w_bwd, tape.w_hh_t, dgi,
+    run_split(elman_backward_rows, (s0, s1, dh_in, lengths, cell.name == "relu", tape.h, tape.w_bwd, tape.w_hh_t, dgi,
                                     dh_seq, tape.dh), tape.B, MIN_ROWS, ROW_BLOCK)
