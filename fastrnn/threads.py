@@ -141,14 +141,17 @@ def _cpus():
         return os.cpu_count() or 1
 
 
-def share_columns(B, H, gates):
+def share_columns(B, H, gates, dtype):
     """Whether a layer's kernels share the hidden units (run_columns) instead of the batch:
     under ROW_BLOCK sequences, where a step's gates x H columns are enough work for two
     threads to gain from it against a barrier per step (MIN_COL_WORK each; below, the row
-    kernels). A rule on the shapes alone, so the bits never depend on the thread count."""
+    kernels), in float32 (float64, for checking gradients, keeps the row kernels: ~7 s less to
+    compile). A rule on shapes and dtype alone, so the bits never depend on the thread count."""
+    import numpy as np
+
     from .config import MIN_COL_WORK, ROW_BLOCK
 
-    return B < ROW_BLOCK and gates * H >= 2 * MIN_COL_WORK
+    return B < ROW_BLOCK and gates * H >= 2 * MIN_COL_WORK and np.dtype(dtype) == np.float32
 
 
 def run_columns(fn, args, units, align=1, min_units=1):
