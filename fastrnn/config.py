@@ -37,12 +37,14 @@ MIN_ROWS = 4
 ROW_BLOCK = 4
 
 # CPU, batches under ROW_BLOCK sequences: the threads share each step's hidden units instead
-# (threads.run_columns) where a step has at least 2 x MIN_COL_WORK gate columns (threads.
-# share_columns; the LSTM's kernels have this form: at B = 1, T = 784, H = 128 (512 columns)
-# 1.3-1.6x on two threads. The tanh RNN's, tried, gained 1.04x at H = 128 and 1.11x at H = 512,
-# B = 1, T = 100: not worth their compile time), each thread at least MIN_COL_UNITS
+# (threads.run_columns) where a step has at least 2 x MIN_COL_WORK gate columns and the call
+# runs at least MIN_COL_STEPS steps (threads.share_columns). Only the LSTM's kernels have this
+# form: at B = 1, H = 128 (512 columns), T = 784 1.1-1.4x on two threads, while T = 100 lost to
+# the cost of waking the other thread. The tanh RNN's, tried, gained 1.04x at H = 128 and
+# 1.11x at H = 512: not worth their compile time. Each thread takes at least MIN_COL_UNITS
 # units, split on multiples of COL_ALIGN units (the product's column group, cells/product.py
 # dot_cols), so results do not depend on the thread count either.
 MIN_COL_WORK = 256
+MIN_COL_STEPS = 512  # and where a call runs this many steps (threads.share_columns)
 MIN_COL_UNITS = 32
 COL_ALIGN = 3

@@ -141,17 +141,20 @@ def _cpus():
         return os.cpu_count() or 1
 
 
-def share_columns(B, H, gates, dtype):
-    """Whether a layer's kernels share the hidden units (run_columns) instead of the batch:
-    under ROW_BLOCK sequences, where a step's gates x H columns are enough work for two
-    threads to gain from it against a barrier per step (MIN_COL_WORK each; below, the row
-    kernels), in float32 (float64, for checking gradients, keeps the row kernels: ~7 s less to
-    compile). A rule on shapes and dtype alone, so the bits never depend on the thread count."""
+def share_columns(B, H, gates, dtype, steps):
+    """Whether a layer call's kernel shares the hidden units (run_columns) instead of the
+    batch: under ROW_BLOCK sequences, where a step's gates x H columns are enough work for two
+    threads to gain from it against a barrier per step (MIN_COL_WORK each) and the call runs
+    at least MIN_COL_STEPS steps (waking the other threads costs ~0.5 ms a call on this
+    machine, more after the process slept: a T = 100 call lost); in float32 (float64, for
+    checking gradients, keeps the row kernels: ~7 s less to compile). A rule on shapes and
+    dtype alone, so the bits never depend on the thread count."""
     import numpy as np
 
-    from .config import MIN_COL_WORK, ROW_BLOCK
+    from .config import MIN_COL_STEPS, MIN_COL_WORK, ROW_BLOCK
 
-    return B < ROW_BLOCK and gates * H >= 2 * MIN_COL_WORK and np.dtype(dtype) == np.float32
+    return (B < ROW_BLOCK and gates * H >= 2 * MIN_COL_WORK and steps >= MIN_COL_STEPS
+            and np.dtype(dtype) == np.float32)
 
 
 def run_columns(fn, args, units, align=1, min_units=1):

@@ -122,7 +122,7 @@ def test_column_split_matches_the_reference_for_any_thread_count(B, dtype, rtol,
 
     monkeypatch.setattr(threads, "_cpus", lambda: 3)  # let 3 threads run on fewer cores
     monkeypatch.setattr(config, "MIN_COL_WORK", 1)  # the column split at this small H too
-    monkeypatch.setattr(lstm, "share_columns", lambda B, H, gates, dtype: B < config.ROW_BLOCK)  # and float64
+    monkeypatch.setattr(lstm, "share_columns", lambda B, H, gates, dtype, steps: B < config.ROW_BLOCK)  # any T, float64
     calls = []
     monkeypatch.setattr(lstm, "run_columns", lambda *a: calls.append(1) or threads.run_columns(*a))
     rng = np.random.default_rng(B)
@@ -153,13 +153,15 @@ def test_column_split_matches_the_reference_for_any_thread_count(B, dtype, rtol,
 
 
 def test_which_shapes_share_columns():
-    """A rule on B, the step's gate columns and the dtype alone (so never on the thread count)."""
-    from fastrnn.config import MIN_COL_WORK, ROW_BLOCK
+    """A rule on B, the step's gate columns, the call's steps and the dtype alone (so never on
+    the thread count)."""
+    from fastrnn.config import MIN_COL_STEPS, MIN_COL_WORK, ROW_BLOCK
 
-    f32 = np.float32
-    assert threads.share_columns(1, 128, 4, f32) and threads.share_columns(ROW_BLOCK - 1, 2 * MIN_COL_WORK, 1, f32)
-    assert not threads.share_columns(ROW_BLOCK, 512, 4, f32) and not threads.share_columns(1, 32, 4, f32)
-    assert not threads.share_columns(1, 2 * MIN_COL_WORK - 1, 1, f32) and not threads.share_columns(1, 128, 4, np.float64)
+    f32, T = np.float32, MIN_COL_STEPS
+    assert threads.share_columns(1, 128, 4, f32, T) and threads.share_columns(ROW_BLOCK - 1, 2 * MIN_COL_WORK, 1, f32, T)
+    assert not threads.share_columns(ROW_BLOCK, 512, 4, f32, T) and not threads.share_columns(1, 32, 4, f32, T)
+    assert not threads.share_columns(1, 2 * MIN_COL_WORK - 1, 1, f32, T)
+    assert not threads.share_columns(1, 128, 4, np.float64, T) and not threads.share_columns(1, 128, 4, f32, T - 1)
 
 
 def test_a_barrier_that_waits_forever_gives_up(two_threads, monkeypatch):

@@ -192,7 +192,7 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, d
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads (or, under
     ROW_BLOCK sequences, each step's hidden units: threads.share_columns)."""
-    if share_columns(tape.B, tape.h.shape[2], 4, tape.h.dtype):
+    if share_columns(tape.B, tape.h.shape[2], 4, tape.h.dtype, tape.xproj.shape[0]):
         run_columns(lstm_forward_cols, (tape.xproj, tape.bias, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
                                         tape.gh), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
         return
@@ -202,7 +202,7 @@ def forward(cell, tape, lengths):
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see lstm_backward_rows)."""
-    if share_columns(tape.B, tape.h.shape[2], 4, tape.h.dtype):
+    if share_columns(tape.B, tape.h.shape[2], 4, tape.h.dtype, s1 - s0 + 1):
         run_columns(lstm_backward_cols, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh_t, dgi, dh_seq,
                                          tape.dh, tape.dc), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
         return
