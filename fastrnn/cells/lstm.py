@@ -63,6 +63,22 @@ def lstm_forward_rows(xproj, bias, w_fwd, w_hh, lengths, h, c, gates, gh, b0, b1
                 hn[j] = o[j] * tanh(cn[j])
 
 
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _gate_grads(i, f, g, o, cp, cn, ds, dcb, di, df, dg, do):
+    """One sequence-step of the backward pointwise part, over equal-length views of the units
+    (both kernels below): the gate pre-activation gradients di, df, dg, do, and dcb (dL/dc)
+    carried from c_t to c_{t-1}; ds = dL/dh_t."""
+    one = one_like(cn[0])
+    for j in range(cn.shape[0]):
+        tc = tanh(cn[j])
+        dcn = dcb[j] + ds[j] * o[j] * (one - tc * tc)
+        di[j] = dcn * g[j] * i[j] * (one - i[j])
+        df[j] = dcn * cp[j] * f[j] * (one - f[j])
+        dg[j] = dcn * i[j] * (one - g[j] * g[j])
+        do[j] = ds[j] * tc * o[j] * (one - o[j])
+        dcb[j] = dcn * f[j]
+
+
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
 def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, w_hh_t, dpre, dh_seq, dh, dc, b0, b1):
     """Reverse sweep over the window s1 .. s0 for sequences b0..b1-1 (window-relative arrays
@@ -78,7 +94,6 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, w_hh_t, dpre, dh
                        out: dL/dh_{s0-1}, dL/dc_{s0-1}
     """
     H = dh.shape[1]
-    one = one_like(c[0, 0, 0])
     for t in range(s1, s0 - 1, -1):
         w = t - s0
         for b in range(b0, b1):
@@ -93,14 +108,7 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, w_hh_t, dpre, dh
             i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]
             di, df, dg, do = dp[:H], dp[H:2 * H], dp[2 * H:3 * H], dp[3 * H:]
             cp, cn = c[t, b], c[t + 1, b]
-            for j in range(H):
-                tc = tanh(cn[j])
-                dcn = dcb[j] + ds[j] * o[j] * (one - tc * tc)
-                di[j] = dcn * g[j] * i[j] * (one - i[j])
-                df[j] = dcn * cp[j] * f[j] * (one - f[j])
-                dg[j] = dcn * i[j] * (one - g[j] * g[j])
-                do[j] = ds[j] * tc * o[j] * (one - o[j])
-                dcb[j] = dcn * f[j]
+            _gate_grads(i, f, g, o, cp, cn, ds, dcb, di, df, dg, do)
             d[:] = 0
         add_recurrent_grad(dpre[w], w_bwd, w_hh_t, dh, b0, b1)
 
@@ -155,7 +163,6 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, d
     gate's), then dh[:, u0:u1] += dpre_t @ W_hh[:, u0:u1] from w_hh_t = W_hh^T (H, 4H) dense."""
     B, H = dh.shape
     U = u1 - u0
-    one = one_like(c[0, 0, 0])
     for t in range(s1, s0 - 1, -1):
         w = t - s0
         for b in range(B):
@@ -172,14 +179,8 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, d
             gt = gates[t, b]
             i, f, g, o = gt[u0:u1], gt[H + u0:H + u1], gt[2 * H + u0:2 * H + u1], gt[3 * H + u0:3 * H + u1]
             cp, cn = c[t, b, u0:u1], c[t + 1, b, u0:u1]
+            _gate_grads(i, f, g, o, cp, cn, ds, dcb, di, df, dg, do)
             for j in range(U):
-                tc = tanh(cn[j])
-                dcn = dcb[j] + ds[j] * o[j] * (one - tc * tc)
-                di[j] = dcn * g[j] * i[j] * (one - i[j])
-                df[j] = dcn * cp[j] * f[j] * (one - f[j])
-                dg[j] = dcn * i[j] * (one - g[j] * g[j])
-                do[j] = ds[j] * tc * o[j] * (one - o[j])
-                dcb[j] = dcn * f[j]
                 d[j] = 0
         if not arrive(flags, me, n, s1 - t + 1):
             return False
