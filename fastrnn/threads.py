@@ -117,15 +117,22 @@ def run_split(fn, args, rows, min_rows=1, align=1):
         fn(*args, 0, rows)
         return
     cuts = [0] + [p * rows // n // align * align for p in range(1, n)] + [rows]
-    pool = _executor(n - 1)
-    if _getcpu is None:
-        futures = [pool.submit(fn, *args, cuts[p], cuts[p + 1]) for p in range(1, n)]
-    else:
-        cpu, caller = _getcpu(), threading.get_native_id()
-        futures = [pool.submit(_away_from, cpu, caller, n - 1, fn, args + (cuts[p], cuts[p + 1])) for p in range(1, n)]
+    futures = _submit(fn, [args + (cuts[p], cuts[p + 1]) for p in range(1, n)])
     fn(*args, 0, cuts[1])
     for f in futures:
         f.result()
+
+
+def _submit(fn, calls):
+    """fn(*call) for each call on the pool's threads (kept off the caller's CPU where this
+    system says which it is): their futures."""
+    if not calls:
+        return []
+    pool = _executor(len(calls))
+    if _getcpu is None:
+        return [pool.submit(fn, *call) for call in calls]
+    cpu, caller = _getcpu(), threading.get_native_id()
+    return [pool.submit(_away_from, cpu, caller, len(calls), fn, call) for call in calls]
 
 
 def run_parts(fn, args, parts):
@@ -170,14 +177,7 @@ def run_columns(fn, args, units, align=1, min_units=1):
     n = max(1, min(get_threads(), _cpus(), units // max(1, min_units)))
     cuts = [p * units // n // align * align for p in range(n)] + [units]
     flags = barrier.flags(n)
-    futures = []
-    if n > 1:
-        pool = _executor(n - 1)
-        cpu, caller = (_getcpu(), threading.get_native_id()) if _getcpu is not None else (None, None)
-        for p in range(1, n):
-            call = args + (flags, p, n, cuts[p], cuts[p + 1])
-            futures.append(pool.submit(_away_from, cpu, caller, n - 1, fn, call) if cpu is not None
-                           else pool.submit(fn, *call))
+    futures = _submit(fn, [args + (flags, p, n, cuts[p], cuts[p + 1]) for p in range(1, n)])
     ok = fn(*args, flags, 0, n, cuts[0], cuts[1])
     ok = all([f.result() for f in futures]) and ok
     if not ok:

@@ -196,8 +196,8 @@ def dot_cols(x, bt, o, j0, j1, accumulate):
 def unit_cols_dot(x, bt, o, H, blocks, u0, u1, accumulate):
     """The column split's product (small batches, threads.run_columns): o[q H + u] (+)= x .
     bt[q H + u] for units u in u0..u1-1 of every H-wide block q < blocks. The threads' unit
-    ranges start on multiples of 3 (config.COL_ALIGN: dot_cols' group), so every column is computed
-    in the same group of 3 as when one thread takes all: the bits depend on H alone."""
+    ranges start on multiples of 3 (config.COL_ALIGN: dot_cols' group), so every column is
+    computed in the same group of 3 as when one thread takes all: the bits depend on H alone."""
     for q in range(blocks):
         dot_cols(x, bt, o, q * H + u0, q * H + u1, accumulate)
 
