@@ -47,9 +47,11 @@ def run(p: Plan, workers=None, on_done=None, on_progress=None):
     """
     from .report import write_report
 
-    results = run_grid(p.runs, p.out, workers, on_done, on_progress=on_progress)
+    records = {}
+    results = run_grid(queue_order(p.runs), p.out, workers, on_done, on_progress=on_progress,
+                       profile=profiled(p.runs), records=records)
     table = aggregate(p.runs, results)
-    section = gradient_section(p.out, p.runs, p.task)
+    section = gradient_section(p.out, p.runs, p.task, records=records)
     info = p.task.describe()
     info.pop("vocab", None)
     report = write_report(p.out, p.runs, results, table, info, p.base, extra_sections=[section])
@@ -66,11 +68,37 @@ def compare_grid(base: TrainConfig, cells, seeds):
     return runs
 
 
-def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=None):
+def profiled(runs):
+    """The runs the gradient section profiles: each cell's first."""
+    first = {}
+    for name, cfg in runs:
+        first.setdefault(cfg.cell, name)
+    return set(first.values())
+
+
+def queue_order(runs):
+    """The runs in the order the workers take them: each cell's first run, then each cell's
+    second, ..., the cells of one kernel family apart (tanh and ReLU share the Elman kernels):
+    the first runs, on different workers, compile different kernels instead of the same ones
+    at once (each process compiles what it uses; the on-disk cache then serves later runs)."""
+    from .cells import CELLS
+
+    families, cells, rank = {}, {}, {}
+    for name, cfg in runs:
+        fam = families.setdefault(CELLS[cfg.cell].kernels, len(families))
+        cells.setdefault(cfg.cell, [fam, sum(c[0] == fam for c in cells.values()), 0])
+        rank[name] = (cells[cfg.cell][2], cells[cfg.cell][1], fam)
+        cells[cfg.cell][2] += 1
+    return sorted(runs, key=lambda r: rank[r[0]])
+
+
+def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=None, profile=(), records=None):
     """Run [(name, config)] through the sweep engine under OUT; returns {name: summary}.
 
     OUT/spec.json records the grid: a different grid in the same OUT is refused rather than
     mixed in. Finished runs are reused; interrupted ones resume (see fastrnn.sweep.engine).
+    profile: names of runs to profile in their worker (engine.run_task); records: a dict that
+    receives every run's full record (the profiles among them).
     """
     from .sweep.engine import execute
     from .train.lock import FolderLock
@@ -96,8 +124,10 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=
             elif kind == "progress" and on_progress:
                 on_progress(name, rec)
 
-        records = execute(runs, out, scheduler=scheduler, workers=workers, on_event=event, lock=False)
-    return {name: rec.get("summary") or rec for name, rec in records.items()}
+        got = execute(runs, out, scheduler=scheduler, workers=workers, on_event=event, lock=False, profile=profile)
+    if records is not None:
+        records.update(got)
+    return {name: rec.get("summary") or rec for name, rec in got.items()}
 
 
 def aggregate(runs, results):
@@ -129,25 +159,25 @@ def aggregate(runs, results):
     return rows
 
 
-def gradient_section(out, runs, task, batch_size=32):
-    """Profile each cell's seed-0 run at initialization and after training, write
-    OUT/gradients.png and OUT/gradients.json, and return the report's markdown section."""
-    from .gradients import JACOBIAN_NOTE, profile, write_profiles
-    from .train.loop import build, load_model
+def gradient_section(out, runs, task, batch_size=32, records=None):
+    """Profiles of each cell's first run (profiled) at initialization and after training:
+    from its record where its worker made them (records: {name: record}), else computed here.
+    Writes OUT/gradients.png and OUT/gradients.json; returns the report's markdown section."""
+    from .gradients import JACOBIAN_NOTE, run_profiles, usable_profile, write_profiles
 
     out = Path(out)
     profiles = {"init": [], "trained": []}
-    seen = set()
     for name, cfg in runs:
-        if cfg.cell in seen:
+        if name not in profiled(runs):
             continue
-        seen.add(cfg.cell)
-        _, fresh = build(cfg)
-        profiles["init"].append(profile(fresh, task, batch_size, cfg.seed, cfg.bptt_truncate))
-        ck = out / "runs" / name / "checkpoint.npz"
-        if ck.exists():
-            trained, _ = load_model(ck)
-            profiles["trained"].append(profile(trained, task, batch_size, cfg.seed, cfg.bptt_truncate))
+        got = (records or {}).get(name, {}).get("gradients")
+        trained = (out / "runs" / name / "checkpoint.npz").exists()
+        if not (isinstance(got, dict) and usable_profile(got.get("init"), cfg.cell, batch_size)
+                and (usable_profile(got.get("trained"), cfg.cell, batch_size) or not trained)):
+            got = run_profiles(cfg, out / "runs" / name, task, batch_size)  # an older record, or none
+        profiles["init"].append(got["init"])
+        if trained:
+            profiles["trained"].append(got["trained"])
     write_profiles(out, task, profiles)
     rows = ["## The gradient through time", "",
             "||dL/dh_k|| for L = the loss at the last step, relative to its value at the last step, by how far "

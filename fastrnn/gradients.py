@@ -130,6 +130,38 @@ def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_sam
     )
 
 
+def run_profiles(cfg, run_dir, task=None, batch_size=32):
+    """A training run's profiles: {"init": its model at initialization (the weights its seed
+    gives), "trained": from RUN_DIR/checkpoint.npz, None where there is none}. task: the run's
+    task when the caller already has it (else built from cfg)."""
+    from pathlib import Path
+
+    from .train.loop import build, load_model
+
+    built, fresh = build(cfg)
+    task = task or built
+    out = dict(init=profile(fresh, task, batch_size, cfg.seed, cfg.bptt_truncate), trained=None)
+    ck = Path(run_dir) / "checkpoint.npz"
+    if ck.exists():
+        trained, _ = load_model(ck)
+        out["trained"] = profile(trained, task, batch_size, cfg.seed, cfg.bptt_truncate)
+    return out
+
+
+def usable_profile(p, cell, batch_size):
+    """Whether p (from a results file: untrusted) is a profile of this cell and batch size with
+    every field the report reads, so that it can be used instead of computing it again."""
+    try:
+        norms = p["grad_norm_by_lag"]
+        return (p["cell"] == cell and p["batch_size"] == batch_size and p["seq_len"] == len(norms) > 0
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in norms)
+                and all(p[k] is None or isinstance(p[k], (int, float)) for k in ("ratio_last_to_first", "decay_per_step"))
+                and all(isinstance(p[k]["mean"], (int, float)) for k in ("jacobian_norm", "jacobian_radius"))
+                and len(p["recurrent"]) > 0 and all(isinstance(r["sigma_max"], (int, float)) for r in p["recurrent"]))
+    except (KeyError, TypeError, IndexError):
+        return False
+
+
 def write_profiles(out, task, profiles):
     """OUT/gradients.json ({task, seq_len, init, trained}) and OUT/gradients.png from
     profiles {"init": [...], "trained": [...]}; returns the sequence length T."""

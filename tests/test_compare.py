@@ -122,3 +122,46 @@ def test_compare_off_a_terminal_reports_each_evaluation(tmp_path):
     assert any(ln.startswith("gru-s0: step 10/20, held-out ") for ln in lines), lines
     assert any(ln.startswith("gru-s0: step 20/20, held-out ") for ln in lines), lines
     assert lines[-1] in ("gru-s0: solved", "gru-s0: unsolved")
+
+
+def test_queue_order_starts_each_kernel_family_on_its_own():
+    from fastrnn.compare import compare_grid, profiled, queue_order
+
+    runs = compare_grid(TrainConfig(), ["tanh", "relu", "gru", "lstm"], 2)
+    assert [n for n, _ in queue_order(runs)] == ["tanh-s0", "gru-s0", "lstm-s0", "relu-s0",
+                                                 "tanh-s1", "gru-s1", "lstm-s1", "relu-s1"]
+    assert sorted(queue_order(runs)) == sorted(runs)
+    assert profiled(runs) == {"tanh-s0", "relu-s0", "gru-s0", "lstm-s0"}
+
+
+def test_profiles_made_by_the_run_are_used_and_bad_ones_recomputed(tmp_path):
+    """run_task(profile=True) records the run's gradient profiles, computed beside its training;
+    compare's gradient section takes them from the record, and recomputes any that a tampered
+    or older results file does not hold in full (results files are untrusted)."""
+    from fastrnn.compare import gradient_section
+    from fastrnn.gradients import run_profiles
+    from fastrnn.sweep.engine import run_task
+    from fastrnn.tasks import make_task
+
+    cfg = TrainConfig(task="adding", cell="gru", seq_len=6, hidden=5, batch_size=4, steps=4, eval_every=2)
+    run_dir = tmp_path / "runs" / "gru-s0"
+    rec = run_task("gru-s0", cfg.to_dict(), str(run_dir), profile=True)
+    assert rec["status"] == "unsolved" and "gradients_error" not in rec
+    here = run_profiles(cfg, run_dir, batch_size=32)
+    assert json.loads(json.dumps(rec["gradients"])) == json.loads(json.dumps(here))
+    assert rec["gradients"]["trained"]["grad_norm_by_lag"] != rec["gradients"]["init"]["grad_norm_by_lag"]
+    task = make_task("adding", 6)
+    gradient_section(tmp_path, [("gru-s0", cfg)], task, records={"gru-s0": rec})
+    want = json.loads((tmp_path / "gradients.json").read_text())
+    assert want["init"] == [rec["gradients"]["init"]] and want["trained"] == [rec["gradients"]["trained"]]
+    # a profile the report could not read, or of another cell, is recomputed: same file
+    for bad in ({"init": {"cell": "gru", "grad_norm_by_lag": "x"}}, {"init": dict(here["init"], cell="lstm")},
+                {"init": here["init"], "trained": None}, "junk"):
+        (tmp_path / "gradients.json").unlink()
+        gradient_section(tmp_path, [("gru-s0", cfg)], task, records={"gru-s0": dict(rec, gradients=bad)})
+        assert json.loads((tmp_path / "gradients.json").read_text()) == want
+    # a record that was not used is proven by a marker no computation would give
+    marked = json.loads(json.dumps(rec))
+    marked["gradients"]["init"]["jacobian_norm"]["mean"] = 12345.0
+    gradient_section(tmp_path, [("gru-s0", cfg)], task, records={"gru-s0": marked})
+    assert json.loads((tmp_path / "gradients.json").read_text())["init"][0]["jacobian_norm"]["mean"] == 12345.0

@@ -131,10 +131,13 @@ class _StopWatch:
         return self._signalled or os.getppid() != self._ppid
 
 
-def run_task(name, cfg_dict, run_dir, stop=None, lock_wait=RUN_LOCK_WAIT, progress=None):
+def run_task(name, cfg_dict, run_dir, profile=False, stop=None, lock_wait=RUN_LOCK_WAIT, progress=None):
     """Train one run in run_dir (resuming it if a checkpoint is there); return its record.
     Runs in a worker process, holding the run folder's lock; any error becomes a 'failed'
-    record. progress: train()'s callback (step, steps, latest evaluation)."""
+    record. progress: train()'s callback (step, steps, latest evaluation). profile: also the
+    run's gradient profiles at initialization and after training (gradients.run_profiles) in
+    record["gradients"], computed here, beside the other workers' runs, rather than after the
+    sweep in the driver (whose float64 kernels took ~25 s to compile there, alone)."""
     from .. import threads
     from ..train.loop import train
 
@@ -154,6 +157,13 @@ def run_task(name, cfg_dict, run_dir, stop=None, lock_wait=RUN_LOCK_WAIT, progre
             metrics = Path(run_dir) / "metrics.jsonl"
             record["metrics"] = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
             record.update(status=summary["status"], summary=summary)
+            if profile and summary["status"] != "interrupted":
+                try:
+                    from ..gradients import run_profiles
+
+                    record["gradients"] = run_profiles(TrainConfig.from_dict(cfg_dict), run_dir)
+                except Exception as e:  # noqa: BLE001 - the run stands; the driver profiles it instead
+                    record["gradients_error"] = f"{type(e).__name__}: {e}"
     except Exception as e:  # noqa: BLE001 - recorded with the reason, never swallowed
         record.update(status="failed", message=f"{type(e).__name__}: {e}")
     return record
@@ -182,8 +192,8 @@ class _DaskStop:
         return self._stop
 
 
-def run_dask_task(name, cfg_dict, run_dir, event_name):
-    return run_task(name, cfg_dict, run_dir, stop=_DaskStop(event_name))
+def run_dask_task(name, cfg_dict, run_dir, event_name, profile=False):
+    return run_task(name, cfg_dict, run_dir, profile, stop=_DaskStop(event_name))
 
 
 class _Reporter:
@@ -239,9 +249,9 @@ class _Worker:
         child.close()  # only the worker holds its end: our death closes the pipe for it
         self.run = None  # (name, cfg) in flight
 
-    def assign(self, name, cfg, out):
+    def assign(self, name, cfg, out, profile=False):
         self.run = (name, cfg)
-        self.conn.send((name, cfg.to_dict(), str(out / "runs" / name)))
+        self.conn.send((name, cfg.to_dict(), str(out / "runs" / name), profile))
 
     def signal(self, sig):
         try:
@@ -265,7 +275,7 @@ def _finish(store, rec, on_event):
     on_event("done", rec["name"], rec)
 
 
-def run_local(todo, out, store, workers, retries, on_event, stopper):
+def run_local(todo, out, store, workers, retries, on_event, stopper, profile=()):
     ctx = multiprocessing.get_context("spawn")  # no forked BLAS or thread state
     queue = collections.deque(todo)
     deaths = collections.Counter()
@@ -287,7 +297,7 @@ def run_local(todo, out, store, workers, retries, on_event, stopper):
             for w in pool:
                 if not stopping and w.run is None and queue:
                     name, cfg = queue.popleft()
-                    w.assign(name, cfg, out)
+                    w.assign(name, cfg, out, name in profile)
                     on_event("started", name, None)
             busy = [w for w in pool if w.run is not None]
             if not busy:
@@ -345,7 +355,7 @@ def run_local(todo, out, store, workers, retries, on_event, stopper):
                 os.environ[k] = v
 
 
-def run_dask(todo, out, store, scheduler, retries, on_event, stopper):
+def run_dask(todo, out, store, scheduler, retries, on_event, stopper, profile=()):
     try:
         from distributed import Client, Event, KilledWorker, as_completed as dask_completed
     except ImportError:
@@ -363,7 +373,7 @@ def run_dask(todo, out, store, scheduler, retries, on_event, stopper):
         futures = {}
         for name, cfg in todo:
             fut = client.submit(run_dask_task, name, cfg.to_dict(), str(out / "runs" / name), event_name,
-                                key=f"fastrnn-{name}-{time.time_ns()}", pure=False)
+                                name in profile, key=f"fastrnn-{name}-{time.time_ns()}", pure=False)
             futures[fut] = (name, cfg)
             on_event("started", name, None)
         pending = dask_completed(list(futures))
@@ -413,7 +423,8 @@ def estimate(runs):
     return dict(runs=len(runs), steps=steps, tflop=flops / 1e12)
 
 
-def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, skip_failed=False, lock=True):
+def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, skip_failed=False, lock=True,
+            profile=()):
     """Run [(name, TrainConfig)] into OUT; return {name: record} for every recorded run.
 
     scheduler: None for a local pool of ``workers`` processes (default: one per core), or a
@@ -422,6 +433,7 @@ def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, s
     progress (local pool only) the record is {step, steps, eval, rate[, eval_step, metric, loss]}.
     skip_failed: leave runs recorded as failed alone instead of retrying them.
     lock: hold OUT/.lock for the sweep's life (False when the caller already holds it).
+    profile: names of runs whose record also gets their gradient profiles (run_task).
     Raises Interrupted after a SIGINT/SIGTERM, once every run has stopped and what finished is
     recorded.
     """
@@ -447,9 +459,9 @@ def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, s
         with StopFlag() as stopper:  # the loops below wind down at their next look
             if todo:
                 if scheduler is None:
-                    run_local(todo, out, store, workers or os.cpu_count() or 1, retries, on_event, stopper)
+                    run_local(todo, out, store, workers or os.cpu_count() or 1, retries, on_event, stopper, profile)
                 else:
-                    run_dask(todo, out, store, scheduler, retries, on_event, stopper)
+                    run_dask(todo, out, store, scheduler, retries, on_event, stopper, profile)
         if stopper.signum is not None:
             raise Interrupted(stopper.signum)
         return {n: store.records[n] for n, _ in runs if n in store.records}
