@@ -29,18 +29,23 @@ NARROW = 4  # matmul_tn: a b of at most this many columns takes the fused pass (
 
 
 @njit(cache=CACHE, nogil=True)
-def _gemm_row_parts(a, b, out, p0, p1):
-    """out[rows of parts p0 .. p1-1] = a[same rows] @ b, one BLAS call per part."""
+def _gemm_row_parts(a, b, transposed, out, p0, p1):
+    """out[rows of parts p0 .. p1-1] = a[same rows] @ b (b.T where ``transposed``), one BLAS
+    call per part. b is C-contiguous either way: the flag, rather than passing the transposed
+    view (an F-ordered array), keeps this to one compiled copy per dtype."""
     N = a.shape[0]
     for p in range(p0, p1):
         r0, r1 = p * MATMUL_ROWS, min(N, (p + 1) * MATMUL_ROWS)
-        np.dot(a[r0:r1], b, out[r0:r1])
+        if transposed:
+            np.dot(a[r0:r1], b.T, out[r0:r1])
+        else:
+            np.dot(a[r0:r1], b, out[r0:r1])
 
 
-def matmul(a, b, out):
-    """out = a @ b: a (N, K), out (N, M) in row blocks of MATMUL_ROWS shared across threads;
-    b (K, M) may be C or F ordered."""
-    run_parts(_gemm_row_parts, (a, b, out), -(-a.shape[0] // MATMUL_ROWS))
+def matmul(a, b, out, transposed=False):
+    """out = a @ b (a @ b.T where ``transposed``): a (N, K), out (N, M) in row blocks of
+    MATMUL_ROWS shared across threads; b C-contiguous."""
+    run_parts(_gemm_row_parts, (a, b, transposed, out), -(-a.shape[0] // MATMUL_ROWS))
 
 
 def matmul_tn(a, b, out, sums=None):

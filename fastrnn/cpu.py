@@ -89,7 +89,7 @@ class CpuBackend:
 
     def matmul_nt(self, a, b, out):
         """out = a @ b.T."""
-        matmul(a, b.T, out)
+        matmul(a, b, out, transposed=True)
 
     def matmul_tn(self, a, b, out, sums=None):
         """out = a.T @ b; sums, if given, = a's column sums (from the same pass over a). b and

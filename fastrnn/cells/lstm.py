@@ -138,7 +138,7 @@ def lstm_forward_cols(xproj, bias, w_hh, lengths, h, c, gates, gh, flags, me, n,
                     i[j] = f[j] = g[j] = o[j] = 0
                 continue
             a, xp = gh[b], xproj[t, b]
-            unit_cols_dot(h[t, b], w_hh, a, H, 4, u0, u1, 0.0)
+            unit_cols_dot(h[t, b], w_hh, a, H, u0, u1, 0.0)
             for q in range(4):
                 lo = q * H + u0
                 gq, aq, xq, bq = gt[lo:lo + U], a[lo:lo + U], xp[lo:lo + U], bias[lo:lo + U]
@@ -185,7 +185,7 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, d
         if not arrive(flags, me, n, s1 - t + 1):
             return False
         for b in range(B):
-            unit_cols_dot(dpre[w, b], w_hh_t, dh[b], H, 1, u0, u1, 1.0)
+            unit_cols_dot(dpre[w, b], w_hh_t, dh[b], H, u0, u1, 1.0)
     return True
 
 

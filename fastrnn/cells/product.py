@@ -193,12 +193,15 @@ def dot_cols(x, bt, o, j0, j1, accumulate):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def unit_cols_dot(x, bt, o, H, blocks, u0, u1, accumulate):
+def unit_cols_dot(x, bt, o, H, u0, u1, accumulate):
     """The column split's product (small batches, threads.run_columns): o[q H + u] (+)= x .
-    bt[q H + u] for units u in u0..u1-1 of every H-wide block q < blocks. The threads' unit
-    ranges start on multiples of 3 (config.COL_ALIGN: dot_cols' group), so every column is
-    computed in the same group of 3 as when one thread takes all: the bits depend on H alone."""
-    for q in range(blocks):
+    bt[q H + u] for units u in u0..u1-1 of every H-wide block q of o (the LSTM's forward: its
+    4 gates; backward: o = dL/dh, one block). The threads' unit ranges start on multiples of 3
+    (config.COL_ALIGN: dot_cols' group), so every column is computed in the same group of 3 as
+    when one thread takes all: the bits depend on H alone. The block count comes from o's
+    length rather than an argument: Numba compiles a copy of a function for each constant int
+    its callers pass (two copies, 0.7 s each)."""
+    for q in range(o.shape[0] // H):
         dot_cols(x, bt, o, q * H + u0, q * H + u1, accumulate)
 
 
