@@ -83,12 +83,14 @@ def queue_order(runs):
     at once (each process compiles what it uses; the on-disk cache then serves later runs)."""
     from .cells import CELLS
 
-    families, cells, rank = {}, {}, {}
+    family, place, nth, rank = {}, {}, {}, {}
     for name, cfg in runs:
-        fam = families.setdefault(CELLS[cfg.cell].kernels, len(families))
-        cells.setdefault(cfg.cell, [fam, sum(c[0] == fam for c in cells.values()), 0])
-        rank[name] = (cells[cfg.cell][2], cells[cfg.cell][1], fam)
-        cells[cfg.cell][2] += 1
+        fam = CELLS[cfg.cell].kernels
+        family.setdefault(fam, len(family))
+        if cfg.cell not in place:  # the cell's place among its family's cells
+            place[cfg.cell] = sum(CELLS[c].kernels == fam for c in place)
+        nth[cfg.cell] = nth.get(cfg.cell, -1) + 1
+        rank[name] = (nth[cfg.cell], place[cfg.cell], family[fam])
     return sorted(runs, key=lambda r: rank[r[0]])
 
 
@@ -167,8 +169,9 @@ def gradient_section(out, runs, task, batch_size=32, records=None):
 
     out = Path(out)
     profiles = {"init": [], "trained": []}
+    first = profiled(runs)
     for name, cfg in runs:
-        if name not in profiled(runs):
+        if name not in first:
             continue
         got = (records or {}).get(name, {}).get("gradients")
         trained = (out / "runs" / name / "checkpoint.npz").exists()
