@@ -26,8 +26,8 @@ MATMUL_ROWS = 256
 PART_ROWS, MAX_PARTS = 256, 8
 # A part has at least PART_WORK multiply-adds (~0.1 ms): below, a hand-off costs more. Was 2^23,
 # which kept an LSTM's weight gradients at the default compare's sizes (H = 32, B = 32, T = 100:
-# 3200 x 128 by 3200 x 35, 14M) in one part on one thread; 2^22 splits them: LSTM H = 32, B = 32 1.20-1.23x a step, GRU 1.12x,
-# tanh B = 1, T = 784 1.05-1.10x (paired A/B, 2 threads).
+# 3200 x 128 by 3200 x 35, 14M) in one part on one thread; 2^22 splits them: LSTM H = 32,
+# B = 32 1.20-1.23x a step, GRU 1.12x, tanh B = 1, T = 784 1.05-1.10x (paired A/B, 2 threads).
 PART_WORK = 1 << 22
 NARROW = 4  # matmul_tn: a b of at most this many columns takes the fused pass (_narrow_parts)
 

@@ -151,13 +151,16 @@ def run_profiles(cfg, run_dir, task=None, batch_size=32):
 def usable_profile(p, cell, batch_size):
     """Whether p (from a results file: untrusted) is a profile of this cell and batch size with
     every field the report reads, so that it can be used instead of computing it again."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
     try:
         norms = p["grad_norm_by_lag"]
         return (p["cell"] == cell and p["batch_size"] == batch_size and p["seq_len"] == len(norms) > 0
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in norms)
-                and all(p[k] is None or isinstance(p[k], (int, float)) for k in ("ratio_last_to_first", "decay_per_step"))
-                and all(isinstance(p[k]["mean"], (int, float)) for k in ("jacobian_norm", "jacobian_radius"))
-                and len(p["recurrent"]) > 0 and all(isinstance(r["sigma_max"], (int, float)) for r in p["recurrent"]))
+                and all(map(number, norms))
+                and all(p[k] is None or number(p[k]) for k in ("ratio_last_to_first", "decay_per_step"))
+                and all(number(p[k]["mean"]) for k in ("jacobian_norm", "jacobian_radius"))
+                and len(p["recurrent"]) > 0 and all(number(r["sigma_max"]) for r in p["recurrent"]))
     except (KeyError, TypeError, IndexError):
         return False
 
