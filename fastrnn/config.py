@@ -42,9 +42,11 @@ ROW_BLOCK = 4
 # form: at B = 1, H = 128 (512 columns), T = 784 1.1-1.4x on two threads, while T = 100 lost to
 # the cost of waking the other thread. The tanh RNN's, tried, gained 1.04x at H = 128 and
 # 1.11x at H = 512: not worth their compile time. Each thread takes at least MIN_COL_UNITS
-# units, split on multiples of COL_ALIGN units (the product's column group, cells/product.py
-# dot_cols), so results do not depend on the thread count either.
+# units, split on multiples of COL_ALIGN units: a float32 panel's 16 columns
+# (cells/product.py), so where H is a multiple of 16 each thread's gate columns are whole
+# panels. Every column is the same sum whichever thread computes it (product.row_panels), so
+# results do not depend on the thread count either.
 MIN_COL_WORK = 256
 MIN_COL_STEPS = 512  # and where a call runs this many steps (threads.share_columns)
 MIN_COL_UNITS = 32
-COL_ALIGN = 3
+COL_ALIGN = 16

@@ -12,7 +12,7 @@ from numba import njit
 
 from . import threads
 from .blas import matmul, matmul_tn
-from .cells.product import packed, transposed
+from .cells.product import packed
 from .config import CACHE
 from .layer import reverse_steps
 from .losses import get_loss
@@ -137,19 +137,10 @@ class CpuBackend:
     def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
         """The layer's weights as the kernels read them, once per call: W_hh^T packed into
         panels for the forward product (h W_hh^T), W_hh packed for the backward one
-        (dpre W_hh; fastrnn/cells/product.py), W_hh and W_hh^T dense for the batch's last
-        B mod 4 rows, and the summed biases."""
+        (dpre W_hh; fastrnn/cells/product.py), and the summed biases."""
         H = w_hh.shape[1]
-        # panels serve rows 4 at a time, the dense W_hh^T the last B mod 4 rows' backward
-        # (product.rows_dot): each is made only when the batch has such rows
-        none = np.zeros((0, 1, 1), w_hh.dtype)
-        if tape.B >= 4:  # packed into the tape's own panels after the first call
-            tape.w_fwd = packed(w_hh, transposed=True, out=tape.w_fwd)
-            tape.w_bwd = packed(w_hh, out=tape.w_bwd)
-        else:
-            tape.w_fwd = tape.w_bwd = none
-        tape.w_hh = w_hh
-        tape.w_hh_t = transposed(w_hh) if tape.B % 4 else none[:, 0]
+        tape.w_fwd = packed(w_hh, transposed=True, out=tape.w_fwd)  # into the tape's own panels
+        tape.w_bwd = packed(w_hh, out=tape.w_bwd)  # after the first call
         tape.bias = b_ih + b_hh
         if cell.reset_bias:  # GRU: b_hn is applied inside r * (.), by the kernel
             tape.bias[2 * H:] = b_ih[2 * H:]

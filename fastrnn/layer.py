@@ -44,6 +44,5 @@ class LayerTape:
         self.dh = zeros(B, H)
         self.dc = zeros(B, H)
         # set per call by the backend's prepare_layer: this layer's weights as its kernels want
-        # them (CPU: w_fwd, w_bwd, W_hh^T and W_hh packed in panels, and w_hh, w_hh_t dense;
-        # CUDA: w_hh, w_hh_t)
+        # them (CPU: w_fwd, w_bwd, W_hh^T and W_hh packed in panels; CUDA: w_hh, w_hh_t dense)
         self.w_fwd = self.w_bwd = self.w_hh = self.w_hh_t = self.b_hn = self.bias = None

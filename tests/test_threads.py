@@ -112,10 +112,10 @@ def test_a_worker_keeps_off_its_callers_cpu():
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-4)])
 def test_column_split_matches_the_reference_for_any_thread_count(B, dtype, rtol, two_threads, monkeypatch):
     """B < 4: the LSTM's threads share each step's hidden units and meet at a barrier every
-    step (threads.run_columns). H = 100 (no multiple of 3): 1, 2 and 3 threads (3 on a 2-core
-    machine too: the barrier yields the CPU) give the same bits, and the gradients (two layers,
-    full and truncated BPTT, lengths shorter than T) match the NumPy reference (a bidirectional
-    layer: the same bits for any thread count). The rule is widened to this H and to float64,
+    step (threads.run_columns). H = 100 (no multiple of 16): 1, 2 and 3 threads (3 on a 2-core
+    machine too: the barrier yields the CPU) and the row kernels give the same bits, and the
+    gradients (two layers, full and truncated BPTT, lengths shorter than T) match the NumPy
+    reference (a bidirectional layer: the same bits for any thread count). The rule is widened to this H and to float64,
     whose exact reference checks the kernels' arithmetic; float32 is the path that ships."""
     from fastrnn import RNN, config
     from fastrnn.cells import lstm
@@ -145,11 +145,17 @@ def test_column_split_matches_the_reference_for_any_thread_count(B, dtype, rtol,
     for got in runs[1:]:
         for a, b in zip(got, runs[0]):
             np.testing.assert_array_equal(a, b)
+    assert calls  # the column kernels ran
+    # and the row kernels give the same bits: each column is the same sum (product.row_panels)
+    monkeypatch.setattr(lstm, "share_columns", lambda *a: False)
+    threads.set_threads(1)
+    uni = RNN("lstm", I, H, 2, 2, dtype=dtype, seed=2)
+    uni.flat += np.random.default_rng(0).normal(0, 0.1, uni.flat.size).astype(dtype)
+    np.testing.assert_array_equal(uni.loss_and_grad(x, y, "mse", "all", lengths).grad, runs[0][0])
     for K, grad in ((None, runs[0][0]), (3, runs[0][1])):
         _, grads, _, _ = naive.loss_and_grad(uni, x, y, "mse", "all", lengths, K=K)
         ref = np.concatenate([grads[k].ravel() for k in uni.shapes])
         assert np.abs(grad - ref).max() < rtol * np.abs(ref).max(), K
-    assert calls  # the column kernels ran
 
 
 def test_which_shapes_share_columns():

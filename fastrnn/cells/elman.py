@@ -22,13 +22,12 @@ from .product import add_recurrent_grad, matmul_packed
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def elman_forward_rows(xproj, bias, w_fwd, w_hh, lengths, relu, h, gh, b0, b1):
+def elman_forward_rows(xproj, bias, w_fwd, lengths, relu, h, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
     xproj   (T, B, H)    W_ih x_t for every step
     bias    (H,)         b_ih + b_hh
     w_fwd                W_hh^T (H, H) as panels: product.packed(W_hh.T)
-    w_hh                 W_hh, dense: the rows past the last multiple of 4 (product.rows_dot)
     lengths (B,) int64   for t >= lengths[b] the state of sequence b is carried unchanged
     relu    bool         ReLU instead of tanh
     h       (T+1, B, H)  h[0] holds h_0 on entry; h[t+1] is written for every step t
@@ -37,7 +36,7 @@ def elman_forward_rows(xproj, bias, w_fwd, w_hh, lengths, relu, h, gh, b0, b1):
     T, B, H = xproj.shape
     zero = 0 * one_like(h[0, 0, 0])
     for t in range(T):
-        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, 0.0)
+        matmul_packed(h[t], w_fwd, gh, b0, b1, 0.0)
         for b in range(b0, b1):
             hn, hp = h[t + 1, b], h[t, b]
             if t >= lengths[b]:
@@ -54,14 +53,13 @@ def elman_forward_rows(xproj, bias, w_fwd, w_hh, lengths, relu, h, gh, b0, b1):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_bwd, w_hh_t, dpre, dh_seq, dh, b0, b1):
+def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_bwd, dpre, dh_seq, dh, b0, b1):
     """Reverse sweep over the window of steps s1, s1-1, ..., s0, for sequences b0..b1-1.
 
     dh_in   (W, B, H)  dL/dh_t arriving from above (readout or next layer), W = s1-s0+1;
                        window-relative: dh_in[t - s0]
     h       (T+1, B, H) states from the forward pass
     w_bwd              W_hh as panels: product.packed(W_hh)
-    w_hh_t             W_hh^T, dense (product.rows_dot)
     dpre    (W, B, H)  out: dL/da_t (the same for the input and the recurrent products)
     dh_seq  (W, B, H)  out: total dL/dh_t (from above and from the future)
     dh      (B, H)     in: the gradient carried into step s1 from step s1+1 (zero
@@ -88,17 +86,17 @@ def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_bwd, w_hh_t, dpre, dh
                 for j in range(H):
                     dp[j] = ds[j] * (one - y[j] * y[j])
             d[:] = 0
-        add_recurrent_grad(dpre[w], w_bwd, w_hh_t, dh, b0, b1)
+        add_recurrent_grad(dpre[w], w_bwd, dh, b0, b1)
 
 
 # --------------------------------------------------------------------------- CPU binding
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads (tanh or relu)."""
-    run_split(elman_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.w_hh, lengths, cell.name == "relu",
+    run_split(elman_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, lengths, cell.name == "relu",
                                    tape.h, tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see elman_backward_rows)."""
-    run_split(elman_backward_rows, (s0, s1, dh_in, lengths, cell.name == "relu", tape.h, tape.w_bwd, tape.w_hh_t, dgi,
+    run_split(elman_backward_rows, (s0, s1, dh_in, lengths, cell.name == "relu", tape.h, tape.w_bwd, dgi,
                                     dh_seq, tape.dh), tape.B, MIN_ROWS, ROW_BLOCK)

@@ -23,13 +23,12 @@ from .product import add_recurrent_grad, matmul_packed
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def gru_forward_rows(xproj, bias, w_fwd, w_hh, b_hn, lengths, h, gates, ghn, gh, b0, b1):
+def gru_forward_rows(xproj, bias, w_fwd, b_hn, lengths, h, gates, ghn, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
     xproj   (T, B, 3H)   W_ih x_t for every step, blocks r, z, n
     bias    (3H,)        b_ih, plus b_hh in the r and z blocks
     w_fwd                W_hh^T (H, 3H) as panels: product.packed(W_hh.T)
-    w_hh                 W_hh, dense: the rows past the last multiple of 4 (product.rows_dot)
     b_hn    (H,)         the n block of b_hh
     lengths (B,) int64   frozen state for t >= lengths[b]
     h       (T+1, B, H)  h[0] = h_0 on entry
@@ -40,7 +39,7 @@ def gru_forward_rows(xproj, bias, w_fwd, w_hh, b_hn, lengths, h, gates, ghn, gh,
     T, B, G = xproj.shape
     H = G // 3
     for t in range(T):
-        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, 0.0)
+        matmul_packed(h[t], w_fwd, gh, b0, b1, 0.0)
         for b in range(b0, b1):
             hn, hp, gt, q = h[t + 1, b], h[t, b], gates[t, b], ghn[t, b]
             if t >= lengths[b]:
@@ -60,14 +59,13 @@ def gru_forward_rows(xproj, bias, w_fwd, w_hh, b_hn, lengths, h, gates, ghn, gh,
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, w_hh_t, dgi, dgh, dh_seq, dh, b0, b1):
+def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, dgi, dgh, dh_seq, dh, b0, b1):
     """Reverse sweep over the window s1 .. s0 for sequences b0..b1-1 (window-relative arrays
     indexed t - s0).
 
     dh_in  (W, B, H)   dL/dh_t arriving from above
     h      (T+1, B, H), gates (T, B, 3H), ghn (T, B, H): from the forward pass
     w_bwd              W_hh as panels: product.packed(W_hh)
-    w_hh_t             W_hh^T, dense (product.rows_dot)
     dgi    (W, B, 3H)  out: gradient of the input-side pre-activations W_ih x + b_ih
     dgh    (W, B, 3H)  out: gradient of the recurrent-side pre-activations W_hh h + b_hh
     dh_seq (W, B, H)   out: total dL/dh_t
@@ -102,17 +100,17 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, w_hh_t, dgi,
                 dr[H + j] = dzp
                 dr[2 * H + j] = dnp * r[j]
                 d[j] = g * z[j]
-        add_recurrent_grad(dgh[w], w_bwd, w_hh_t, dh, b0, b1)
+        add_recurrent_grad(dgh[w], w_bwd, dh, b0, b1)
 
 
 # --------------------------------------------------------------------------- CPU binding
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads."""
-    run_split(gru_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.w_hh, tape.b_hn, lengths, tape.h, tape.gates,
+    run_split(gru_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.b_hn, lengths, tape.h, tape.gates,
                                  tape.ghn, tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see gru_backward_rows)."""
-    run_split(gru_backward_rows, (s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn, tape.w_bwd, tape.w_hh_t, dgi,
+    run_split(gru_backward_rows, (s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn, tape.w_bwd, dgi,
                                   dgh, dh_seq, tape.dh), tape.B, MIN_ROWS, ROW_BLOCK)

@@ -18,17 +18,16 @@ from ..config import CACHE, COL_ALIGN, ERROR_MODEL, FASTMATH, MIN_COL_UNITS, MIN
 from ..threads import run_columns, run_split, share_columns
 from ._math import copy, one_like, sigmoid, tanh
 from .barrier import arrive
-from .product import add_recurrent_grad, matmul_packed, unit_cols_dot
+from .product import add_recurrent_grad, matmul_packed, unit_cols
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def lstm_forward_rows(xproj, bias, w_fwd, w_hh, lengths, h, c, gates, gh, b0, b1):
+def lstm_forward_rows(xproj, bias, w_fwd, lengths, h, c, gates, gh, b0, b1):
     """Run one layer forward over all T steps, for sequences b0..b1-1 (one thread's share).
 
     xproj   (T, B, 4H)   W_ih x_t for every step, blocks i, f, g, o
     bias    (4H,)        b_ih + b_hh
     w_fwd                W_hh^T (H, 4H) as panels: product.packed(W_hh.T)
-    w_hh                 W_hh, dense: the rows past the last multiple of 4 (product.rows_dot)
     lengths (B,) int64   frozen state for t >= lengths[b]
     h, c    (T+1, B, H)  h[0], c[0] = initial state on entry
     gates   (T, B, 4H)   out: i, f, g, o after their nonlinearities
@@ -37,7 +36,7 @@ def lstm_forward_rows(xproj, bias, w_fwd, w_hh, lengths, h, c, gates, gh, b0, b1
     T, B, G = xproj.shape
     H = G // 4
     for t in range(T):
-        matmul_packed(h[t], w_fwd, w_hh, gh, b0, b1, 0.0)
+        matmul_packed(h[t], w_fwd, gh, b0, b1, 0.0)
         for b in range(b0, b1):
             gt = gates[t, b]
             if t >= lengths[b]:
@@ -80,14 +79,13 @@ def _gate_grads(i, f, g, o, cp, cn, ds, dcb, di, df, dg, do):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, w_hh_t, dpre, dh_seq, dh, dc, b0, b1):
+def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, dpre, dh_seq, dh, dc, b0, b1):
     """Reverse sweep over the window s1 .. s0 for sequences b0..b1-1 (window-relative arrays
     indexed t - s0).
 
     dh_in  (W, B, H)   dL/dh_t arriving from above
     c      (T+1, B, H), gates (T, B, 4H): from the forward pass
     w_bwd              W_hh as panels: product.packed(W_hh)
-    w_hh_t             W_hh^T, dense (product.rows_dot)
     dpre   (W, B, 4H)  out: gradient of the gate pre-activations (input and recurrent side alike)
     dh_seq (W, B, H)   out: total dL/dh_t
     dh, dc (B, H)      in: gradients carried into step s1 (zero for a plain sweep);
@@ -110,16 +108,16 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, w_hh_t, dpre, dh
             cp, cn = c[t, b], c[t + 1, b]
             _gate_grads(i, f, g, o, cp, cn, ds, dcb, di, df, dg, do)
             d[:] = 0
-        add_recurrent_grad(dpre[w], w_bwd, w_hh_t, dh, b0, b1)
+        add_recurrent_grad(dpre[w], w_bwd, dh, b0, b1)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def lstm_forward_cols(xproj, bias, w_hh, lengths, h, c, gates, gh, flags, me, n, u0, u1):
+def lstm_forward_cols(xproj, bias, w_fwd, lengths, h, c, gates, gh, flags, me, n, u0, u1):
     """lstm_forward_rows for a batch too small to share by sequences (B < ROW_BLOCK): every
     sequence, hidden units u0..u1-1 (their i, f, g, o columns) on this thread, the n threads
     meeting at a barrier after each step, since the next step's product reads every unit of
-    h_t (threads.run_columns). w_hh (4H, H) dense; the rest as lstm_forward_rows. Returns
-    False if the barrier gave up.
+    h_t (threads.run_columns). Arguments as lstm_forward_rows. Returns False if the barrier
+    gave up.
 
     The pointwise loops run over views that start at the thread's first unit: a loop from a
     runtime offset did not vectorize (measured 2-7x slower)."""
@@ -138,7 +136,7 @@ def lstm_forward_cols(xproj, bias, w_hh, lengths, h, c, gates, gh, flags, me, n,
                     i[j] = f[j] = g[j] = o[j] = 0
                 continue
             a, xp = gh[b], xproj[t, b]
-            unit_cols_dot(h[t, b], w_hh, a, H, u0, u1, 0.0)
+            unit_cols(h[t, b], w_fwd, a, H, u0, u1, 0.0)
             for q in range(4):
                 lo = q * H + u0
                 gq, aq, xq, bq = gt[lo:lo + U], a[lo:lo + U], xp[lo:lo + U], bias[lo:lo + U]
@@ -157,10 +155,10 @@ def lstm_forward_cols(xproj, bias, w_hh, lengths, h, c, gates, gh, flags, me, n,
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, dh, dc, flags, me, n, u0, u1):
+def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_bwd, dpre, dh_seq, dh, dc, flags, me, n, u0, u1):
     """lstm_backward_rows for B < ROW_BLOCK: hidden units u0..u1-1 on this thread. Each step's
     gate gradients of these units first, then a barrier (dL/dh_{t-1} of a unit reads every
-    gate's), then dh[:, u0:u1] += dpre_t @ W_hh[:, u0:u1] from w_hh_t = W_hh^T (H, 4H) dense."""
+    gate's), then dh[:, u0:u1] += dpre_t @ W_hh[:, u0:u1] from w_bwd = packed(W_hh)."""
     B, H = dh.shape
     U = u1 - u0
     for t in range(s1, s0 - 1, -1):
@@ -185,7 +183,7 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_hh_t, dpre, dh_seq, d
         if not arrive(flags, me, n, s1 - t + 1):
             return False
         for b in range(B):
-            unit_cols_dot(dpre[w, b], w_hh_t, dh[b], H, u0, u1, 1.0)
+            unit_cols(dpre[w, b], w_bwd, dh[b], H, u0, u1, 1.0)
     return True
 
 
@@ -194,18 +192,18 @@ def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads (or, under
     ROW_BLOCK sequences, each step's hidden units: threads.share_columns)."""
     if share_columns(tape.B, tape.h.shape[2], 4, tape.h.dtype, tape.xproj.shape[0]):
-        run_columns(lstm_forward_cols, (tape.xproj, tape.bias, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
+        run_columns(lstm_forward_cols, (tape.xproj, tape.bias, tape.w_fwd, lengths, tape.h, tape.c, tape.gates,
                                         tape.gh), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
         return
-    run_split(lstm_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.w_hh, lengths, tape.h, tape.c, tape.gates,
+    run_split(lstm_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, lengths, tape.h, tape.c, tape.gates,
                                   tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see lstm_backward_rows)."""
     if share_columns(tape.B, tape.h.shape[2], 4, tape.h.dtype, s1 - s0 + 1):
-        run_columns(lstm_backward_cols, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_hh_t, dgi, dh_seq,
+        run_columns(lstm_backward_cols, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_bwd, dgi, dh_seq,
                                          tape.dh, tape.dc), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
         return
-    run_split(lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_bwd, tape.w_hh_t, dgi, dh_seq,
+    run_split(lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_bwd, dgi, dh_seq,
                                    tape.dh, tape.dc), tape.B, MIN_ROWS, ROW_BLOCK)

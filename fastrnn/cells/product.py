@@ -17,17 +17,16 @@ register per k, no horizontal sums, and 2 loads of w feed 8 FMAs. Measured, one 
 float32, same run: 16 x 128 by 128 x 512 66 GFLOP/s (the previous dot-product kernel: 42),
 16 x 32 by 32 x 128 33 (17), 32 x 256 by 256 x 1024 69 (56).
 
-Rows go 4 at a time, each output element a sum over k in order 0..K-1; the last (M mod 4)
-rows take the previous kernel's dot products (rows_dot; so B = 1, 2, 3 is as fast and gives
-the same bits as before). Threads split the batch on multiples of 4
-(threads.run_split's align), so which path a row takes depends on B alone, and results do not
-depend on the thread count.
+Rows go 4 at a time, each output element a sum over k in order 0..K-1 (one fused
+multiply-add per k); the last (M mod 4) rows take the same sums one row at a time
+(row_panels, 4 panels per pass), so a row's bits depend on neither its place in the batch
+nor the thread count (threads split the batch on multiples of 4, threads.run_split's align,
+or, for a batch under 4 rows, each step's columns: threads.run_columns).
 """
 import numpy as np
 from numba import njit
 
 from ..config import CACHE, ERROR_MODEL, FASTMATH
-from ._math import zero_like
 from .simd import REGISTER_BYTES, vadd, vfma, vget, vload, vstore, vwidth, vzero
 
 
@@ -46,13 +45,6 @@ def packed(w, transposed=False, out=None):
     wp = out if out is not None and out.shape == shape and out.dtype == w.dtype else np.empty(shape, w.dtype)
     pack_panels(w, wp)
     return wp
-
-
-def transposed(w):
-    """w.T as a new C-contiguous array (transpose_into)."""
-    out = np.empty((w.shape[1], w.shape[0]), w.dtype)
-    transpose_into(w, out)
-    return out
 
 
 @njit(cache=CACHE, nogil=True)
@@ -91,26 +83,35 @@ def pack_panels(w, wp):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def _put(o, j, n, v0, v1, accumulate):
-    """o[j : j+n] (+)= the first n lanes of the register pair (v0, v1): += when accumulate
-    is nonzero (see matmul_packed)."""
+def _put(o, j, lo, hi, v0, v1, accumulate):
+    """o[j+lo : j+hi] (+)= lanes lo..hi-1 of the register pair (v0, v1): += when accumulate
+    is nonzero (see matmul_packed). The whole pair is two vector stores; a part of it (the
+    last panel of a width that is not a multiple of P, a column range's ends) goes lane by lane."""
     V = vwidth(o)
-    if n == 2 * V:
+    if lo == 0 and hi == 2 * V:
         if accumulate != 0:
             v0 = vadd(v0, vload(o, j))
             v1 = vadd(v1, vload(o, j + V))
         vstore(o, j, v0)
         vstore(o, j + V, v1)
         return
-    for c in range(n):  # the last panel of a width that is not a multiple of P
+    for c in range(lo, hi):
         s = vget(v0, c) if c < V else vget(v1, c - V)
         o[j + c] = o[j + c] + s if accumulate != 0 else s
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def matmul_packed(a, wp, bt, out, r0, r1, accumulate):
+def _put_panel(o, p, j0, j1, v0, v1, accumulate):
+    """Panel p's register pair into o, only its columns inside [j0, j1)."""
+    P = 2 * vwidth(o)
+    j = p * P
+    _put(o, j, max(j0 - j, 0), min(j1 - j, P), v0, v1, accumulate)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
+def matmul_packed(a, wp, out, r0, r1, accumulate):
     """out[r0:r1] = a[r0:r1] @ w, or += when ``accumulate`` is nonzero. a (M, K),
-    wp = packed(w) and bt = w.T (N, K) for w (K, N), out (M, N); a, bt and out C-contiguous.
+    wp = packed(w) for w (K, N), out (M, N); a and out C-contiguous.
 
     accumulate is a float (0.0 or 1.0), not a bool: Numba compiles a separate copy of a
     function for each literal bool its callers pass (True, False: two copies of this kernel
@@ -143,72 +144,89 @@ def matmul_packed(a, wp, bt, out, r0, r1, accumulate):
                 x = a3[k]
                 c30 = vfma(c30, x, y0)
                 c31 = vfma(c31, x, y1)
-            _put(out[i], j, n, c00, c01, accumulate)
-            _put(out[i + 1], j, n, c10, c11, accumulate)
-            _put(out[i + 2], j, n, c20, c21, accumulate)
-            _put(out[i + 3], j, n, c30, c31, accumulate)
-    rows_dot(a, bt, out, tiled, r1, accumulate)
+            _put(out[i], j, 0, n, c00, c01, accumulate)
+            _put(out[i + 1], j, 0, n, c10, c11, accumulate)
+            _put(out[i + 2], j, 0, n, c20, c21, accumulate)
+            _put(out[i + 3], j, 0, n, c30, c31, accumulate)
+    for i in range(tiled, r1):
+        row_panels(a[i], wp, out[i], 0, N, accumulate)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def rows_dot(a, bt, out, r0, r1, accumulate):
-    """out[r0:r1] (+)= a[r0:r1] @ bt.T (+= when accumulate is nonzero) one row at a time, as
-    dot products along k (bt (N, K) C-contiguous): the path for the last (M mod 4) rows. A lone
-    row has too little work to hide the FMA latency in the panel kernel (measured 30% slower at
-    B = 1, H = 128)."""
-    for i in range(r0, r1):
-        dot_cols(a[i], bt, out[i], 0, bt.shape[0], accumulate)
-
-
-@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
-def dot_cols(x, bt, o, j0, j1, accumulate):
-    """o[j] (+)= x . bt[j] for j in j0..j1-1 (x (K,), bt (N, K), o (N,); += when accumulate is
-    nonzero). LLVM vectorizes these dot products along k, 3 columns at a time from j0, then the
-    last (j1 - j0) mod 3 one by one: a column's bits depend on its place from j0. Inlined into
-    its callers: a call per row cost ~7% of a B = 1, H = 32 step."""
+def row_panels(x, wp, o, j0, j1, accumulate):
+    """o[j0:j1] (+)= x @ w[:, j0:j1] for one row x (K,), wp = packed(w), o (N,); += when
+    accumulate is nonzero. The path of a lone row (the last B mod 4 rows, and the column
+    split's share of a small batch, threads.run_columns): a single row has one register pair
+    per panel, too few accumulators to hide the FMA latency, so it takes 4 panels (8
+    registers) at a time, then 2, then 1, each k one broadcast of x[k] and one FMA per
+    register. Every column is the same sum as in the 4-row tile, in the same order (k = 0..K-1,
+    one fused multiply-add each): a row's bits depend neither on its place in the batch nor on
+    how the columns are shared out. At B = 1 a step streams W_hh from L2 once per product:
+    bandwidth-bound (bench/PROFILE.md, round 9)."""
     K = x.shape[0]
-    z = zero_like(x[0])
-    j = j0
-    while j + 3 <= j1:
-        w0, w1, w2 = bt[j], bt[j + 1], bt[j + 2]
-        s0 = s1 = s2 = z
+    P = 2 * vwidth(o)
+    p = j0 // P
+    pe = (j1 + P - 1) // P
+    while p + 4 <= pe:
+        w0, w1, w2, w3 = wp[p], wp[p + 1], wp[p + 2], wp[p + 3]
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = vzero(o)
+        V = vwidth(o)
         for k in range(K):
-            v = x[k]
-            s0 += v * w0[k]
-            s1 += v * w1[k]
-            s2 += v * w2[k]
-        if accumulate != 0:
-            s0 += o[j]
-            s1 += o[j + 1]
-            s2 += o[j + 2]
-        o[j], o[j + 1], o[j + 2] = s0, s1, s2
-        j += 3
-    while j < j1:
-        w0 = bt[j]
-        s0 = z
+            xk = x[k]
+            r0, r1, r2, r3 = w0[k], w1[k], w2[k], w3[k]
+            c00 = vfma(c00, xk, vload(r0, 0))
+            c01 = vfma(c01, xk, vload(r0, V))
+            c10 = vfma(c10, xk, vload(r1, 0))
+            c11 = vfma(c11, xk, vload(r1, V))
+            c20 = vfma(c20, xk, vload(r2, 0))
+            c21 = vfma(c21, xk, vload(r2, V))
+            c30 = vfma(c30, xk, vload(r3, 0))
+            c31 = vfma(c31, xk, vload(r3, V))
+        _put_panel(o, p, j0, j1, c00, c01, accumulate)
+        _put_panel(o, p + 1, j0, j1, c10, c11, accumulate)
+        _put_panel(o, p + 2, j0, j1, c20, c21, accumulate)
+        _put_panel(o, p + 3, j0, j1, c30, c31, accumulate)
+        p += 4
+    if p + 2 <= pe:
+        w0, w1 = wp[p], wp[p + 1]
+        c00 = c01 = c10 = c11 = vzero(o)
+        V = vwidth(o)
         for k in range(K):
-            s0 += x[k] * w0[k]
-        o[j] = o[j] + s0 if accumulate != 0 else s0
-        j += 1
+            xk = x[k]
+            r0, r1 = w0[k], w1[k]
+            c00 = vfma(c00, xk, vload(r0, 0))
+            c01 = vfma(c01, xk, vload(r0, V))
+            c10 = vfma(c10, xk, vload(r1, 0))
+            c11 = vfma(c11, xk, vload(r1, V))
+        _put_panel(o, p, j0, j1, c00, c01, accumulate)
+        _put_panel(o, p + 1, j0, j1, c10, c11, accumulate)
+        p += 2
+    if p < pe:
+        w0 = wp[p]
+        c00 = c01 = vzero(o)
+        V = vwidth(o)
+        for k in range(K):
+            xk = x[k]
+            r0 = w0[k]
+            c00 = vfma(c00, xk, vload(r0, 0))
+            c01 = vfma(c01, xk, vload(r0, V))
+        _put_panel(o, p, j0, j1, c00, c01, accumulate)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def unit_cols_dot(x, bt, o, H, u0, u1, accumulate):
-    """The column split's product (small batches, threads.run_columns): o[q H + u] (+)= x .
-    bt[q H + u] for units u in u0..u1-1 of every H-wide block q of o (the LSTM's forward: its
-    4 gates; backward: o = dL/dh, one block). The threads' unit ranges start on multiples of 3
-    (config.COL_ALIGN: dot_cols' group), so every column is computed in the same group of 3 as
-    when one thread takes all: the bits depend on H alone. The block count comes from o's
-    length rather than an argument: Numba compiles a copy of a function for each constant int
-    its callers pass (two copies, 0.7 s each)."""
+def unit_cols(x, wp, o, H, u0, u1, accumulate):
+    """The column split's product (small batches, threads.run_columns): o[q H + u] (+)= (x @
+    w)[q H + u] for units u in u0..u1-1 of every H-wide block q of o (the LSTM's forward: its
+    4 gates, wp = packed(W_hh^T); backward: o = dL/dh, one block, wp = packed(W_hh)). The
+    block count comes from o's length rather than an argument: Numba compiles a copy of a
+    function for each constant int its callers pass."""
     for q in range(o.shape[0] // H):
-        dot_cols(x, bt, o, q * H + u0, q * H + u1, accumulate)
+        row_panels(x, wp, o, q * H + u0, q * H + u1, accumulate)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
-def add_recurrent_grad(dpre_t, w_hh_p, w_hh_t, dh, b0, b1):
+def add_recurrent_grad(dpre_t, w_hh_p, dh, b0, b1):
     """dh[b] += dpre_t[b] @ W_hh for sequences b0..b1-1: the part of dL/dh_{t-1} that flows
     back through W_hh. dpre_t (B, G) is the recurrent-side pre-activation gradient of step t,
-    w_hh_p = packed(W_hh), w_hh_t = W_hh^T (H, G), dh (B, H). Every cell's backward ends each
-    step with it."""
-    matmul_packed(dpre_t, w_hh_p, w_hh_t, dh, b0, b1, 1.0)
+    w_hh_p = packed(W_hh), dh (B, H). Every cell's backward ends each step with it."""
+    matmul_packed(dpre_t, w_hh_p, dh, b0, b1, 1.0)
