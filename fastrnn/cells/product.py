@@ -115,39 +115,61 @@ def matmul_packed(a, wp, out, r0, r1, accumulate):
 
     accumulate is a float (0.0 or 1.0), not a bool: Numba compiles a separate copy of a
     function for each literal bool its callers pass (True, False: two copies of this kernel
-    in every process's compile), while a float constant is typed as a plain float."""
+    in every process's compile), while a float constant is typed as a plain float.
+
+    wp and out are read and written through flat views made once per call, by offset, and
+    whole panels are stored here rather than through _put: a row view per tile (out[i],
+    a[i], wp[p]) costs two atomic reference-count updates each where it crosses a call or a
+    branch, and a call spills the 8 registers; together as much as the k loop at K = 32
+    (measured 1.6x slower at 16 x 32 by 32 x 128)."""
     K = a.shape[1]
     N = out.shape[1]
     V = vwidth(out)
     P = 2 * V
+    wf, of = wp.reshape(wp.size), out.reshape(out.size)
     tiled = r0 + (r1 - r0) // 4 * 4  # rows r0..tiled-1 go 4 at a time
     for p in range(wp.shape[0]):  # panel outer: its K x P block stays in L1 across row tiles
-        panel = wp[p]
+        base = p * K * P
         j = p * P
         n = min(P, N - j)
         for i in range(r0, tiled, 4):
-            a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
             c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = vzero(out)
             for k in range(K):
-                w = panel[k]
-                y0 = vload(w, 0)
-                y1 = vload(w, V)
-                x = a0[k]
+                q = base + k * P
+                y0 = vload(wf, q)
+                y1 = vload(wf, q + V)
+                x = a[i, k]
                 c00 = vfma(c00, x, y0)
                 c01 = vfma(c01, x, y1)
-                x = a1[k]
+                x = a[i + 1, k]
                 c10 = vfma(c10, x, y0)
                 c11 = vfma(c11, x, y1)
-                x = a2[k]
+                x = a[i + 2, k]
                 c20 = vfma(c20, x, y0)
                 c21 = vfma(c21, x, y1)
-                x = a3[k]
+                x = a[i + 3, k]
                 c30 = vfma(c30, x, y0)
                 c31 = vfma(c31, x, y1)
-            _put(out[i], j, 0, n, c00, c01, accumulate)
-            _put(out[i + 1], j, 0, n, c10, c11, accumulate)
-            _put(out[i + 2], j, 0, n, c20, c21, accumulate)
-            _put(out[i + 3], j, 0, n, c30, c31, accumulate)
+            o = i * N + j
+            if n < P:  # the last panel of a width that is not a multiple of P
+                _put(of, o, 0, n, c00, c01, accumulate)
+                _put(of, o + N, 0, n, c10, c11, accumulate)
+                _put(of, o + 2 * N, 0, n, c20, c21, accumulate)
+                _put(of, o + 3 * N, 0, n, c30, c31, accumulate)
+                continue
+            if accumulate != 0:
+                c00, c01 = vadd(c00, vload(of, o)), vadd(c01, vload(of, o + V))
+                c10, c11 = vadd(c10, vload(of, o + N)), vadd(c11, vload(of, o + N + V))
+                c20, c21 = vadd(c20, vload(of, o + 2 * N)), vadd(c21, vload(of, o + 2 * N + V))
+                c30, c31 = vadd(c30, vload(of, o + 3 * N)), vadd(c31, vload(of, o + 3 * N + V))
+            vstore(of, o, c00)
+            vstore(of, o + V, c01)
+            vstore(of, o + N, c10)
+            vstore(of, o + N + V, c11)
+            vstore(of, o + 2 * N, c20)
+            vstore(of, o + 2 * N + V, c21)
+            vstore(of, o + 3 * N, c30)
+            vstore(of, o + 3 * N + V, c31)
     for i in range(tiled, r1):
         row_panels(a[i], wp, out[i], 0, N, accumulate)
 
@@ -162,54 +184,67 @@ def row_panels(x, wp, o, j0, j1, accumulate):
     register. Every column is the same sum as in the 4-row tile, in the same order (k = 0..K-1,
     one fused multiply-add each): a row's bits depend neither on its place in the batch nor on
     how the columns are shared out. At B = 1 a step streams W_hh from L2 once per product:
-    bandwidth-bound (bench/PROFILE.md, round 9)."""
+    bandwidth-bound (bench/PROFILE.md, round 9). wp is read by offset, as in matmul_packed."""
     K = x.shape[0]
-    P = 2 * vwidth(o)
+    V = vwidth(o)
+    P = 2 * V
+    KP = K * P  # one panel
+    wf = wp.reshape(wp.size)
     p = j0 // P
     pe = (j1 + P - 1) // P
     while p + 4 <= pe:
-        w0, w1, w2, w3 = wp[p], wp[p + 1], wp[p + 2], wp[p + 3]
         c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = vzero(o)
-        V = vwidth(o)
         for k in range(K):
             xk = x[k]
-            r0, r1, r2, r3 = w0[k], w1[k], w2[k], w3[k]
-            c00 = vfma(c00, xk, vload(r0, 0))
-            c01 = vfma(c01, xk, vload(r0, V))
-            c10 = vfma(c10, xk, vload(r1, 0))
-            c11 = vfma(c11, xk, vload(r1, V))
-            c20 = vfma(c20, xk, vload(r2, 0))
-            c21 = vfma(c21, xk, vload(r2, V))
-            c30 = vfma(c30, xk, vload(r3, 0))
-            c31 = vfma(c31, xk, vload(r3, V))
-        _put_panel(o, p, j0, j1, c00, c01, accumulate)
-        _put_panel(o, p + 1, j0, j1, c10, c11, accumulate)
-        _put_panel(o, p + 2, j0, j1, c20, c21, accumulate)
-        _put_panel(o, p + 3, j0, j1, c30, c31, accumulate)
+            q = p * KP + k * P
+            c00 = vfma(c00, xk, vload(wf, q))
+            c01 = vfma(c01, xk, vload(wf, q + V))
+            c10 = vfma(c10, xk, vload(wf, q + KP))
+            c11 = vfma(c11, xk, vload(wf, q + KP + V))
+            c20 = vfma(c20, xk, vload(wf, q + 2 * KP))
+            c21 = vfma(c21, xk, vload(wf, q + 2 * KP + V))
+            c30 = vfma(c30, xk, vload(wf, q + 3 * KP))
+            c31 = vfma(c31, xk, vload(wf, q + 3 * KP + V))
+        j = p * P
+        if j < j0 or j + 4 * P > j1:  # a group at the range's ends
+            _put_panel(o, p, j0, j1, c00, c01, accumulate)
+            _put_panel(o, p + 1, j0, j1, c10, c11, accumulate)
+            _put_panel(o, p + 2, j0, j1, c20, c21, accumulate)
+            _put_panel(o, p + 3, j0, j1, c30, c31, accumulate)
+        else:  # 4 whole panels, stored here (see matmul_packed)
+            if accumulate != 0:
+                c00, c01 = vadd(c00, vload(o, j)), vadd(c01, vload(o, j + V))
+                c10, c11 = vadd(c10, vload(o, j + P)), vadd(c11, vload(o, j + P + V))
+                c20, c21 = vadd(c20, vload(o, j + 2 * P)), vadd(c21, vload(o, j + 2 * P + V))
+                c30, c31 = vadd(c30, vload(o, j + 3 * P)), vadd(c31, vload(o, j + 3 * P + V))
+            vstore(o, j, c00)
+            vstore(o, j + V, c01)
+            vstore(o, j + P, c10)
+            vstore(o, j + P + V, c11)
+            vstore(o, j + 2 * P, c20)
+            vstore(o, j + 2 * P + V, c21)
+            vstore(o, j + 3 * P, c30)
+            vstore(o, j + 3 * P + V, c31)
         p += 4
     if p + 2 <= pe:
-        w0, w1 = wp[p], wp[p + 1]
         c00 = c01 = c10 = c11 = vzero(o)
-        V = vwidth(o)
         for k in range(K):
             xk = x[k]
-            r0, r1 = w0[k], w1[k]
-            c00 = vfma(c00, xk, vload(r0, 0))
-            c01 = vfma(c01, xk, vload(r0, V))
-            c10 = vfma(c10, xk, vload(r1, 0))
-            c11 = vfma(c11, xk, vload(r1, V))
+            q = p * KP + k * P
+            c00 = vfma(c00, xk, vload(wf, q))
+            c01 = vfma(c01, xk, vload(wf, q + V))
+            c10 = vfma(c10, xk, vload(wf, q + KP))
+            c11 = vfma(c11, xk, vload(wf, q + KP + V))
         _put_panel(o, p, j0, j1, c00, c01, accumulate)
         _put_panel(o, p + 1, j0, j1, c10, c11, accumulate)
         p += 2
     if p < pe:
-        w0 = wp[p]
         c00 = c01 = vzero(o)
-        V = vwidth(o)
         for k in range(K):
             xk = x[k]
-            r0 = w0[k]
-            c00 = vfma(c00, xk, vload(r0, 0))
-            c01 = vfma(c01, xk, vload(r0, V))
+            q = p * KP + k * P
+            c00 = vfma(c00, xk, vload(wf, q))
+            c01 = vfma(c01, xk, vload(wf, q + V))
         _put_panel(o, p, j0, j1, c00, c01, accumulate)
 
 
