@@ -3,7 +3,11 @@
 Sequences in a batch are independent, so each thread runs its own slice through the whole
 time loop (no per-step synchronization); the kernels are compiled with ``nogil=True`` and a
 persistent pool of Python threads runs the slices (the calling thread takes the first), each
-pool thread kept off the CPU its caller is on (``_away_from``). Large matrix products are split
+pool thread kept off the CPU its caller is on (``_away_from``). Between slices a pool thread
+spins outside the GIL for about a millisecond before it sleeps, and the caller spins for its
+results (``_Worker``): a concurrent.futures pool, whose threads sleep between tasks, cost ~70
+us a hand-off on this virtual machine and more after a pause, which made two threads slower
+than one at H = 32 (bench/PROFILE.md, round 9). Large matrix products are split
 the same way. Batches too small to share by sequences (B < 4) share each step's hidden units
 instead, the threads meeting at a barrier every step (``run_columns``). Numba's own parallel
 mode was tried first and dropped: every parallel function compiled the kernel it launched a
@@ -18,11 +22,20 @@ the CPUs this process may use; ``set_threads`` changes it.
 import ctypes
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 _threads = None
-_pool = None
+_pool = []  # the _Worker threads, started as a split first needs them
+_pool_pid = None  # the process that started them (a forked child has none of its parent's threads)
 _pinned = False
+
+# A pool thread spins this many pause hints (~1 ms) for its next share before it sleeps: a
+# training step hands out shares every 0.1-0.5 ms (forward, backward, products), and a thread
+# that sleeps is woken ~0.1 ms late on this virtual machine (a 2-way split of a tanh RNN's
+# forward at H = 32, B = 32: 0.39 ms against 0.33 on one thread, the halves 0.19 ms each).
+IDLE_SPINS = 40_000
+WAIT_YIELDS = 100_000  # the caller's wait: yields between two looks at whether a worker died
 
 
 def _default_threads():
@@ -64,11 +77,78 @@ def configure():
     _pinned = True
 
 
-def _executor(n):
-    global _pool
-    if _pool is None or _pool._max_workers < n:
-        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastrnn")
-    return _pool
+class _Worker:
+    """One pool thread and its counters (cells/barrier.py's layout: one per cache-line pair):
+    POSTED, the number of the latest share handed to it; DONE, the latest it finished; ASLEEP,
+    set while it sleeps on its condition (after IDLE_SPINS without work), so that the caller
+    wakes it only then. A share is (fn, args); its outcome (value, exception) is kept for the
+    caller's result()."""
+    POSTED, DONE, ASLEEP = 0, 16, 32
+
+    def __init__(self):
+        self.flags = np.zeros(48, np.int64)
+        self.cv = threading.Condition()
+        self.task = self.outcome = None
+        self.posted = 0
+        self.thread = threading.Thread(target=self._loop, name="fastrnn", daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        from .cells.barrier import publish, wait_change
+
+        f, seen = self.flags, 0
+        while True:
+            v = wait_change(f, self.POSTED, seen, IDLE_SPINS)
+            if v == seen:  # no work for a while: sleep until submit() notifies
+                with self.cv:
+                    f[self.ASLEEP] = 1
+                    while f[self.POSTED] == seen:
+                        self.cv.wait()
+                    f[self.ASLEEP] = 0
+                continue
+            seen = v
+            fn, args = self.task
+            try:
+                self.outcome = (fn(*args), None)
+            except BaseException as e:  # noqa: BLE001 - raised again in the caller's result()
+                self.outcome = (None, e)
+            publish(f, self.DONE, v)
+
+    def submit(self, fn, args):
+        """Hand fn(*args) to this thread (idle: its previous share's result() was taken)."""
+        from .cells.barrier import publish
+
+        self.task = (fn, args)
+        self.posted += 1
+        publish(self.flags, self.POSTED, self.posted)
+        if self.flags[self.ASLEEP]:  # read under the GIL, as the worker writes it: no lost wake-up
+            with self.cv:
+                self.cv.notify()
+        return self
+
+    def result(self):
+        """Wait (spinning, then yielding the CPU) for the share handed over last; its value,
+        or its exception raised here."""
+        from .cells.barrier import wait_reach
+
+        while not wait_reach(self.flags, self.DONE, self.posted, WAIT_YIELDS):
+            if not self.thread.is_alive():
+                raise RuntimeError("a fastrnn pool thread died (interpreter shutting down?)")
+        value, error = self.outcome
+        self.task = self.outcome = None
+        if error is not None:
+            raise error
+        return value
+
+
+def _workers(n):
+    """n pool threads (started as first needed; none inherited by a forked child)."""
+    global _pool, _pool_pid
+    if _pool_pid != os.getpid():
+        _pool, _pool_pid = [], os.getpid()
+    while len(_pool) < n:
+        _pool.append(_Worker())
+    return _pool[:n]
 
 
 def _cpu_getter():
@@ -125,14 +205,14 @@ def run_split(fn, args, rows, min_rows=1, align=1):
 
 def _submit(fn, calls):
     """fn(*call) for each call on the pool's threads (kept off the caller's CPU where this
-    system says which it is): their futures."""
+    system says which it is): a handle per call, whose result() waits for it."""
     if not calls:
         return []
-    pool = _executor(len(calls))
+    workers = _workers(len(calls))
     if _getcpu is None:
-        return [pool.submit(fn, *call) for call in calls]
+        return [w.submit(fn, call) for w, call in zip(workers, calls)]
     cpu, caller = _getcpu(), threading.get_native_id()
-    return [pool.submit(_away_from, cpu, caller, len(calls), fn, call) for call in calls]
+    return [w.submit(_away_from, (cpu, caller, len(calls), fn, call)) for w, call in zip(workers, calls)]
 
 
 def run_parts(fn, args, parts):

@@ -2,9 +2,12 @@
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
+from numba import njit
 
 import naive
 from fastrnn import CELLS, threads
@@ -44,10 +47,73 @@ def test_big_products_split_the_same(two_threads):
     out = np.empty((40, 30))
     matmul_tn(a, b, out)
     np.testing.assert_allclose(out, a.T @ b, rtol=1e-12)
-    w = r.random((30, 20))
-    out2 = np.empty((3000, 20))
+    w = r.random((30, 50))  # 4.5M multiply-adds: above blas.PART_WORK, so shared out
+    out2 = np.empty((3000, 50))
     matmul(b, w, out2)
     np.testing.assert_allclose(out2, b @ w, rtol=1e-12)
+
+
+@njit(nogil=True)
+def _fill(out, r0, r1):
+    """out[r] = r for the rows of this share; a row of -1 raises (in the share that holds it)."""
+    for r in range(r0, r1):
+        if out[r] == -1:
+            raise ValueError("row -1")
+        out[r] = r
+
+
+def test_pool_shares_are_all_done_many_times_over(two_threads):
+    """Thousands of hand-offs in a row (each share spins for the next): every row written."""
+    for i in range(3000):
+        out = np.zeros(8 + i % 5)
+        threads.run_split(_fill, (out,), out.size, 2)
+        assert np.array_equal(out, np.arange(out.size))
+
+
+def test_a_sleeping_pool_thread_is_woken(two_threads, monkeypatch):
+    """Past IDLE_SPINS without work a pool thread sleeps on its condition; the next share wakes it."""
+    monkeypatch.setattr(threads, "IDLE_SPINS", 10)
+    out = np.zeros(8)
+    threads.run_split(_fill, (out,), 8, 2)  # starts the worker; it then sleeps after 10 spins
+    (w,) = threads._workers(1)
+    for _ in range(200):
+        if w.flags[w.ASLEEP]:
+            break
+        time.sleep(0.01)
+    assert w.flags[w.ASLEEP] == 1
+    out = np.zeros(8)
+    caller = threading.Thread(target=threads.run_split, args=(_fill, (out,), 8, 2), daemon=True)
+    caller.start()
+    caller.join(timeout=30)  # a lost wake-up would hang the split: fail instead
+    assert not caller.is_alive() and np.array_equal(out, np.arange(8))
+
+
+def test_an_error_in_a_pool_threads_share_reaches_the_caller(two_threads):
+    out = np.zeros(8)
+    out[6] = -1  # in the pool thread's half
+    with pytest.raises(ValueError, match="row -1"):
+        threads.run_split(_fill, (out,), 8, 2)
+    out = np.zeros(8)  # and the pool goes on
+    threads.run_split(_fill, (out,), 8, 2)
+    assert np.array_equal(out, np.arange(8))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_pool_threads(two_threads):
+    """A fork copies the pool's records but none of its threads: the child must not wait on them."""
+    import multiprocessing
+
+    threads.run_split(_fill, (np.zeros(8),), 8, 2)  # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_split_in_child).get(timeout=60)
+    assert got == list(range(8))
+
+
+def _split_in_child():
+    out = np.zeros(8)
+    threads.run_split(_fill, (out,), 8, 2)
+    return out.tolist()
 
 
 @pytest.mark.parametrize("env, expect", [({"NUMBA_NUM_THREADS": "1"}, "1"), ({"OMP_NUM_THREADS": "3"}, "3"),

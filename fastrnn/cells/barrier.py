@@ -103,3 +103,43 @@ def arrive(flags, me, n, step):
             else:
                 _sched_yield()
     return True
+
+
+# ----------------------------------------------------------------------- the pool's hand-off
+# threads.py's pool threads wait for work, and the caller for their results, on counters like
+# the barrier's: spinning outside the GIL first (a thread that sleeps is woken ~0.1 ms later
+# on this virtual machine, longer than a small step's whole split share), then yielding.
+
+@njit(cache=CACHE, nogil=True)
+def wait_change(flags, i, seen, spins):
+    """Spin (pause hint) while flags[i] == seen, at most ``spins`` times; flags[i] at the end
+    (still ``seen`` if nothing changed)."""
+    for _ in range(spins):
+        v = load_acquire(flags, i)
+        if v != seen:
+            return v
+        _pause()
+    return load_acquire(flags, i)
+
+
+@njit(cache=CACHE, nogil=True)
+def wait_reach(flags, i, value, yields):
+    """Wait until flags[i] >= value: SPINS pause-hint spins, then up to ``yields`` yields of
+    the CPU. True once reached; False if still not (the caller checks why, then waits again)."""
+    spins = 0
+    while load_acquire(flags, i) < value:
+        spins += 1
+        if spins <= SPINS:
+            _pause()
+        elif spins > SPINS + yields:
+            return False
+        else:
+            _sched_yield()
+    return True
+
+
+@njit(cache=CACHE, nogil=True)
+def publish(flags, i, v):
+    """flags[i] = v, a release store: what this thread wrote before is seen by a thread that
+    reads v."""
+    store_release(flags, i, v)
