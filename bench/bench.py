@@ -9,7 +9,7 @@ linear readout at the last step, float32, the same weights in both libraries, th
 count. Before anything is timed, fastrnn's loss and gradients are checked against the NumPy
 reference (tests/naive.py) and, when PyTorch is installed, against PyTorch. Each library is
 timed in blocks (warm-up first; compile time reported apart), blocks alternate over rounds with
-a pause between them, and the median is reported. Peak memory is measured in fresh processes.
+a pause between them (each block's first call untimed), and the median is reported. Peak memory is measured in fresh processes.
 Writes bench/RESULTS.md, bench/results.json and bench/ratio.png.
 """
 import argparse
@@ -200,7 +200,11 @@ def timed(fn, n):
 
 def alternate(peers, rounds, per_block, pause=0.0, warmup=1):
     """Median seconds per call of each peer {name: fn}: warm-up calls first, then ``rounds``
-    rounds of ``per_block`` calls per peer, the order reversed every other round."""
+    rounds of ``per_block`` calls per peer, the order reversed every other round. With a
+    pause, each block starts with one untimed call: the first call after a pause runs ~1.5-2x
+    slow on this virtual machine (its cores' wake-up; measured: an LSTM step at H = 32, B = 32
+    took 6-7 ms first, then 3.5-4, against 2.9 back to back, with or without PyTorch's block
+    before it), which a training loop, stepping back to back, does not pay."""
     for fn in peers.values():
         for _ in range(warmup):
             fn()
@@ -208,6 +212,8 @@ def alternate(peers, rounds, per_block, pause=0.0, warmup=1):
     order = list(peers)
     for rnd in range(rounds):
         for name in (order if rnd % 2 == 0 else order[::-1]):
+            if pause:
+                peers[name]()
             samples[name] += timed(peers[name], per_block)
             time.sleep(pause)
     return {k: float(np.median(v)) for k, v in samples.items()}
@@ -355,7 +361,8 @@ def write_results(doc, out):
         f"PyTorch {m['torch'] or 'not installed'}. Grid: `{doc['grid']}`.", "",
         "A training step = forward + BPTT + global-norm clip + SGD update, MSE at the last step, float32, "
         "1 layer, the same weights in both libraries. Medians of "
-        f"{rows[0]['samples'] if rows else '?'} timed steps per library after warm-up, in alternating blocks. "
+        f"{rows[0]['samples'] if rows else '?'} timed steps per library after warm-up, in alternating blocks "
+        "with a pause between them, each block's first step untimed (it pays this VM's wake-up after the pause). "
         "This is a shared, noisy machine: read the ratios, not single absolute times.", "",
         f"Machine float32 GEMM peak (2048^3 through NumPy's BLAS, same run): **{doc['gemm_peak_gflops']:.0f} GFLOP/s**. "
         f"Cold compile of every kernel (4 cells x 2 dtypes, empty cache, new process): "
