@@ -26,8 +26,7 @@ import threading
 import numpy as np
 
 _threads = None
-_pool = []  # the _Worker threads, started as a split first needs them
-_pool_pid = None  # the process that started them (a forked child has none of its parent's threads)
+_pools = threading.local()  # each calling thread's own _Worker threads (.workers, .pid)
 _pinned = False
 
 # A pool thread spins this many pause hints (~1 ms) for its next share before it sleeps: a
@@ -142,13 +141,15 @@ class _Worker:
 
 
 def _workers(n):
-    """n pool threads (started as first needed; none inherited by a forked child)."""
-    global _pool, _pool_pid
-    if _pool_pid != os.getpid():
-        _pool, _pool_pid = [], os.getpid()
-    while len(_pool) < n:
-        _pool.append(_Worker())
-    return _pool[:n]
+    """n pool threads of the calling thread's own, started as first needed. Own, because a
+    _Worker takes one share at a time: two threads that each train a model split their steps
+    concurrently. None are inherited by a forked child (it has none of its parent's threads)."""
+    if getattr(_pools, "pid", None) != os.getpid():
+        _pools.workers, _pools.pid = [], os.getpid()
+    pool = _pools.workers
+    while len(pool) < n:
+        pool.append(_Worker())
+    return pool[:n]
 
 
 def _cpu_getter():

@@ -70,6 +70,26 @@ def test_pool_shares_are_all_done_many_times_over(two_threads):
         assert np.array_equal(out, np.arange(out.size))
 
 
+def test_threads_that_split_at_once_each_get_their_own_pool(two_threads):
+    """Two Python threads (two models training side by side) splitting at the same time: every
+    share done, none taken by the other thread's split."""
+    bad = []
+
+    def many():
+        for i in range(1500):
+            out = np.zeros(8 + i % 5)
+            threads.run_split(_fill, (out,), out.size, 2)
+            if not np.array_equal(out, np.arange(out.size)):
+                bad.append(i)
+
+    callers = [threading.Thread(target=many) for _ in range(2)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in callers) and not bad
+
+
 def test_a_sleeping_pool_thread_is_woken(two_threads, monkeypatch):
     """Past IDLE_SPINS without work a pool thread sleeps on its condition; the next share wakes it."""
     monkeypatch.setattr(threads, "IDLE_SPINS", 10)
