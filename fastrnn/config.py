@@ -31,8 +31,9 @@ CUDA_PATH = os.environ.get("FASTRNN_CUDA_PATH", "auto")
 
 # CPU: a thread takes at least this many sequences of a cell's time loop; below it, handing
 # work to a thread costs more than it saves. ROW_BLOCK: the rows the recurrent product takes at
-# a time (cells/product.py); threads split the batch on multiples of it, so that a sequence's
-# arithmetic, and the result, is the same for any thread count.
+# a time (cells/product.py); threads split the batch on multiples of it, so that each share's
+# rows fill whole tiles (a lone row, row_panels, is slower). A row's arithmetic, and the result,
+# is the same in a tile or alone, so for any thread count.
 MIN_ROWS = 4
 ROW_BLOCK = 4
 

@@ -190,9 +190,9 @@ def run_split(fn, args, rows, min_rows=1, align=1):
     """Call fn(*args, r0, r1) on consecutive slices [r0, r1) covering range(rows), one slice per
     thread (fewer when a slice would hold under min_rows). fn must release the GIL.
 
-    align: every slice but the last starts and ends on a multiple of it (min_rows >= align).
-    A kernel that blocks its rows by ``align`` (the recurrent product takes rows 4 at a time)
-    then treats each row the same whatever the thread count, so results do not depend on it."""
+    align: every slice but the last starts and ends on a multiple of it (min_rows >= align):
+    a kernel that blocks its rows by ``align`` (the recurrent product takes rows 4 at a time)
+    then gets whole blocks in every slice but the last."""
     n = max(1, min(get_threads(), rows // min_rows))
     if n == 1:
         fn(*args, 0, rows)

@@ -20,8 +20,9 @@ float32, same run: 16 x 128 by 128 x 512 66 GFLOP/s (the previous dot-product ke
 Rows go 4 at a time, each output element a sum over k in order 0..K-1 (one fused
 multiply-add per k); the last (M mod 4) rows take the same sums one row at a time
 (row_panels, 4 panels per pass), so a row's bits depend on neither its place in the batch
-nor the thread count (threads split the batch on multiples of 4, threads.run_split's align,
-or, for a batch under 4 rows, each step's columns: threads.run_columns).
+nor the thread count, whether the threads split the batch (on multiples of 4, to keep their
+tiles whole: threads.run_split's align) or, for a batch under 4 rows, each step's columns
+(threads.run_columns).
 """
 import numpy as np
 from numba import njit
