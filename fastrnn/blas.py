@@ -10,7 +10,9 @@ own threads (threads.py), each calling single-threaded BLAS on its share.
 import numpy as np
 from numba import njit
 
+from .cells.gradtile import TILE_ROWS, tn_tile
 from .cells.product import transpose_into
+from .cells.simd import REGISTER_BYTES
 from .config import CACHE, ERROR_MODEL, FASTMATH
 from .threads import run_parts
 
@@ -29,6 +31,7 @@ PART_ROWS, MAX_PARTS = 256, 8
 # 3200 x 128 by 3200 x 35, 14M) in one part on one thread; 2^22 splits them: LSTM H = 32,
 # B = 32 1.20-1.23x a step, GRU 1.12x, tanh B = 1, T = 784 1.05-1.10x (paired A/B, 2 threads).
 PART_WORK = 1 << 22
+TILE_MAX_M, TILE_MAX_ROWS = 128, 64  # matmul_tn: the outputs that gradtile's tile takes (_tile_fits)
 NARROW = 4  # matmul_tn: a b of at most this many columns takes the fused pass (_narrow_parts)
 
 
@@ -89,6 +92,13 @@ def matmul_tn(a, b, out, sums=None):
     _tn(a, b, b[:, :0], (out,), sums)
 
 
+def _tile_fits(M, R, dtype):
+    """Whether gradtile's tile takes an (R, L) by (L, M) product: a small output (measured,
+    one core, float32: R = 35, M = 32..128 1.2-1.9x OpenBLAS; R = 65 or M = 512 no gain or
+    a loss, bench/PROFILE.md round 10), M a whole number of panels. A rule on shapes alone."""
+    return M <= TILE_MAX_M and R <= TILE_MAX_ROWS and M % (2 * REGISTER_BYTES // np.dtype(dtype).itemsize) == 0
+
+
 def _tn(a, b, b2, outs, sums):
     """matmul_tn's three forms; b2 (N, K2), K2 = 0 unless the flip form takes a pair."""
     N, M = a.shape
@@ -102,8 +112,10 @@ def _tn(a, b, b2, outs, sums):
         parts = np.empty((n, K + 1, M), a.dtype)
         run_parts(_narrow_parts, (a, b, parts, starts), n)
     else:
-        parts = np.empty((n, K + 1, M) if flip else (n, M, K), a.dtype)
-        run_parts(_gemm_tn_parts, (a, b, b2, flip, parts, starts), n)
+        tile = flip and _tile_fits(M, K + 1, a.dtype)
+        rows = -(-(K + 1) // TILE_ROWS) * TILE_ROWS if tile else K + 1
+        parts = np.empty((n, rows, M) if flip else (n, M, K), a.dtype)
+        run_parts(_gemm_tn_parts, (a, b, b2, flip, tile, parts, starts), n)
     acc = parts.sum(axis=0)  # parts added in order, whatever the thread count
     if flip:
         transpose_into(acc[:K1], outs[0])
@@ -118,13 +130,15 @@ def _tn(a, b, b2, outs, sums):
 
 
 @njit(cache=CACHE, nogil=True)
-def _gemm_tn_parts(a, b, b2, flip, parts, starts, p0, p1):
+def _gemm_tn_parts(a, b, b2, flip, tile, parts, starts, p0, p1):
     """For parts p0 .. p1-1: flip, parts[p] = [b[rows of part p] | b2[same rows] | 1].T @ a[same
-    rows] (the last row a's column sums); else parts[p] = a[rows].T @ b[rows] (b2 has no
-    columns). The narrow operand is copied transposed into one scratch buffer per call (per
-    thread), reused part after part."""
+    rows] (row K = K1 + K2 a's column sums; rows past it, padding for the tile, zero); else
+    parts[p] = a[rows].T @ b[rows] (b2 has no columns). The narrow operand is copied transposed
+    into one scratch buffer per call (per thread), reused part after part; ``tile``: the
+    product is gradtile's, else BLAS's."""
     rows = parts.shape[1] if flip else a.shape[1]
     K1 = b.shape[1]
+    K = K1 + b2.shape[1]
     longest = 0
     for p in range(p0, p1):
         longest = max(longest, starts[p + 1] - starts[p])
@@ -136,11 +150,15 @@ def _gemm_tn_parts(a, b, b2, flip, parts, starts, p0, p1):
         nt = scratch[:rows * L].reshape((rows, L))
         if flip:
             transpose_into(narrow, nt[:K1])
-            transpose_into(b2[s0:s1], nt[K1:rows - 1])
-            nt[rows - 1] = 1
+            transpose_into(b2[s0:s1], nt[K1:K])
+            nt[K] = 1
+            nt[K + 1:] = 0
         else:
             transpose_into(narrow, nt)
-        np.dot(nt, wide, parts[p])
+        if tile:
+            tn_tile(nt, wide, parts[p])
+        else:
+            np.dot(nt, wide, parts[p])
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fastrnn import blas, threads
-from fastrnn.blas import MAX_PARTS, NARROW, PART_ROWS, matmul_tn
+from fastrnn.blas import MAX_PARTS, NARROW, PART_ROWS, TILE_MAX_M, TILE_MAX_ROWS, _tile_fits, matmul_tn
+from fastrnn.cells.gradtile import SUM_BLOCK, tn_tile
 from fastrnn.cells.product import transpose_into
 
 @pytest.fixture(autouse=True)
@@ -20,7 +21,10 @@ def small_parts(monkeypatch):
 # (N, M, K): a (N, M), b (N, K)
 SHAPES = [(1, 1, 1), (3, 5, 2), (9, 1, 3), (9, 2, NARROW), (7, 9, NARROW), (7, 9, NARROW + 1), (2 * PART_ROWS + 37, 40, 2),
           (2 * PART_ROWS + 37, 40, 13), (2 * PART_ROWS + 37, 6, 30), (PART_ROWS * (MAX_PARTS + 2) + 5, 17, 1),
-          (600, 1, 64), (64, 512, 128)]
+          (600, 1, 64), (64, 512, 128),
+          # gradtile's tile (M a multiple of 16, M <= TILE_MAX_M, K + 1 <= TILE_MAX_ROWS): an LSTM's at H = 32
+          # (K + 1 = 35, padded to 36), K + 1 a multiple of 6, the most rows, one row, sums over several blocks
+          (2 * PART_ROWS + 37, 128, 34), (3, 48, 47), (SUM_BLOCK + 3, 16, 63), (1, 32, 5), (3 * SUM_BLOCK + 1, 32, 32)]
 
 
 @pytest.mark.parametrize("N, M, K", SHAPES)
@@ -40,23 +44,45 @@ def test_matmul_tn_and_column_sums_equal_the_reference(N, M, K, dtype, rtol):
     assert np.array_equal(alone, out)
 
 
-@pytest.mark.parametrize("K", [2, 13])
-def test_matmul_tn_bits_do_not_depend_on_the_thread_count(K):
+@pytest.mark.parametrize("M, K", [(24, 2), (24, 13), (32, 13)])  # the last one: gradtile's tile
+def test_matmul_tn_bits_do_not_depend_on_the_thread_count(M, K):
     rng = np.random.default_rng(K)
-    a = rng.standard_normal((3 * PART_ROWS + 11, 24)).astype(np.float32)
+    a = rng.standard_normal((3 * PART_ROWS + 11, M)).astype(np.float32)
     b = rng.standard_normal((3 * PART_ROWS + 11, K)).astype(np.float32)
     before = threads.get_threads()
     results = []
     try:
         for n in (1, 2, 3):
             threads.set_threads(n)
-            out, sums = np.empty((24, K), np.float32), np.empty(24, np.float32)
+            out, sums = np.empty((M, K), np.float32), np.empty(M, np.float32)
             matmul_tn(a, b, out, sums)
             results.append((out, sums))
     finally:
         threads.set_threads(before)
     for out, sums in results[1:]:
         assert np.array_equal(out, results[0][0]) and np.array_equal(sums, results[0][1])
+
+
+@pytest.mark.parametrize("R, L, M", [(6, 1, 16), (6, SUM_BLOCK, 16), (12, SUM_BLOCK + 1, 32), (36, 3 * SUM_BLOCK - 7, 128),
+                                     (60, 100, 64)])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_tn_tile_equals_the_reference(R, L, M, dtype, rtol):
+    """gradtile's tile alone against np.dot in float64: one row of the sum, one block, a block
+    and one more, several blocks; every row tile written, nothing outside out touched."""
+    rng = np.random.default_rng(R + L + M)
+    nt, a = rng.standard_normal((R, L)).astype(dtype), rng.standard_normal((L, M)).astype(dtype)
+    buf = np.full((R + 2, M), np.nan, dtype)
+    out = buf[1:-1]
+    tn_tile(nt, a, out)
+    exact = nt.astype(np.float64) @ a.astype(np.float64)
+    assert np.all(np.abs(out - exact) <= rtol * (np.abs(nt).astype(np.float64) @ np.abs(a)))
+    assert np.all(np.isnan(buf[0])) and np.all(np.isnan(buf[-1]))
+
+
+def test_tile_takes_small_outputs_only():
+    assert _tile_fits(128, 35, np.float32) and _tile_fits(96, 35, np.float32) and _tile_fits(40, 9, np.float64)
+    assert not _tile_fits(40, 9, np.float32)  # not a whole number of 16-column panels
+    assert not _tile_fits(TILE_MAX_M + 16, 35, np.float32) and not _tile_fits(128, TILE_MAX_ROWS + 1, np.float32)
 
 
 def test_matmul_tn_propagates_nan_and_inf():
