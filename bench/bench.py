@@ -9,7 +9,8 @@ linear readout at the last step, float32, the same weights in both libraries, th
 count. Before anything is timed, fastrnn's loss and gradients are checked against the NumPy
 reference (tests/naive.py) and, when PyTorch is installed, against PyTorch. Each library is
 timed in blocks (warm-up first; compile time reported apart), blocks alternate over rounds with
-a pause between them (each block's first call untimed), and the median is reported. The GEMM
+a pause between them (each block starts with SETTLE seconds of untimed calls), and the median
+is reported. The GEMM
 peak that a row's % peak is against is read in that row's blocks too (and on one thread beside
 its 1-thread blocks): this VM's throughput moves from minute to minute. Peak memory is measured
 in fresh processes.
@@ -201,13 +202,16 @@ def timed(fn, n):
     return out
 
 
-def alternate(peers, rounds, per_block, pause=0.0, warmup=1):
+def alternate(peers, rounds, per_block, pause=0.0, warmup=1, settle=0.0):
     """Median seconds per call of each peer {name: fn}: warm-up calls first, then ``rounds``
     rounds of ``per_block`` calls per peer, the order reversed every other round. With a
-    pause, each block starts with one untimed call: the first call after a pause runs ~1.5-2x
-    slow on this virtual machine (its cores' wake-up; measured: an LSTM step at H = 32, B = 32
-    took 6-7 ms first, then 3.5-4, against 2.9 back to back, with or without PyTorch's block
-    before it), which a training loop, stepping back to back, does not pay."""
+    pause, each block starts with untimed calls for ``settle`` seconds (at least one): after
+    the pause this VM runs slow for a while, whatever runs (its cores' wake-up; measured, an
+    LSTM step at H = 32, B = 1, T = 784 on 2 threads: 3.0 ms first, 1.9 by the third, ~1.3
+    from ~50 ms on, against 1.06-1.1 back to back; the same on one thread), which a training
+    loop, stepping back to back, does not pay. Round 9 left one call untimed: a short step's
+    timed calls then still fell in the slow start (that row read 2.42 ms), a long one's mostly
+    did not."""
     for fn in peers.values():
         for _ in range(warmup):
             fn()
@@ -216,10 +220,16 @@ def alternate(peers, rounds, per_block, pause=0.0, warmup=1):
     for rnd in range(rounds):
         for name in (order if rnd % 2 == 0 else order[::-1]):
             if pause:
+                until = time.perf_counter() + settle
                 peers[name]()
+                while time.perf_counter() < until:
+                    peers[name]()
             samples[name] += timed(peers[name], per_block)
             time.sleep(pause)
     return {k: float(np.median(v)) for k, v in samples.items()}
+
+
+SETTLE = 0.15  # seconds of untimed calls at the start of each block (alternate)
 
 
 def bench_row(cfg, have_torch, threads, rounds, per_block, with_reference):
@@ -236,7 +246,7 @@ def bench_row(cfg, have_torch, threads, rounds, per_block, with_reference):
     # within an hour), so one reading at the start of a run is no scale for a row timed later.
     gemm = peers["gemm"] = gemm_call()
     # the pause lets spinning worker threads of the other library go to sleep
-    med = alternate(peers, rounds, per_block, pause=0.2)
+    med = alternate(peers, rounds, per_block, pause=0.2, settle=SETTLE)
     row = dict(cell=cell, I=I, H=H, B=B, T=T, fastrnn_ms=med["fastrnn"] * 1e3,
                fastrnn_first_call_s=first_call, samples=per_block * rounds)
     row["steps_per_s"] = 1.0 / med["fastrnn"]
@@ -252,7 +262,7 @@ def bench_row(cfg, have_torch, threads, rounds, per_block, with_reference):
 
         fthreads.set_threads(1)
         with threadpool_limits(1, user_api="blas"):
-            one = alternate({"one": ours, "gemm": gemm}, rounds, per_block, pause=0.2)
+            one = alternate({"one": ours, "gemm": gemm}, rounds, per_block, pause=0.2, settle=SETTLE)
         fthreads.set_threads(threads)
         row["fastrnn_1thread_ms"] = one["one"] * 1e3
         row["thread_scaling"] = row["fastrnn_1thread_ms"] / row["fastrnn_ms"]
@@ -381,7 +391,8 @@ def write_results(doc, out):
         "A training step = forward + BPTT + global-norm clip + SGD update, MSE at the last step, float32, "
         "1 layer, the same weights in both libraries. Medians of "
         f"{rows[0]['samples'] if rows else '?'} timed steps per library after warm-up, in alternating blocks "
-        "with a pause between them, each block's first step untimed (it pays this VM's wake-up after the pause). "
+        f"with a pause between them, each block's first {SETTLE * 1e3:.0f} ms of steps untimed (this VM runs slow for a while after "
+        "a pause, whatever runs; a training loop steps back to back). "
         "This is a shared, noisy machine: read the ratios, not single absolute times.", "",
         f"Machine float32 GEMM peak ({GEMM_N}^3 through NumPy's BLAS), read in every row's alternating blocks "
         f"(this VM's throughput moves from minute to minute; each row's % peak is against its own reading): "
