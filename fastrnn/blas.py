@@ -95,11 +95,8 @@ def matmul_tn(a, b, out, sums=None):
 def _tile_fits(M, R, dtype):
     """Whether gradtile's tile takes an (R, L) by (L, M) product: a small output (measured,
     one core, float32: R = 35, M = 32..128 1.2-1.9x OpenBLAS; R = 65 or M = 512 no gain or
-    a loss, bench/PROFILE.md round 10), M a whole number of panels; float32 only (float64
-    checks gradients, where speed matters less than the ~1 s it would add to a cold compile).
-    A rule on shapes and dtype alone, never on the thread count."""
-    return (np.dtype(dtype) == np.float32 and M <= TILE_MAX_M and R <= TILE_MAX_ROWS
-            and M % (2 * REGISTER_BYTES // np.dtype(dtype).itemsize) == 0)
+    a loss, bench/PROFILE.md round 10), M a whole number of panels. A rule on shapes alone."""
+    return M <= TILE_MAX_M and R <= TILE_MAX_ROWS and M % (2 * REGISTER_BYTES // np.dtype(dtype).itemsize) == 0
 
 
 def _tn(a, b, b2, outs, sums):
@@ -115,12 +112,10 @@ def _tn(a, b, b2, outs, sums):
         parts = np.empty((n, K + 1, M), a.dtype)
         run_parts(_narrow_parts, (a, b, parts, starts), n)
     else:
-        if flip and _tile_fits(M, K + 1, a.dtype):
-            parts = np.empty((n, -(-(K + 1) // TILE_ROWS) * TILE_ROWS, M), a.dtype)
-            run_parts(_tile_tn_parts, (a, b, b2, parts, starts), n)
-        else:
-            parts = np.empty((n, K + 1, M) if flip else (n, M, K), a.dtype)
-            run_parts(_gemm_tn_parts, (a, b, b2, flip, parts, starts), n)
+        tile = flip and _tile_fits(M, K + 1, a.dtype)
+        rows = -(-(K + 1) // TILE_ROWS) * TILE_ROWS if tile else K + 1
+        parts = np.empty((n, rows, M) if flip else (n, M, K), a.dtype)
+        run_parts(_gemm_tn_parts, (a, b, b2, flip, tile, parts, starts), n)
     acc = parts.sum(axis=0)  # parts added in order, whatever the thread count
     if flip:
         transpose_into(acc[:K1], outs[0])
@@ -135,54 +130,35 @@ def _tn(a, b, b2, outs, sums):
 
 
 @njit(cache=CACHE, nogil=True)
-def _gemm_tn_parts(a, b, b2, flip, parts, starts, p0, p1):
+def _gemm_tn_parts(a, b, b2, flip, tile, parts, starts, p0, p1):
     """For parts p0 .. p1-1: flip, parts[p] = [b[rows of part p] | b2[same rows] | 1].T @ a[same
-    rows] (row K = K1 + K2 a's column sums); else parts[p] = a[rows].T @ b[rows] (b2 has no
-    columns). One BLAS call per part on _narrow_part's copy."""
-    scratch = _scratch(parts.shape[1] if flip else a.shape[1], starts, p0, p1, a)
-    for p in range(p0, p1):
-        s0, s1 = starts[p], starts[p + 1]
-        nt = _narrow_part(a, b, b2, flip, scratch, parts.shape[1] if flip else a.shape[1], s0, s1)
-        np.dot(nt, a[s0:s1] if flip else b[s0:s1], parts[p])
-
-
-@njit(cache=CACHE, nogil=True)
-def _tile_tn_parts(a, b, b2, parts, starts, p0, p1):
-    """_gemm_tn_parts's flip form through gradtile's tile: parts[p]'s rows are padded to whole
-    tiles (zero past row K). A function of its own so that a dtype the tile never takes
-    (float64: _tile_fits) does not compile it."""
-    rows = parts.shape[1]
-    scratch = _scratch(rows, starts, p0, p1, a)
-    for p in range(p0, p1):
-        s0, s1 = starts[p], starts[p + 1]
-        tn_tile(_narrow_part(a, b, b2, True, scratch, rows, s0, s1), a[s0:s1], parts[p])
-
-
-@njit(cache=CACHE, nogil=True)
-def _scratch(rows, starts, p0, p1, like):
-    """One buffer for the longest of parts p0 .. p1-1, reused part after part (per thread)."""
+    rows] (row K = K1 + K2 a's column sums; rows past it, padding for the tile, zero); else
+    parts[p] = a[rows].T @ b[rows] (b2 has no columns). The narrow operand is copied transposed
+    into one scratch buffer per call (per thread), reused part after part; ``tile``: the
+    product is gradtile's, else BLAS's."""
+    rows = parts.shape[1] if flip else a.shape[1]
+    K1 = b.shape[1]
+    K = K1 + b2.shape[1]
     longest = 0
     for p in range(p0, p1):
         longest = max(longest, starts[p + 1] - starts[p])
-    return np.empty(rows * longest, like.dtype)
-
-
-@njit(cache=CACHE, nogil=True)
-def _narrow_part(a, b, b2, flip, scratch, rows, s0, s1):
-    """The narrow operand of rows s0..s1 copied transposed into scratch, as (rows, s1 - s0):
-    flip, [b | b2 | 1 | 0 ...] (the ones give a's column sums, the zeros pad to ``rows``);
-    else a's part."""
-    K1 = b.shape[1]
-    K = K1 + b2.shape[1]
-    nt = scratch[:rows * (s1 - s0)].reshape((rows, s1 - s0))
-    if flip:
-        transpose_into(b[s0:s1], nt[:K1])
-        transpose_into(b2[s0:s1], nt[K1:K])
-        nt[K] = 1
-        nt[K + 1:] = 0
-    else:
-        transpose_into(a[s0:s1], nt)
-    return nt
+    scratch = np.empty(rows * longest, a.dtype)
+    for p in range(p0, p1):
+        s0, s1 = starts[p], starts[p + 1]
+        L = s1 - s0
+        narrow, wide = (b[s0:s1], a[s0:s1]) if flip else (a[s0:s1], b[s0:s1])
+        nt = scratch[:rows * L].reshape((rows, L))
+        if flip:
+            transpose_into(narrow, nt[:K1])
+            transpose_into(b2[s0:s1], nt[K1:K])
+            nt[K] = 1
+            nt[K + 1:] = 0
+        else:
+            transpose_into(narrow, nt)
+        if tile:
+            tn_tile(nt, wide, parts[p])
+        else:
+            np.dot(nt, wide, parts[p])
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
