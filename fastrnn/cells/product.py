@@ -40,11 +40,10 @@ def packed(w, transposed=False, out=None):
     """w (K, N), or w.T when ``transposed`` (w then (N, K)), as panels (ceil(N / P), K, P),
     zero past column N: what matmul_packed reads. out: an array of that shape to pack into (a
     layer keeps its panels from step to step), else a new one."""
-    w = w.T if transposed else w  # a view: W_hh^T's panels are read straight from W_hh
-    K, N = w.shape
+    K, N = w.shape[::-1] if transposed else w.shape
     shape = (-(-N // panel_width(w.dtype)), K, panel_width(w.dtype))
     wp = out if out is not None and out.shape == shape and out.dtype == w.dtype else np.empty(shape, w.dtype)
-    pack_panels(w, wp)
+    pack_panels(np.ascontiguousarray(w), wp, transposed)
     return wp
 
 
@@ -71,10 +70,24 @@ def transpose_into(w, out):
 
 
 @njit(cache=CACHE, nogil=True)
-def pack_panels(w, wp):
-    """wp[p, k, c] = w[k, p * P + c], 0 past the last column (w may be a transposed view)."""
-    K, N = w.shape
+def pack_panels(w, wp, transposed):
+    """wp[p, k, c] = w[k, p * P + c] for w (K, N), or w[p * P + c, k] for w (N, K) when
+    ``transposed`` (W_hh^T's panels from W_hh), 0 past column N; w C-contiguous either way
+    (one compiled copy per dtype: a transposed view was a second). Transposed, each of a
+    panel's P source rows is read along its length and written down the panel's column: the
+    panel (K x P, <= 32 KB) stays in L1 while the reads stream, where walking the source by
+    columns strode across it."""
     P = wp.shape[2]
+    if transposed:
+        N, K = w.shape
+        for p in range(wp.shape[0]):
+            dst = wp[p]
+            for c in range(P):
+                j = p * P + c
+                for k in range(K):
+                    dst[k, c] = w[j, k] if j < N else 0
+        return
+    K, N = w.shape
     for p in range(wp.shape[0]):
         for k in range(K):
             src, dst = w[k], wp[p, k]
@@ -129,6 +142,7 @@ def matmul_packed(a, wp, out, r0, r1, accumulate):
     P = 2 * V
     wf, of = wp.reshape(wp.size), out.reshape(out.size)
     tiled = r0 + (r1 - r0) // 4 * 4  # rows r0..tiled-1 go 4 at a time
+    zero = N - N  # 0 as a runtime int: a literal 0 argument compiled _put and row_panels once more each (Literal[int])
     for p in range(wp.shape[0]):  # panel outer: its K x P block stays in L1 across row tiles
         base = p * K * P
         j = p * P
@@ -153,10 +167,10 @@ def matmul_packed(a, wp, out, r0, r1, accumulate):
                 c31 = vfma(c31, x, y1)
             o = i * N + j
             if n < P:  # the last panel of a width that is not a multiple of P
-                _put(of, o, 0, n, c00, c01, accumulate)
-                _put(of, o + N, 0, n, c10, c11, accumulate)
-                _put(of, o + 2 * N, 0, n, c20, c21, accumulate)
-                _put(of, o + 3 * N, 0, n, c30, c31, accumulate)
+                _put(of, o, zero, n, c00, c01, accumulate)
+                _put(of, o + N, zero, n, c10, c11, accumulate)
+                _put(of, o + 2 * N, zero, n, c20, c21, accumulate)
+                _put(of, o + 3 * N, zero, n, c30, c31, accumulate)
                 continue
             if accumulate != 0:
                 c00, c01 = vadd(c00, vload(of, o)), vadd(c01, vload(of, o + V))
@@ -172,7 +186,7 @@ def matmul_packed(a, wp, out, r0, r1, accumulate):
             vstore(of, o + 3 * N, c30)
             vstore(of, o + 3 * N + V, c31)
     for i in range(tiled, r1):
-        row_panels(a[i], wp, out[i], 0, N, accumulate)
+        row_panels(a[i], wp, out[i], zero, N, accumulate)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
