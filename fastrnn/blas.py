@@ -1,5 +1,6 @@
 """The large matrix products of a training step, through the BLAS that Numba calls (all but a
-narrow input's weight gradient, one pass of our own: matmul_tn).
+narrow input's weight gradient, one pass of our own, and a small layer's weight gradients,
+gradtile's register tile: matmul_tn).
 
 Numba's np.dot calls the OpenBLAS bundled with SciPy, while NumPy's @ calls the (different)
 OpenBLAS bundled with NumPy. Mixing both in one step left two thread pools spinning on the
