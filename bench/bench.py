@@ -10,10 +10,9 @@ count. Before anything is timed, fastrnn's loss and gradients are checked agains
 reference (tests/naive.py) and, when PyTorch is installed, against PyTorch. Each library is
 timed in blocks (warm-up first; compile time reported apart), blocks alternate over rounds with
 a pause between them (each block starts with SETTLE seconds of untimed calls), and the median
-is reported. The GEMM
-peak that a row's % peak is against is read in that row's blocks too (and on one thread beside
-its 1-thread blocks): this VM's throughput moves from minute to minute. Peak memory is measured
-in fresh processes.
+is reported. The GEMM peak that a row's % peak is against is read in that row's blocks too (and
+on one thread beside its 1-thread blocks): this VM's throughput moves from minute to minute.
+Peak memory is measured in fresh processes.
 Writes bench/RESULTS.md, bench/results.json and bench/ratio.png.
 """
 import argparse
@@ -242,7 +241,7 @@ def bench_row(cfg, have_torch, threads, rounds, per_block, with_reference):
     if have_torch:
         peers["torch"] = torch_step(model, x, y, threads)[2]
     # The GEMM peak is read in the same alternating blocks as the steps: this VM's throughput
-    # moves by up to ~1.8x from one minute to the next (2048^3 at 2 threads read 93-175 GFLOP/s
+    # moves by up to ~2x from one minute to the next (a GEMM on 2 threads read 93-186 GFLOP/s
     # within an hour), so one reading at the start of a run is no scale for a row timed later.
     gemm = peers["gemm"] = gemm_call()
     # the pause lets spinning worker threads of the other library go to sleep

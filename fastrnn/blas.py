@@ -95,8 +95,9 @@ def matmul_tn(a, b, out, sums=None):
 
 def _tile_fits(M, R, dtype):
     """Whether gradtile's tile takes an (R, L) by (L, M) product: a small output (measured,
-    one core, float32: R = 35, M = 32..128 1.2-1.9x OpenBLAS; R = 65 or M = 512 no gain or
-    a loss, bench/PROFILE.md round 10), M a whole number of panels. A rule on shapes alone."""
+    one core, float32: R = 35, M = 32..128 1.2-1.9x OpenBLAS; R = 65, M = 128 about even; M =
+    512 or R = 130 a loss, bench/PROFILE.md round 10), M a whole number of panels. A rule on
+    shapes alone, never on the thread count."""
     return M <= TILE_MAX_M and R <= TILE_MAX_ROWS and M % (2 * REGISTER_BYTES // np.dtype(dtype).itemsize) == 0
 
 

@@ -7,7 +7,7 @@ running over every step of the batch (L = T x B, or a part of it: blas.matmul_tn
 default compare's sizes (H = 32: R = 35, M = 128 for an LSTM, 96 for a GRU) the output is a
 few thousand numbers and OpenBLAS, blocked for large squares, ran these shapes at 29-38
 GFLOP/s on one core of the project's machine against 47-59 for this tile (bench/PROFILE.md,
-round 10); from R or M ~128 up BLAS is as fast or faster, so blas.py keeps it there.
+round 10); at R = 65 about even, at M = 512 or R = 130 BLAS wins, so blas.py keeps those.
 
 How: a tile of 6 rows x P columns (P = 2 registers: 16 float32) lives in 12 vector registers
 (simd.py) while the n loop adds broadcast(nt[i, n]) * a[n, j:j+P] into them: 2 loads of a
