@@ -102,9 +102,13 @@ def test_a_sleeping_pool_thread_is_woken(two_threads, monkeypatch):
         time.sleep(0.01)
     assert w.flags[w.ASLEEP] == 1
     out = np.zeros(8)
-    caller = threading.Thread(target=threads.run_split, args=(_fill, (out,), 8, 2), daemon=True)
+
+    def share():  # to this same sleeping worker: another thread's run_split would start its own pool
+        w.submit(_fill, (out, 0, 8))
+        w.result()
+    caller = threading.Thread(target=share, daemon=True)
     caller.start()
-    caller.join(timeout=30)  # a lost wake-up would hang the split: fail instead
+    caller.join(timeout=30)  # a lost wake-up would hang the share: fail instead
     assert not caller.is_alive() and np.array_equal(out, np.arange(8))
 
 
