@@ -9,8 +9,8 @@ import click
 
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
-from .options import (CELL_NAMES, DEVICES, RunsProgress, TrainProgress, checkpoint_file, config_kwargs,
-                      describe_checkpoint, parse_cells, prepare_out, training_options, usage_errors)
+from .options import (CELL_NAMES, DEVICES, RunsProgress, TrainProgress, checkpoint_file, config_kwargs, confirm_size,
+                      describe_checkpoint, new_output, parse_cells, prepare_out, training_options, usage_errors)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -83,9 +83,9 @@ def train(cell, seed, out, resume, quiet, **kw):
     Ctrl-C stops at the next step boundary and writes a checkpoint; --resume continues to
     the same final weights as an uninterrupted run.
 
-    Example: fastrnn train --task adding --cell lstm --seq-len 100 --out runs/lstm
+    Example: fastrnn train --task adding --cell gru --seq-len 100 --out runs/gru
     """
-    from fastrnn.train.checkpoint import json_line
+    from fastrnn.fileio import json_line
     from fastrnn.train.config import TrainConfig
     from fastrnn.train.loop import train as run
 
@@ -121,7 +121,7 @@ def evaluate(checkpoint, data):
     """
     import math
 
-    from fastrnn.train.checkpoint import json_line
+    from fastrnn.fileio import json_line
     from fastrnn.train.loop import load_run
 
     with usage_errors():
@@ -151,7 +151,7 @@ def sample(checkpoint, length, temperature, prime, seed):
     CHECKPOINT is a checkpoint file or a run folder (its best.npz, else checkpoint.npz). The
     output starts with --prime, or without one with the character drawn to start from.
 
-    Example: fastrnn sample runs/text/checkpoint.npz --length 300 --temperature 0.8
+    Example: fastrnn sample runs/char --length 300 --temperature 0.8
     """
     from fastrnn.tasks.text import sample as gen
     from fastrnn.train.loop import load_model
@@ -180,13 +180,17 @@ def sample(checkpoint, length, temperature, prime, seed):
               show_default="one per core", help="Parallel worker processes.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               show_default="compare-TASK-SEQLEN", help="Output folder.")
+@click.option("--yes", "-y", is_flag=True, help="Start a large comparison (over 500 runs or 2 hours, estimated) "
+                                               "without asking.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def compare(cells, seeds, workers, out, quiet, **kw):
+def compare(cells, seeds, workers, out, yes, quiet, **kw):
     """Train several cells on one task and report which of them learn it.
 
     Runs every cell x seed in parallel worker processes (a failed or diverged run never
     stops the others), then writes OUT/results.json, OUT/report.md and OUT/curves.png.
-    Re-running the same command reuses finished runs and resumes interrupted ones.
+    Re-running the same command reuses finished runs and resumes interrupted ones. It starts
+    by printing its size and a rough time; over 500 runs or 2 hours (estimated) it asks first
+    on a terminal, and needs --yes elsewhere.
 
     With no options: the adding problem at T = 100, where the tanh RNN stays at the
     baseline while GRU and LSTM solve it.
@@ -196,12 +200,17 @@ def compare(cells, seeds, workers, out, quiet, **kw):
     from fastrnn import compare as cmp
     from fastrnn.train.config import TrainConfig
 
+    from fastrnn.sweep.engine import describe_estimate, estimate
+
     names = parse_cells(cells)
+    with usage_errors():
+        cost = estimate([(seeds, TrainConfig(cell=c, **config_kwargs(kw))) for c in names], workers)
+    confirm_size(cost, yes, "compare")  # before the grid is built: --seeds 1000000 is asked about first
     with usage_errors():
         p = cmp.plan(TrainConfig(cell=names[0], **config_kwargs(kw)), names, seeds, out)
     prepare_out(p.out)
     if not quiet:
-        click.echo(f"compare: {len(p.runs)} runs -> {p.out}", err=True)
+        click.echo(f"compare: {describe_estimate(cost)} -> {p.out}", err=True)
     with RunsProgress(p.runs, quiet) as bar, usage_errors():
         table, path = cmp.run(p, workers, lambda name, s: bar.finished(name, s.get("message", s.get("status"))),
                               bar.progress)
@@ -239,14 +248,19 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
     ||W_hh|| times the activation's derivative bound (1 for tanh, 1/4 for sigmoid), so the
     norm falls geometrically with the lag unless gates or initialization hold it near 1.
 
-    Example: fastrnn gradients --task adding --seq-len 200 --train-steps 500
+    A cell whose training diverges keeps its profile at initialization and is reported as
+    diverged (table, JSON, plot); the others go on. Exit status 1 only if every cell diverged.
+
+    Example: fastrnn gradients --task adding --seq-len 200 --train-steps 500 --out grads
     """
     from fastrnn.gradients import profile, table, write_profiles
     from fastrnn.train.config import TrainConfig
     from fastrnn.train.loop import build, check_device, load_model, load_run, train as run_train
 
+    from fastrnn import fileio
+
     names = parse_cells(cells)
-    profiles = {"init": [], "trained": []}
+    profiles = {"init": [], "trained": [], "untrained": []}
     K, device = kw.get("bptt_truncate"), kw.get("device", "cpu")
     with usage_errors():
         check_device(device)
@@ -254,6 +268,7 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
             cfg, task, trained, _ = load_run(checkpoint, kw.get("data"))
             _, fresh = build(cfg)  # the same seed gives the initialization the run started from
             prepare_out(out)
+            fileio.check_folder(out, ["gradients.json", "gradients.png"])
             profiles["init"].append(profile(fresh, task, profile_batch, seed, K, device=device))
             profiles["trained"].append(profile(trained, task, profile_batch, seed, K, device=device))
         else:
@@ -261,17 +276,30 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
                                    early_stop=False, **config_kwargs(kw)) for c in names]
             built = [build(cfg) for cfg in configs]  # every option and data file checked first
             prepare_out(out)
+            fileio.check_folder(out, ["gradients.json", "gradients.png"])
+            for cfg in configs:
+                fileio.check_folder(f"{out}/train-{cfg.cell}")
             for cfg, (task, model) in zip(configs, built):
                 profiles["init"].append(profile(model, task, profile_batch, seed, K, device=device))
                 if train_steps:
                     run_dir = f"{out}/train-{cfg.cell}"
-                    run_train(cfg, run_dir, resume=True, prepared=(task, model))
+                    summary = run_train(cfg, run_dir, resume=True, prepared=(task, model))
+                    if summary["status"] == "interrupted":
+                        raise click.ClickException(f"interrupted while training {cfg.cell}; rerun the same command "
+                                                   f"to resume it")
+                    if summary["status"] == "diverged":  # no checkpoint: its initialization stands alone
+                        profiles["untrained"].append(dict(cell=cfg.cell, status=summary["status"],
+                                                          message=f"training {summary['message']}"))
+                        continue
                     trained, _ = load_model(f"{run_dir}/checkpoint.npz")
                     profiles["trained"].append(profile(trained, task, profile_batch, seed, K, device=device))
-    write_profiles(out, task, profiles)
+        write_profiles(out, task, profiles)
     for line in table(profiles):
         click.echo(line)
     click.echo(f"wrote {out}/gradients.json and {out}/gradients.png")
+    if train_steps and not profiles["trained"]:
+        click.echo("gradients: no cell finished training without diverging", err=True)
+        raise SystemExit(1)
 
 
 @cli.command()
@@ -285,8 +313,10 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
               help="Times a run is retried after its worker process dies.")
 @click.option("--skip-failed", is_flag=True,
               help="Leave runs recorded as failed alone (by default a rerun retries them).")
+@click.option("--yes", "-y", is_flag=True, help="Start a large sweep (over 500 runs or 2 hours, estimated) "
+                                               "without asking.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sweep(spec, out, scheduler, workers, retries, skip_failed, quiet):
+def sweep(spec, out, scheduler, workers, retries, skip_failed, yes, quiet):
     """Run a grid of training runs from a TOML spec, locally or on a Dask cluster.
 
     SPEC has a [base] table of training options and a [grid] table of option lists; every
@@ -294,7 +324,9 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, quiet):
     re-running the same command skips finished runs, resumes interrupted ones and retries
     failed ones. Ctrl-C or SIGTERM stops every run at a step boundary with a checkpoint (exit
     130 / 143). At the end, OUT/report.md and OUT/sweep-TASK.png show the metric against
-    sequence length per cell.
+    sequence length per cell. It starts by printing its size and a rough time; a sweep of
+    over 500 runs or 2 hours (estimated) asks first on a terminal, and needs --yes elsewhere.
+    On a Dask cluster, add --scheduler tcp://HOST:8786.
 
     \b
     Example spec:
@@ -306,20 +338,20 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, quiet):
         seq_len = [50, 100, 200]
         seed = [0, 1, 2]
 
-    Example: fastrnn sweep study.toml --out study --scheduler tcp://10.0.0.5:8786
+    Example: fastrnn sweep study.toml --out study
     """
-    from fastrnn.sweep.engine import estimate, execute
-    from fastrnn.sweep.report import write_sweep_report
+    from fastrnn.sweep.engine import describe_estimate, estimate, execute
+    from fastrnn.sweep.report import report_files, write_sweep_report
     from fastrnn.sweep.spec import load_spec
 
     with usage_errors():
         runs = load_spec(spec, local=scheduler is None)
+    cost = estimate(runs, workers)
+    confirm_size(cost, yes, "sweep")
     prepare_out(out)
     counts = {"done": 0, "running": 0, "failed": 0}
     if not quiet:
-        cost = estimate(runs)
-        click.echo(f"sweep: {cost['runs']} runs, {cost['steps']:,} training steps at most, about "
-                   f"{cost['tflop']:.3g} TFLOP -> {out}", err=True)
+        click.echo(f"sweep: {describe_estimate(cost)} -> {out}", err=True)
 
     def event(kind, name, rec):
         if kind == "progress":
@@ -340,8 +372,9 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, quiet):
 
     with RunsProgress(runs, quiet) as bar, usage_errors():
         records = execute(runs, out, scheduler=scheduler, workers=workers, retries=retries, on_event=event,
-                          skip_failed=skip_failed)
-    report = write_sweep_report(out, runs, records)
+                          skip_failed=skip_failed, files=report_files(runs))
+    with usage_errors():
+        report = write_sweep_report(out, runs, records)
     failed = sum(r.get("status") == "failed" for r in records.values())
     click.echo(f"{len(records)} runs finished, {failed} failed; report: {report}")
 
@@ -377,10 +410,11 @@ def report(folders, out, y, x, write_csv):
               help="An .npz with x: (N, T, I) floats or (N, T) token ids, sequences first; optional "
                    "lengths (N,). A model trained on a CSV series also takes a CSV (every window).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the predictions (.npz).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Sequences per forward pass.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def predict(checkpoint, data, out, batch_size, quiet):
+def predict(checkpoint, data, out, force, batch_size, quiet):
     """Run a trained model on new sequences; write its outputs as an .npz.
 
     A classifier writes `probabilities` (N, O) and `labels` (N,) (at every step: (N, T, O)
@@ -388,16 +422,17 @@ def predict(checkpoint, data, out, batch_size, quiet):
     trained on a CSV series takes and gives values in the series' own units: given a CSV, it
     forecasts from every window (row i of `outputs`: --horizon steps after window i ends).
 
-    Example: fastrnn predict runs/mine --data new.npz --out predictions.npz
+    Example: fastrnn predict runs/waves --data new.npz --out new-predictions.npz
     """
     import io
 
     import numpy as np
 
     from fastrnn import serve
-    from fastrnn.train.checkpoint import atomic_write_bytes
+    from fastrnn.fileio import atomic_write_bytes
 
     with usage_errors():
+        new_output(out, force)
         checkpoint = checkpoint_file(checkpoint)
         model, task, meta = serve.load(checkpoint)
         x, lengths = serve.read_inputs(data, model, task)
@@ -423,7 +458,8 @@ def predict(checkpoint, data, out, batch_size, quiet):
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="The .safetensors file to write.")
-def export(checkpoint, out):
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def export(checkpoint, out, force):
     """Export a model's weights as safetensors, under PyTorch's names.
 
     The recurrent weights are named as torch.nn.RNN/GRU/LSTM name them (weight_ih_l0, ...),
@@ -436,6 +472,7 @@ def export(checkpoint, out):
     from fastrnn import serve
 
     with usage_errors():
+        new_output(out, force)
         checkpoint = checkpoint_file(checkpoint)
         model, task, meta = serve.load(checkpoint)
         click.echo(f"export: {describe_checkpoint(checkpoint, meta)}", err=True)

@@ -2,7 +2,9 @@
 library errors into one-line usage errors."""
 import contextlib
 import dataclasses
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -169,12 +171,41 @@ def prepare_out(out):
     p = Path(out)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        probe = p / ".fastrnn-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".fastrnn-write-test-", dir=p)  # O_EXCL: never through a link
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise click.UsageError(f"out: cannot write to {out} ({e.strerror or e})") from None
     return p
+
+
+def new_output(out, force):
+    """Refuse to overwrite an existing output file (predict, export) unless --force, as run
+    folders refuse to be overwritten; a link is refused even with --force (fastrnn.fileio)."""
+    from fastrnn.fileio import check_target
+
+    if os.path.lexists(out):
+        if os.path.isdir(out) and not os.path.islink(out):
+            raise ValueError(f"out: {out} is a folder; give a file name")
+        check_target(out)
+        if not force:
+            raise ValueError(f"out: {out} exists; pass --force to overwrite it, or give another --out")
+
+
+def confirm_size(cost, yes, what):
+    """Ask before a grid above the stated size starts (engine.CONFIRM_RUNS runs or
+    CONFIRM_HOURS hours): on a terminal a yes/no question, elsewhere (scripts, CI, nohup) a
+    usage error unless --yes was given. A typo such as --seeds 1000000 then costs nothing."""
+    from fastrnn.sweep.engine import CONFIRM_HOURS, CONFIRM_RUNS, describe_estimate
+
+    if not cost["large"] or yes:
+        return
+    msg = (f"{what}: {describe_estimate(cost)}: more than {CONFIRM_RUNS} runs or {CONFIRM_HOURS:g} hours")
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        if not click.confirm(f"{msg}. Start it?", err=True):
+            raise click.Abort()
+        return
+    raise click.UsageError(f"{msg}; pass --yes to start it")
 
 
 def progress_enabled(quiet):

@@ -5,13 +5,12 @@ so a run that fails or diverges never stops the others, and re-running the same 
 skips the runs that already finished. OUT/spec.json records the grid; a different grid in
 the same OUT is refused rather than mixed in.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .train.checkpoint import atomic_write_json
+from . import fileio
 from .train.config import TrainConfig
 
 
@@ -109,16 +108,18 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=
     spec = {"runs": {name: cfg.to_dict() for name, cfg in runs}}
     spec_path = out / "spec.json"
     with FolderLock(out, what="out"):  # one comparison per folder at a time
+        fileio.check_folder(out, ["spec.json", "results.json", "report.md", "curves.png", "gradients.json",
+                                  "gradients.png"])
         if spec_path.exists():
             try:
-                held = json.loads(spec_path.read_text())["runs"]
+                held = fileio.loads(fileio.read_bytes(spec_path), "spec")["runs"]
                 same = {n: TrainConfig.normalized(c) for n, c in held.items()} == spec["runs"]
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 same = False
             if not same:
                 raise ValueError(f"out: {out} already holds a comparison with other options; "
                                  f"use another --out (finished runs are never overwritten)")
-        atomic_write_json(spec_path, spec)
+        fileio.atomic_write_json(spec_path, spec)
 
         def event(kind, name, rec):
             if kind == "done" and on_done:

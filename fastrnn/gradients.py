@@ -18,6 +18,7 @@ near 1, the norm falls geometrically: the far past receives no learning signal.
 """
 import numpy as np
 
+from . import fileio
 from .init import spectral_radius
 
 SATURATION = 0.01  # derivative threshold for a "saturated" unit
@@ -166,13 +167,12 @@ def usable_profile(p, cell, batch_size):
 
 
 def write_profiles(out, task, profiles):
-    """OUT/gradients.json ({task, seq_len, init, trained}) and OUT/gradients.png from
-    profiles {"init": [...], "trained": [...]}; returns the sequence length T."""
-    from .train.checkpoint import atomic_write_json
-
+    """OUT/gradients.json ({task, seq_len, init, trained[, untrained]}) and OUT/gradients.png
+    from profiles {"init": [...], "trained": [...]} and optionally "untrained": [{cell,
+    status, message}] for cells whose training diverged; returns the sequence length T."""
     T = profiles["init"][0]["seq_len"]
     plot_profiles(profiles, f"{out}/gradients.png", f"{task.name}, T = {T}: gradient of the last step's loss, by lag")
-    atomic_write_json(f"{out}/gradients.json", dict(task=task.name, seq_len=T, **profiles))
+    fileio.atomic_write_json(f"{out}/gradients.json", dict(task=task.name, seq_len=T, **profiles))
     return T
 
 
@@ -193,6 +193,8 @@ def plot_profiles(profiles, path, title):
             rel = np.where(n > 0, n / n[0], np.nan) if n[0] > 0 else np.full_like(n, np.nan)
             ax.plot(np.arange(len(n)), rel, style, color=COLORS.get(p["cell"]),
                     label=f"{p['cell']} ({phase})")
+    for u in profiles.get("untrained", []):  # no curve to draw: the legend says why
+        ax.plot([], [], ":", color=COLORS.get(u["cell"]), label=f"{u['cell']} ({u['message']})")
     ax.set_yscale("log")
     ax.set_xlabel("time lag T-1-k (steps back from the loss)")
     ax.set_ylabel("||dL/dh_k|| / ||dL/dh_{T-1}||")
@@ -200,7 +202,7 @@ def plot_profiles(profiles, path, title):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fileio.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -236,4 +238,6 @@ def table(profiles):
             lines.append(f"{p['cell']:5s} {phase:7s} {p['grad_norm_by_lag'][0]:12.3e} {_ratio(p):>14s} "
                          f"{'-' if decay is None else f'{decay:.3f}':>8s} {p['jacobian_radius']['mean']:11.3f} "
                          f"{j['mean']:7.3f}±{j['std']:<6.3f} {smax:9.3f} {rho:7.3f}  {sat}")
+    for u in profiles.get("untrained", []):
+        lines.append(f"{u['cell']:5s} {'trained':7s} {u['message']}: no trained profile (initialization above)")
     return lines + ["", JACOBIAN_NOTE]

@@ -3,10 +3,16 @@ are refused with one line naming the size and what is available, instead of a Me
 traceback or a machine that fills up and swaps (--hidden 20000, --layers 100000, a checkpoint
 whose metadata claims a huge model, a zip bomb posing as an .npz).
 
-Available memory is the kernel's MemAvailable, lowered to the cgroup's limit where one is set
-(containers, batch schedulers); where neither can be read, nothing is refused.
+Available memory is the smallest of the kernel's MemAvailable, what the cgroup's limit leaves
+(containers, batch schedulers) and what the address-space limit leaves (RLIMIT_AS, `ulimit -v`:
+its limit less this process's virtual size); where none can be read, nothing is refused.
 """
 import os
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None
 
 from .cells import CELLS
 
@@ -34,7 +40,28 @@ def available():
             avail = left if avail is None else min(avail, left)
     except (OSError, ValueError):
         pass
+    left = _address_space_left()
+    if left is not None:
+        avail = left if avail is None else min(avail, left)
     return avail
+
+
+def _address_space_left():
+    """RLIMIT_AS less this process's virtual size (VmSize), or None without a limit: under
+    `ulimit -v` an allocation fails at that limit whatever MemAvailable says."""
+    if resource is None:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return max(0, soft - int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def human(n):

@@ -7,9 +7,10 @@ reported as unfinished). Writes OUT/overlay.png, OUT/overlay.md and, on request,
 as OUT/overlay.csv (one row per run and evaluation).
 """
 import csv
-import json
+import io
 from pathlib import Path
 
+from . import fileio
 from .train.checkpoint import read_records
 
 YS = ("metric", "loss", "train_loss", "lr")
@@ -36,13 +37,11 @@ def find_runs(paths):
 def read_run(folder):
     """(records, summary or None) of one run folder."""
     recs, _ = read_records(folder / "metrics.jsonl")
-    summary = None
-    if (folder / "summary.json").is_file():
-        try:
-            summary = json.loads((folder / "summary.json").read_text())
-        except json.JSONDecodeError:
-            summary = None
-    return recs, summary
+    try:
+        summary = fileio.loads(fileio.read_bytes(folder / "summary.json", limit=2**20) or b"null", "summary")
+    except ValueError:
+        summary = None  # unreadable, a link, or not ours: the run is shown as unfinished
+    return recs, summary if isinstance(summary, dict) else None
 
 
 def _best(recs, higher):
@@ -61,6 +60,7 @@ def overlay(paths, out, y="metric", x="step", write_csv=False):
     runs = [(label, folder, *read_run(folder)) for label, folder in find_runs(paths)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    fileio.check_folder(out, ["overlay.png", "overlay.md", "overlay.csv"])
     rows = []
     for label, folder, recs, s in runs:
         cfg = (s or {}).get("config") or {}
@@ -74,16 +74,17 @@ def overlay(paths, out, y="metric", x="step", write_csv=False):
     names = {r["metric"] for r in rows if r["metric"]}
     _plot(runs, png, y, x, names.pop() if y == "metric" and len(names) == 1 else None)
     md = out / "overlay.md"
-    md.write_text(_table(rows, y, x))
+    fileio.atomic_write_text(md, _table(rows, y, x))
     result = dict(rows=rows, png=png, md=md, csv=None)
     if write_csv:
         result["csv"] = out / "overlay.csv"
-        with open(result["csv"], "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["run", "step", "wall_seconds", "loss", "metric", "train_loss", "lr"])
-            for label, _, recs, _ in runs:
-                for r in recs:
-                    w.writerow([label] + [r.get(k) for k in ("step", "wall_seconds", "loss", "metric", "train_loss", "lr")])
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["run", "step", "wall_seconds", "loss", "metric", "train_loss", "lr"])
+        for label, _, recs, _ in runs:
+            for r in recs:
+                w.writerow([label] + [r.get(k) for k in ("step", "wall_seconds", "loss", "metric", "train_loss", "lr")])
+        fileio.atomic_write_text(result["csv"], buf.getvalue())
     return result
 
 
@@ -109,7 +110,7 @@ def _plot(runs, path, y, x, metric_name=None):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fileio.save_figure(fig, path)
     plt.close(fig)
 
 

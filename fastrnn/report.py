@@ -4,10 +4,12 @@ Plots are drawn with matplotlib's Agg backend (no display needed). Each cell is 
 the line is the mean over seeds of the held-out value at each evaluation, the band its
 min-max range; the dashed line is the memoryless baseline.
 """
-import json
 from pathlib import Path
 
 import numpy as np
+
+from . import fileio
+from .train.checkpoint import read_records
 
 COLORS = {"tanh": "tab:red", "relu": "tab:orange", "gru": "tab:green", "lstm": "tab:blue"}
 
@@ -15,8 +17,7 @@ COLORS = {"tanh": "tab:red", "relu": "tab:orange", "gru": "tab:green", "lstm": "
 def _histories(out, runs):
     h = {}
     for name, cfg in runs:
-        path = Path(out) / "runs" / name / "metrics.jsonl"
-        recs = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+        recs, _ = read_records(Path(out) / "runs" / name / "metrics.jsonl")
         h.setdefault(cfg.cell, []).append(recs)
     return h
 
@@ -63,7 +64,7 @@ def plot_curves(out, runs, task_info, path):
     what = " and ".join(label for _, _, label in panels)
     fig.suptitle(f"{task_info['task']}: {what} (mean over seeds, band = min-max)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fileio.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -87,8 +88,7 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
     commands = {name: cfg.command(f"rerun-{name}") for name, cfg in runs}  # each run alone, exactly
     results_doc = dict(task=task_info, config=dict(config, cells=cells, seeds=seeds), cells=cells_table,
                        runs={name: results.get(name) for name, _ in runs}, commands=commands)
-    from .train.checkpoint import atomic_write_json
-    atomic_write_json(out / "results.json", results_doc)
+    fileio.atomic_write_json(out / "results.json", results_doc)
 
     better = "higher" if task_info["higher_is_better"] else "lower"
     lines = [
@@ -140,5 +140,5 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
               "every option that matters is spelled out). All of them are in results.json under `commands`:", "",
               "    " + next(iter(commands.values())), ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    fileio.atomic_write_text(path, "\n".join(lines))
     return path

@@ -37,6 +37,11 @@ def load(path):
     return model, dict(task, loss=loss, output=output, scale=scale), meta
 
 
+def _held_bytes(name, shape, dtype):
+    """The file's copy of x (or lengths) and the converted one (float32/64, int64)."""
+    return int(np.prod(shape, dtype=object)) * (dtype.itemsize + 8)
+
+
 def read_inputs(path, model, task):
     """Validated (x (N, T, I) or (N, T) ids, lengths (N,) or None) from an .npz with ``x``
     (and optionally ``lengths``; other arrays, such as y, are ignored); for a model trained on
@@ -53,7 +58,8 @@ def read_inputs(path, model, task):
         if s.shape[0] < W:
             raise ValueError(f"data: {path} has {s.shape[0]} rows, fewer than one window ({W})")
         return windows(s, W), None
-    a = read_npz(path, "data", corrupt="is not a readable .npz file or holds arrays that cannot be read safely")
+    a = read_npz(path, "data", corrupt="is not a readable .npz file or holds arrays that cannot be read safely",
+                 keys=("x", "lengths"), skip_others=True, cost=_held_bytes)
     if "x" not in a:
         raise ValueError(f"data: {path} lacks the array 'x' (the sequences to predict on)")
     x = a["x"]
@@ -113,7 +119,7 @@ def export_safetensors(model, task, path):
         from safetensors.numpy import save
     except ImportError:
         raise ValueError("export: needs the safetensors package: pip install 'fastrnn[export]'") from None
-    from .train.checkpoint import atomic_write_bytes, finite_json
+    from .fileio import atomic_write_bytes, finite_json
 
     tensors = {k: np.ascontiguousarray(a) for k, a in model.numpy_params().items()}
     cfg = model.config()

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from fastrnn.compare import run_grid
-from fastrnn.train.checkpoint import _umask
+from fastrnn.fileio import _umask
 from fastrnn.train.config import TrainConfig
 from fastrnn_cli.main import cli
 

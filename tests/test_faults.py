@@ -80,7 +80,7 @@ def test_signal_to_driver_alone_stops_every_run(tmp_path, sig, code):
         assert lock_is_free(out / "runs" / n)
         meta, *_ = ckpt.load(out / "runs" / n / "checkpoint.npz")
         assert meta["step"] > 0
-    assert not (out / "runs" / "cell=gru" / "attempts").exists()  # the queued run never started
+    assert not (out / "runs" / "cell=gru" / "attempt.json").exists()  # the queued run never started
     assert not (out / "results.jsonl").exists() or (out / "results.jsonl").read_text() == ""
 
 
@@ -136,7 +136,7 @@ def test_killed_driver_leaves_no_orphans(tmp_path):
         wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
                  open(f"/proc/{pid}/stat").read().split()[2] == "Z", timeout=30, what=f"worker {pid} to exit")
     time.sleep(1.0)
-    assert not (out / "runs" / "cell=gru" / "attempts").exists()  # nothing started in an orphan
+    assert not (out / "runs" / "cell=gru" / "attempt.json").exists()  # nothing started in an orphan
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     for line in (out / "results.jsonl").read_text().splitlines():

@@ -28,7 +28,6 @@ the healthy workers too), and its workers outlive a killed driver.
 """
 import collections
 import contextlib
-import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -36,7 +35,8 @@ import signal
 import time
 from pathlib import Path
 
-from ..train.checkpoint import DiskError, json_line
+from .. import fileio
+from ..train.checkpoint import read_records
 from ..train.config import TrainConfig
 from ..train.lock import FolderLock
 from ..train.signals import StopFlag
@@ -64,12 +64,13 @@ class ResultStore:
         self.path = Path(out) / "results.jsonl"
         self.records = {}
         self._checked_tail = False
-        if self.path.exists():
-            for line in self.path.read_text(errors="replace").splitlines():
+        data = fileio.read_bytes(self.path)
+        if data:
+            for line in data.decode(errors="replace").splitlines():
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a crash: that run is simply not finished
+                    rec = fileio.loads(line, "results")
+                except ValueError:
+                    continue  # a line torn by a crash (or not ours): that run is simply not finished
                 if isinstance(rec, dict) and isinstance(rec.get("name"), str):
                     self.records[rec["name"]] = rec
 
@@ -90,19 +91,9 @@ class ResultStore:
         os.ftruncate(fd, keep)
 
     def append(self, rec):
-        data = json_line(rec).encode()
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                if not self._checked_tail:
-                    self._repair_tail(fd)
-                    self._checked_tail = True
-                os.write(fd, data)  # one write: the line lands whole or (after a crash) torn
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise DiskError(self.path, e) from None
+        fileio.append_bytes(self.path, fileio.json_line(rec).encode(),
+                            before=None if self._checked_tail else self._repair_tail)
+        self._checked_tail = True
         self.records[rec["name"]] = rec
 
 
@@ -131,6 +122,22 @@ class _StopWatch:
         return self._signalled or os.getppid() != self._ppid
 
 
+ATTEMPTS = "attempt.json"
+
+
+def _attempt(path):
+    """Count this attempt at a run in its attempt record, OUT/runs/NAME/attempt.json:
+    {"attempts": n, "pid": this process, "host": this machine}, written before training starts,
+    so the process holding a run can be found (and a retry seen) from outside."""
+    try:
+        old = fileio.loads(fileio.read_bytes(path, limit=4096) or b"{}", "attempt")
+        attempts = int(old.get("attempts", 0)) + 1
+    except (ValueError, TypeError, AttributeError):
+        attempts = 1  # torn by a crash, or not ours: the count is advice, not state
+    fileio.atomic_write_json(path, dict(attempts=attempts, pid=os.getpid(), host=os.uname().nodename))
+    return attempts
+
+
 def run_task(name, cfg_dict, run_dir, profile=False, stop=None, lock_wait=RUN_LOCK_WAIT, progress=None):
     """Train one run in run_dir (resuming it if a checkpoint is there); return its record.
     Runs in a worker process, holding the run folder's lock; any error becomes a 'failed'
@@ -144,18 +151,13 @@ def run_task(name, cfg_dict, run_dir, profile=False, stop=None, lock_wait=RUN_LO
     threads.set_threads(1)  # the same arithmetic on every backend: results equal exactly
     record = dict(name=name, config=cfg_dict, host=os.uname().nodename, pid=os.getpid())
     try:
+        fileio.check_folder(Path(run_dir).parent)  # OUT/runs, and the run folder itself: no links
+        fileio.check_folder(run_dir, [ATTEMPTS])
         with FolderLock(run_dir, what="run", wait=lock_wait):
-            attempts_path = Path(run_dir) / "attempts"
-            try:
-                attempts = int(attempts_path.read_text()) + 1
-            except (OSError, ValueError):
-                attempts = 1  # absent, or torn by a crash: the count is advice, not state
-            attempts_path.write_text(str(attempts))
-            record["attempts"] = attempts
+            record["attempts"] = _attempt(Path(run_dir) / ATTEMPTS)
             summary = train(TrainConfig.from_dict(cfg_dict), run_dir, resume=True, stop=stop, lock=False,
                             progress=progress)
-            metrics = Path(run_dir) / "metrics.jsonl"
-            record["metrics"] = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
+            record["metrics"], _ = read_records(Path(run_dir) / "metrics.jsonl")
             record.update(status=summary["status"], summary=summary)
             if profile and summary["status"] != "interrupted":
                 try:
@@ -408,23 +410,56 @@ def run_dask(todo, out, store, scheduler, retries, on_event, stopper, profile=()
             client.close()
 
 
-def estimate(runs):
-    """What a grid will cost before it runs: runs, training steps and floating-point work
-    (forward + backward of the recurrent layers, about 3x the forward's 2 flops a weight)."""
+# A rough per-step cost on one worker thread, from bench/results.json's rows on this project's
+# 2-core machine: small steps are bound by fixed costs (~0.3-1 ms with an evaluation share),
+# large ones run at 25-60 GFLOP/s a thread. The estimate takes the slow end of both, so it errs
+# long; it is for "minutes or days?", not a schedule.
+STEP_OVERHEAD_S = 1e-3
+WORKER_GFLOPS = 20.0
+# Above either, a sweep or compare asks before it starts (on a terminal; --yes elsewhere).
+CONFIRM_RUNS = 500
+CONFIRM_HOURS = 2.0
+
+
+def step_flops(cfg):
+    """Floating-point work of one training step: forward + backward of the recurrent layers,
+    about 3x the forward's 2 flops a weight, per sequence and step."""
     from ..cells import CELLS
 
-    flops = steps = 0
-    for _, cfg in runs:
-        G = CELLS[cfg.cell].gates * cfg.hidden
-        T = cfg.seq_len or 100
-        per_seq = sum(G * ((cfg.hidden if k else 4) + cfg.hidden) for k in range(cfg.layers)) * T
-        flops += 6 * per_seq * cfg.batch_size * cfg.steps
-        steps += cfg.steps
-    return dict(runs=len(runs), steps=steps, tflop=flops / 1e12)
+    G = CELLS[cfg.cell].gates * cfg.hidden
+    T = cfg.seq_len or 100
+    per_seq = sum(G * ((cfg.hidden if k else 4) + cfg.hidden) for k in range(cfg.layers)) * T
+    return 6 * per_seq * cfg.batch_size
+
+
+def estimate(runs, workers=None):
+    """What a grid will cost before it runs: runs, training steps, floating-point work and a
+    rough wall time on ``workers`` processes (default one per core). runs: [(name, cfg)], or
+    [(count, cfg)] for ``count`` runs alike (a large compare, estimated before it is built)."""
+    n = flops = steps = seconds = 0
+    for name, cfg in runs:
+        k = name if isinstance(name, int) else 1
+        f = step_flops(cfg)
+        n += k
+        steps += k * cfg.steps
+        flops += k * f * cfg.steps
+        seconds += k * cfg.steps * (STEP_OVERHEAD_S + f / (WORKER_GFLOPS * 1e9))
+    workers = max(1, min(workers or os.cpu_count() or 1, n or 1))
+    hours = seconds / workers / 3600
+    return dict(runs=n, steps=steps, tflop=flops / 1e12, hours=hours, workers=workers,
+                large=n > CONFIRM_RUNS or hours > CONFIRM_HOURS)
+
+
+def describe_estimate(cost):
+    """'12 runs, 48,000 training steps at most, about 2.39 TFLOP, roughly 1 min on 2 worker(s) (...)'."""
+    h = cost["hours"]
+    t = f"{h:.1f} h" if h >= 1 else f"{max(1, round(h * 60))} min"
+    return (f"{cost['runs']:,} runs, {cost['steps']:,} training steps at most, about {cost['tflop']:.3g} TFLOP, "
+            f"roughly {t} on {cost['workers']} worker(s) (an upper-side guess)")
 
 
 def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, skip_failed=False, lock=True,
-            profile=()):
+            profile=(), files=()):
     """Run [(name, TrainConfig)] into OUT; return {name: record} for every recorded run.
 
     scheduler: None for a local pool of ``workers`` processes (default: one per core), or a
@@ -434,12 +469,16 @@ def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, s
     skip_failed: leave runs recorded as failed alone instead of retrying them.
     lock: hold OUT/.lock for the sweep's life (False when the caller already holds it).
     profile: names of runs whose record also gets their gradient profiles (run_task).
+    files: the names the caller will write in OUT afterwards (its report), refused now if any
+    is a link (fastrnn.fileio) rather than after hours of training.
     Raises Interrupted after a SIGINT/SIGTERM, once every run has stopped and what finished is
     recorded.
     """
     out = Path(out)
     with (FolderLock(out, what="out") if lock else contextlib.nullcontext()):
+        fileio.check_folder(out, ["results.jsonl", *files])
         (out / "runs").mkdir(parents=True, exist_ok=True)
+        fileio.check_folder(out / "runs")
         store = ResultStore(out)
         for name, cfg in runs:
             old = store.records.get(name)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import fileio
 from ..report import COLORS
 
 FIXED = ("task", "cell", "seq_len", "seed")
@@ -53,6 +54,11 @@ def _best(groups, higher):
     return pick(scored, key=lambda g: np.mean(g["finals"]))
 
 
+def report_files(runs):
+    """The names write_sweep_report writes in OUT, for a check before the sweep starts."""
+    return ["results.json", "report.md"] + sorted({f"sweep-{cfg.task}.png" for _, cfg in runs})
+
+
 def write_sweep_report(out, runs, records):
     """Write OUT/results.json, OUT/report.md and one OUT/sweep-<task>.png per task."""
     import matplotlib
@@ -61,7 +67,7 @@ def write_sweep_report(out, runs, records):
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    (out / "results.json").write_text(json.dumps(dict(runs=records), indent=1) + "\n")
+    fileio.atomic_write_text(out / "results.json", json.dumps(dict(runs=records), indent=1) + "\n")
     failed = [r for r in records.values() if r.get("status") == "failed"]
     lines = ["# fastrnn sweep", "",
              f"{len(records)} of {len(runs)} runs finished ({len(failed)} failed). Each cell shows the mean held-out "
@@ -103,10 +109,10 @@ def write_sweep_report(out, runs, records):
             ax.legend(fontsize=8)
         fig.suptitle(f"{task}: where each cell stops learning")
         fig.tight_layout()
-        fig.savefig(out / f"sweep-{task}.png", dpi=110)
+        fileio.save_figure(fig, out / f"sweep-{task}.png")
         plt.close(fig)
         lines += ["", f"![{task}](sweep-{task}.png)", ""]
     if failed:
         lines += ["## Failed runs", ""] + [f"- `{r['name']}`: {r.get('message')}" for r in failed] + [""]
-    (out / "report.md").write_text("\n".join(lines))
+    fileio.atomic_write_text(out / "report.md", "\n".join(lines))
     return out / "report.md"

@@ -37,6 +37,7 @@ OPTIONS = {f.name for f in fields(TrainConfig)}
 
 
 MAX_NAME = 200  # a run's folder name; file systems allow 255 bytes
+MAX_SPEC_BYTES = 2**20
 
 
 def run_name(values):
@@ -106,22 +107,57 @@ def expand(base, grid, where="spec"):
     return runs
 
 
+DATA_TASKS = ("text", "mnist", "file")
+
+
+def check_data(runs, where, local=True):
+    """Every run's data file, checked before anything runs (as the command line checks
+    --data): a data task without one is refused, and where the runs are local each distinct
+    data setting is read and validated once, so a typo in one run's path is an error now, not
+    a failed run hours in. (On a cluster the files are the workers' to read.)"""
+    from ..tasks import make_task
+
+    seen = set()
+    for name, cfg in runs:
+        if cfg.task not in DATA_TASKS:
+            continue
+        if cfg.data is None:
+            raise ValueError(f"{where}: run {name}: data: the {cfg.task} task needs a data file (data = \"FILE\")")
+        key = (cfg.task, cfg.seq_len, cfg.data, cfg.permuted, cfg.holdout_fraction, cfg.window, cfg.horizon)
+        if not local or key in seen:
+            continue
+        seen.add(key)
+        try:
+            make_task(cfg.task, cfg.seq_len, cfg.data, cfg.permuted, holdout_fraction=cfg.holdout_fraction,
+                      window=cfg.window, horizon=cfg.horizon)
+        except ValueError as e:
+            raise ValueError(f"{where}: run {name}: {e}") from None
+
+
 def load_spec(path, local=True):
     """Parse and validate a sweep spec file: returns [(name, TrainConfig)]. local: the runs will
     run on this machine, so a run asking for a GPU is checked here too."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"spec: no such file: {path}")
+    if p.stat().st_size > MAX_SPEC_BYTES:
+        raise ValueError(f"spec: {path} holds {p.stat().st_size:,} bytes; a spec is a few lines (at most "
+                         f"{MAX_SPEC_BYTES:,} bytes)")
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"spec: {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"spec: {path} is not valid TOML ({e})") from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ValueError(f"spec: {path} is nested too deep to read") from None
+    except ValueError as e:  # Python's digit limit on a huge integer
+        raise ValueError(f"spec: {path} is unreadable ({str(e).split(';')[0]})") from None
     extra = sorted(set(doc) - {"base", "grid"})
     if extra:
         raise ValueError(f"spec: unknown table(s) {', '.join(extra)}; a spec has [base] and [grid]")
     runs = expand(doc.get("base", {}), doc.get("grid", {}), where=f"spec {path}")
+    check_data(runs, f"spec {path}", local)
     if local and any(cfg.device == "cuda" for _, cfg in runs):
         from ..train.loop import check_device
 

@@ -30,6 +30,22 @@ from ..npzfile import read_npz
 from .base import HELDOUT_SEED, Task
 
 KEYS = ("x", "y", "lengths", "vocab", "x_test", "y_test", "lengths_test")
+# Class ids index a readout row each and size the class counts: a label of 1e9 would ask for
+# a 7 GiB count before anything else could object. A million classes is far past any
+# sequence-classification set (a word model's vocabulary is 10^4-10^5); the memory check on
+# the model then decides what fits.
+MAX_CLASSES = 1_000_000
+
+
+def _held_bytes(name, shape, dtype):
+    """What load_npz holds for one array: the file's copy, the converted copy (floats as
+    float32 or float64, ids and labels as int64) and the split's copy of it."""
+    n = int(np.prod(shape, dtype=object))
+    if name.startswith("x"):
+        out = 8 if dtype.kind in "iu" or dtype.itemsize > 4 else 4
+    else:
+        out = 8
+    return n * (dtype.itemsize + 2 * out)
 
 
 def _fail(path, msg):
@@ -91,10 +107,8 @@ def load_npz(path, holdout_fraction):
     sequences first; meta: kind, tokens, input_size, output_size."""
     if not os.path.isfile(path):
         raise ValueError(f"data: no such file: {path}")
-    a = read_npz(path, "data", corrupt="is not a readable .npz file or holds arrays that cannot be read safely")
-    unknown = sorted(set(a) - set(KEYS))
-    if unknown:
-        _fail(path, f"unknown array(s) {', '.join(unknown)}; expected {', '.join(KEYS)}")
+    a = read_npz(path, "data", corrupt="is not a readable .npz file or holds arrays that cannot be read safely",
+                 keys=KEYS, cost=_held_bytes)
     for k in ("x", "y"):
         if k not in a:
             _fail(path, f"lacks the array {k!r} (needs x and y; see `fastrnn train --help`)")
@@ -136,14 +150,7 @@ def load_npz(path, holdout_fraction):
         train, test = (s[:3] for s in splits)
     train, test = (_labels(x, y, lengths, kind) for x, y, lengths in (train, test))
     if kind in ("class", "steps"):
-        labels = np.concatenate([train[1].ravel(), test[1].ravel()])
-        if labels.min() < (0 if kind == "class" else -1):
-            _fail(path, "class ids must be >= 0" + (" (or -1 to ignore a step)" if kind == "steps" else ""))
-        if np.all(train[1] < 0):
-            _fail(path, "every training label is -1 (ignored): nothing to learn from")
-        output_size = int(labels.max()) + 1
-        if output_size < 2:
-            _fail(path, "the labels name a single class: nothing to learn")
+        output_size = _classes(path, train[1], test[1], kind, explicit_test=len(splits) == 2)
     else:
         if train[1].shape[-1] != test[1].shape[-1]:
             _fail(path, f"y has {train[1].shape[-1]} outputs, y_test {test[1].shape[-1]}")
@@ -152,6 +159,33 @@ def load_npz(path, holdout_fraction):
     meta = dict(kind=kind, tokens=tokens, input_size=vocab if tokens else train[0].shape[2],
                 output_size=output_size)
     return train, test, meta
+
+
+def _classes(path, y_train, y_test, kind, explicit_test):
+    """The number of classes (the largest id + 1), after checking the ids: none below 0 (-1
+    ignores a step), none at or past MAX_CLASSES, every held-out class seen in training."""
+    low = 0 if kind == "class" else -1
+    for name, y in (("y", y_train), ("y_test" if explicit_test else "y (held-out part)", y_test)):
+        if y.size and y.min() < low:
+            _fail(path, f"{name}: class ids must be >= 0" + (" (or -1 to ignore a step)" if low else ""))
+        if y.size and y.max() >= MAX_CLASSES:
+            _fail(path, f"{name}: class id {int(y.max()):,} is past the limit of {MAX_CLASSES:,} classes "
+                        f"(ids are 0 .. classes - 1)")
+    if np.all(y_train < 0):
+        _fail(path, "every training label is -1 (ignored): nothing to learn from")
+    output_size = int(max(y_train.max(), y_test.max() if y_test.size else 0)) + 1
+    if output_size < 2:
+        _fail(path, "the labels name a single class: nothing to learn")
+    seen = np.unique(y_train[y_train >= 0])
+    unseen = np.setdiff1d(np.unique(y_test[y_test >= 0]), seen)
+    if unseen.size:
+        where = ("y_test has" if explicit_test
+                 else "the held-out part (holdout_fraction) drew")
+        _fail(path, f"{where} class(es) {', '.join(map(str, unseen[:5].tolist()))}"
+                    f"{' ...' if unseen.size > 5 else ''} that no training sequence has: a model cannot learn a "
+                    f"class it never sees" + ("" if explicit_test else "; give x_test and y_test, or more "
+                                              "sequences of that class"))
+    return output_size
 
 
 def _split(path, data, fraction):
@@ -181,6 +215,11 @@ def _labels(x, y, lengths, kind):
     return x, y, lengths
 
 
+# Standardizing squares each value: past ~1e154 the variance overflows to inf and every window
+# turns to NaN (the run then "diverges" on its data). A sane series is nowhere near.
+MAX_CSV_VALUE = 1e150
+
+
 def read_csv(path):
     """(series (L, C) float64, column names or None) from a CSV file, validated."""
     if not os.path.isfile(path):
@@ -206,13 +245,17 @@ def read_csv(path):
             _fail(path, f"line {i}: expected numbers separated by commas; got {ln[:60]!r}")
         if len(fields) != len(rows[0]):
             _fail(path, f"line {i}: {len(fields)} values; the first row has {len(rows[0])}")
+    if not rows:
+        _fail(path, "holds no rows of numbers" + (" (only a header row)" if header is not None else ""))
     s = np.array(rows, dtype=np.float64)
-    if header is not None and len(header) != s.shape[1] and s.size:
+    if header is not None and len(header) != s.shape[1]:
         _fail(path, f"the header names {len(header)} columns; the rows have {s.shape[1]}")
     if not np.all(np.isfinite(s)):
         _fail(path, "contains NaN or inf")
-    if s.size == 0:
-        _fail(path, "holds no rows of numbers")
+    big = np.abs(s).max()
+    if big > MAX_CSV_VALUE:
+        _fail(path, f"holds a value of magnitude {big:.3g}, past {MAX_CSV_VALUE:.0e}: the columns' standardization "
+                    f"(mean, variance) would overflow; rescale the data")
     return s, header
 
 

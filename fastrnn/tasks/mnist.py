@@ -18,13 +18,19 @@ from .base import Task
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
+def _held_bytes(name, shape, dtype):
+    """The file's copy of an array and the converted one (pixels as float32, labels as int64)."""
+    return int(np.prod(shape, dtype=object)) * (dtype.itemsize + (4 if name.startswith("x") else 8))
+
+
 def load_mnist(path):
     """Return (x_train (N, 784) float32 in [0, 1], y_train, x_test, y_test), validated."""
     if not os.path.isfile(path):
         raise ValueError(f"data: no such file: {path}")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"data: not a readable .npz file: {path}")
-    arrays = read_npz(path, "data", corrupt="is not a readable .npz file or holds arrays that cannot be read safely")
+    arrays = read_npz(path, "data", corrupt="is not a readable .npz file or holds arrays that cannot be read safely",
+                      keys=KEYS, cost=_held_bytes)
     missing = [k for k in KEYS if k not in arrays]
     if missing:
         raise ValueError(f"data: {path} lacks arrays {missing} (needs {', '.join(KEYS)})")
@@ -33,7 +39,7 @@ def load_mnist(path):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim in (2, 3) and x.shape[0] == 0:
             raise ValueError(f"data: x_{split} in {path} is empty (no images)")
-        if x.dtype.kind not in "uif" or x.ndim not in (2, 3) or x[0].size != 784:
+        if x.dtype.kind not in "uif" or x.shape[1:] not in ((28, 28), (784,)):
             raise ValueError(f"data: x_{split} must be numeric (N, 28, 28) or (N, 784); "
                              f"got {x.dtype} {x.shape}")
         if y.dtype.kind not in "ui" or y.shape != (x.shape[0],):
@@ -46,7 +52,10 @@ def load_mnist(path):
         x = x.reshape(x.shape[0], 784).astype(np.float32)
         if not np.all(np.isfinite(x)):
             raise ValueError(f"data: x_{split} contains NaN or inf")
-        if x.max() > 1.0:
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"data: x_{split} pixels must lie in 0..255 (or already in [0, 1]); got [{lo:g}, {hi:g}]")
+        if hi > 1.0:
             x /= 255.0
         out += [x, y.astype(np.int64)]
     return tuple(out)

@@ -2,6 +2,7 @@
 
 Imports neither NumPy nor Numba: the CLI builds its options, names and defaults from this
 module (cli/options.py) and stays fast to start."""
+import os
 from dataclasses import asdict, dataclass, fields
 
 from .. import validate as v
@@ -11,6 +12,10 @@ from ..choices import DEVICES, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TASKS
 # The options that take one of a list of names (init also takes None: the cell's default).
 CHOICES = dict(task=TASKS, cell=tuple(CELLS), optimizer=OPTIMIZERS, dtype=DTYPES, device=DEVICES,
                lr_schedule=SCHEDULES)
+
+# Caps every run's --steps (and --warmup-steps with it) when set: tests run the README's and
+# --help's commands exactly as printed, on a short budget (tests/test_examples.py).
+MAX_STEPS_ENV = "FASTRNN_MAX_STEPS"
 
 # Per-cell defaults (all overridable): IRNN for relu (Le et al. 2015); PyTorch's init
 # elsewhere, with the LSTM forget bias at 1.0 (set on every model by RNN's forget_bias).
@@ -57,6 +62,11 @@ class TrainConfig:
     device: str = "cpu"  # "cuda": parameters, optimizer state and activations on the GPU
 
     def __post_init__(self):
+        cap = os.environ.get(MAX_STEPS_ENV)
+        if cap and type(self.steps) is int and type(self.warmup_steps) is int:
+            # a smoke test of a printed command: the budget shrinks, nothing else changes
+            self.steps = min(self.steps, v.positive_int(MAX_STEPS_ENV, int(cap) if cap.isdigit() else cap))
+            self.warmup_steps = min(self.warmup_steps, self.steps)
         self.check()
 
     def check(self):
@@ -100,6 +110,13 @@ class TrainConfig:
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction: expected a number in (0, 1); got {self.holdout_fraction!r}")
         v.number_in("dropout", self.dropout, 0, 1)
+        if self.dropout > 0 and self.layers == 1:
+            raise ValueError(f"dropout: drops the outputs of every layer but the last, so with one layer it "
+                             f"would do nothing; use --layers 2 or more, or leave --dropout out "
+                             f"(got {self.dropout})")
+        if self.warmup_steps > self.steps:
+            raise ValueError(f"warmup_steps: {self.warmup_steps} is more than the run's {self.steps} steps, "
+                             f"so the rate would never reach --lr; use at most --steps")
         if self.bidirectional and self.task == "text":
             raise ValueError("bidirectional: the text task predicts the next character, which a reverse "
                              "direction would read; leave --bidirectional out")

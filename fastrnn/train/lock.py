@@ -7,10 +7,16 @@ the open file, so a process killed with -9 leaves no stale lock behind (a pid fi
 The file holds the holder's pid and host as text, for the message, and is removed when the
 holder lets go (a process killed with -9 leaves the file, but not the lock). On a network file
 system whose flock is not shared between machines, two hosts are not kept apart.
+
+The lock file is opened without following a link (fileio.open_exclusive): a `.lock` planted as
+a link to another file would otherwise have that file truncated and overwritten with our pid.
+Once held, the lock also sweeps the temporaries a writer killed mid-write left behind.
 """
 import os
 import socket
 import time
+
+from ..fileio import open_exclusive, remove_stale_temps
 
 try:
     import fcntl
@@ -43,7 +49,7 @@ class FolderLock:
         self.path = os.path.join(self.folder, LOCK_NAME)
         deadline = time.monotonic() + self.wait
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_exclusive(self.path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -66,6 +72,7 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         self.fd = fd
+        remove_stale_temps(self.folder)  # ours alone now: a .tmp-* is a killed writer's leftover
         return self
 
     def release(self):

@@ -6,9 +6,10 @@ Files in the run folder:
     summary.json     written once the run ends: status solved | unsolved | diverged | interrupted,
                      or finished (a task with no solved level: the user's own data)
     checkpoint.npz   model + optimizer + RNG state + step (+ carried state), written atomically
+    best.npz         the model at the best held-out metric so far
+None of them is ever written, or read back, through a link (fastrnn.fileio).
 """
 import contextlib
-import json
 import logging
 import signal
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import memory
+from .. import fileio, memory
 from ..model import RNN
 from ..cells import CELLS
 from ..tasks import make_task
@@ -219,6 +220,7 @@ class Run:
         self.ckpt_path = self.out / "checkpoint.npz"
         self.best_path = self.out / "best.npz"
         self.metrics_path = self.out / "metrics.jsonl"
+        self.files = [p.name for p in (self.summary_path, self.ckpt_path, self.best_path, self.metrics_path)]
         self.step_count, self.carry, self.history, self.wall_before = 0, None, [], 0.0
         self.t0 = time.perf_counter()
 
@@ -226,9 +228,12 @@ class Run:
         """Prepare the folder, model, optimizer and data stream. Returns the finished run's
         summary when there is nothing left to do, else None. Refuses to overwrite a run."""
         cfg, out = self.cfg, self.out
+        fileio.check_folder(out, self.files)  # a planted link is refused before anything is read
         if self.summary_path.exists():
             if resume:
-                done = json.loads(self.summary_path.read_text())
+                done = fileio.loads(fileio.read_bytes(self.summary_path), f"out: {self.summary_path}")
+                if not isinstance(done, dict):
+                    raise ValueError(f"out: {self.summary_path} is not a run summary; use another --out")
                 if TrainConfig.normalized(done.get("config")) != cfg.to_dict():
                     raise RunExists(f"out: {out} holds a finished run with other options; use another --out")
                 if done.get("status") != "interrupted":
@@ -250,7 +255,7 @@ class Run:
                                                                      self.rng, self.task, self.schedule)
             if self.metrics_path.exists():  # keep what the checkpoint covers; later lines are redone
                 self.history = _read_history(self.metrics_path, self.step_count)
-        ckpt.atomic_write_bytes(self.metrics_path, "".join(ckpt.json_line(r) for r in self.history).encode())
+        fileio.atomic_write_bytes(self.metrics_path, "".join(fileio.json_line(r) for r in self.history).encode())
         self.t0 = time.perf_counter()
         return None
 
@@ -277,11 +282,7 @@ class Run:
         rec = dict(step=self.step_count, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
                    grad_norm=norm, lr=self.opt.lr if self.step_count else None, wall_seconds=round(self._wall(), 3))
         self.history.append(rec)
-        try:
-            with open(self.metrics_path, "a") as f:
-                f.write(ckpt.json_line(rec))
-        except OSError as e:
-            raise ckpt.DiskError(self.metrics_path, e) from None
+        fileio.append_bytes(self.metrics_path, fileio.json_line(rec).encode())
         return rec
 
     def step(self):
@@ -380,7 +381,7 @@ class Run:
             parameters=self.model.num_parameters, config=self.cfg.to_dict(),
         )
         if status != "interrupted":
-            ckpt.atomic_write_json(self.summary_path, summary)
+            fileio.atomic_write_json(self.summary_path, summary)
         else:
             summary["signal"] = int(getattr(flag, "signum", None) or signal.SIGINT)
         return summary
