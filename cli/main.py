@@ -10,7 +10,8 @@ import click
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
 from .options import (CELL_NAMES, DEVICES, RunsProgress, TrainProgress, checkpoint_file, config_kwargs, confirm_size,
-                      describe_checkpoint, new_output, parse_cells, prepare_out, training_options, usage_errors)
+                      describe_checkpoint, new_output, parse_cells, prepare_out, stored_options, training_options,
+                      usage_errors)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,9 +21,14 @@ def cli():
     plain RNNs fail to learn long-range dependencies."""
     import logging
 
-    log = logging.getLogger("fastrnn")  # the library's notes (a torn line dropped on resume)
+    class Stderr(logging.StreamHandler):
+        """Writes to sys.stderr as it is at each note, not as it was when the handler was made
+        (a program, or a test's CliRunner, that invokes the CLI twice swaps it in between)."""
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+    log = logging.getLogger("fastrnn")  # the library's notes (a torn line dropped, where a run resumed)
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = Stderr()
         handler.setFormatter(logging.Formatter("note: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
@@ -31,7 +37,7 @@ def cli():
 @cli.command()
 @click.option("--cell", type=click.Choice(CELL_NAMES + ("all",)), default="all", show_default=True,
               help="Which cell to check.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the models and inputs checked.")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
               help="Whose kernels to check: the CPU's, or the CUDA ones (analytic gradient and every "
                    "perturbed loss on the GPU).")
@@ -71,17 +77,22 @@ def gradcheck(cell, seed, device):
 
 
 @cli.command()
-@click.option("--cell", type=click.Choice(CELL_NAMES), default="lstm", show_default=True)
+@click.option("--cell", "--cells", "cell", type=click.Choice(CELL_NAMES), default="lstm", show_default=True,
+              help="The recurrent cell (--cells is the same option).")
 @training_options({})
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the initialization, the batches and dropout.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out: an interrupted one, or a finished one to a "
+                                            "larger --steps. Options not given are the run's own (its config.json).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(cell, seed, out, resume, quiet, **kw):
     """Train one model on a task; write metrics.jsonl, summary.json and a checkpoint.
 
     Ctrl-C stops at the next step boundary and writes a checkpoint; --resume continues to
-    the same final weights as an uninterrupted run.
+    the same final weights as an uninterrupted run. `fastrnn train --out DIR --resume` alone
+    continues with the options the run was started with (DIR/config.json also holds the full
+    command), and with a larger --steps it extends a run that ran out of steps.
 
     Example: fastrnn train --task adding --cell gru --seq-len 100 --out runs/gru
     """
@@ -90,6 +101,9 @@ def train(cell, seed, out, resume, quiet, **kw):
     from fastrnn.train.loop import train as run
 
     with usage_errors():
+        if resume:  # the options not given on this command line are the run's own
+            kw = stored_options(out, dict(kw, cell=cell, seed=seed))
+            cell, seed = kw.pop("cell"), kw.pop("seed")
         cfg = TrainConfig(cell=cell, seed=seed, **config_kwargs(kw))
         from fastrnn.train.loop import preflight
         prepared = preflight(cfg)  # the task's data and the device are checked before --out is touched
@@ -141,10 +155,12 @@ def evaluate(checkpoint, data):
 
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
-@click.option("--length", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--length", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Characters to generate after the start.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Below 1: likelier characters, more repetitive; above 1: more random.")
 @click.option("--prime", default="", help="Text to start from.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the characters drawn.")
 def sample(checkpoint, length, temperature, prime, seed):
     """Generate text from a character-model checkpoint (task 'text').
 
@@ -171,11 +187,12 @@ def sample(checkpoint, length, temperature, prime, seed):
 
 
 @cli.command()
-@click.option("--cells", default="tanh,relu,gru,lstm", show_default=True,
-              help="Comma-separated cells to compare.")
+@click.option("--cells", "--cell", "cells", default="tanh,relu,gru,lstm", show_default=True,
+              help="Comma-separated cells to compare (--cell is the same option).")
 @training_options(dict(seq_len=100, hidden=32, steps=4000, lr=1e-2))
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Seeds per cell (0 .. N-1).")
+              help="How many seeds per cell: --seed .. --seed + N - 1.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The first seed.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               show_default="one per core", help="Parallel worker processes.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -183,7 +200,7 @@ def sample(checkpoint, length, temperature, prime, seed):
 @click.option("--yes", "-y", is_flag=True, help="Start a large comparison (over 500 runs or 2 hours, estimated) "
                                                "without asking.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def compare(cells, seeds, workers, out, yes, quiet, **kw):
+def compare(cells, seeds, seed, workers, out, yes, quiet, **kw):
     """Train several cells on one task and report which of them learn it.
 
     Runs every cell x seed in parallel worker processes (a failed or diverged run never
@@ -204,10 +221,10 @@ def compare(cells, seeds, workers, out, yes, quiet, **kw):
 
     names = parse_cells(cells)
     with usage_errors():
-        cost = estimate([(seeds, TrainConfig(cell=c, **config_kwargs(kw))) for c in names], workers)
+        cost = estimate([(seeds, TrainConfig(cell=c, seed=seed, **config_kwargs(kw))) for c in names], workers)
     confirm_size(cost, yes, "compare")  # before the grid is built: --seeds 1000000 is asked about first
     with usage_errors():
-        p = cmp.plan(TrainConfig(cell=names[0], **config_kwargs(kw)), names, seeds, out)
+        p = cmp.plan(TrainConfig(cell=names[0], seed=seed, **config_kwargs(kw)), names, seeds, out)
     prepare_out(p.out)
     if not quiet:
         click.echo(f"compare: {describe_estimate(cost)} -> {p.out}", err=True)
@@ -224,18 +241,22 @@ def compare(cells, seeds, workers, out, yes, quiet, **kw):
 
 
 @cli.command()
-@click.option("--cells", default="tanh,relu,gru,lstm", show_default=True,
-              help="Comma-separated cells to profile.")
+@click.argument("checkpoint_arg", metavar="[CHECKPOINT]", required=False, type=click.Path())
+@click.option("--cells", "--cell", "cells", default="tanh,relu,gru,lstm", show_default=True,
+              help="Comma-separated cells to profile (--cell is the same option).")
 @training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop", "bidirectional"))
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Profile this trained model (and its initialization) instead of new ones.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the models and the batch profiled.")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="Profile this trained model (a checkpoint or a run folder, as the CHECKPOINT argument) "
+                   "and its initialization instead of new ones.")
 @click.option("--train-steps", type=click.IntRange(min=1), default=None,
               help="Also train each cell this many steps and profile it again.")
 @click.option("--profile-batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="Sequences the gradient norms are averaged over.")
-@click.option("--out", type=click.Path(file_okay=False), default="gradients", show_default=True)
-def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
+@click.option("--out", type=click.Path(file_okay=False), default="gradients", show_default=True,
+              help="Output folder (gradients.json, gradients.png, and train-CELL/ runs with --train-steps).")
+def gradients(checkpoint_arg, cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
     """Show the vanishing (or exploding) gradient, cell by cell.
 
     For L = the loss at the last step: ||dL/dh_k|| for every step k (by time lag, averaged over
@@ -262,9 +283,13 @@ def gradients(cells, seed, checkpoint, train_steps, profile_batch, out, **kw):
     names = parse_cells(cells)
     profiles = {"init": [], "trained": [], "untrained": []}
     K, device = kw.get("bptt_truncate"), kw.get("device", "cpu")
+    if checkpoint_arg and checkpoint and checkpoint_arg != checkpoint:
+        raise click.UsageError("give the checkpoint once: as the CHECKPOINT argument or as --checkpoint")
+    checkpoint = checkpoint_arg or checkpoint
     with usage_errors():
         check_device(device)
         if checkpoint:
+            checkpoint = checkpoint_file(checkpoint)
             cfg, task, trained, _ = load_run(checkpoint, kw.get("data"))
             _, fresh = build(cfg)  # the same seed gives the initialization the run started from
             prepare_out(out)
@@ -382,7 +407,8 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, yes, quiet):
 
 @cli.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True,
+              help="Output folder (overlay.png, overlay.md, overlay.csv).")
 @click.option("--y", "y", type=click.Choice(("metric", "loss", "train_loss", "lr")), default="metric",
               show_default=True, help="What to plot: the held-out metric or loss, the training loss, the rate.")
 @click.option("--x", "x", type=click.Choice(("step", "wall")), default="step", show_default=True,

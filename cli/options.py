@@ -30,20 +30,23 @@ def training_options(defaults, exclude=()):
     d = dict(DEFAULTS, **defaults)
     opts = [
         click.option("--task", type=click.Choice(TASK_NAMES), default=d["task"], show_default=True,
-                     help="Long-dependency task."),
+                     help="A long-dependency benchmark (adding, copy, order, order8, agreement) or your "
+                          "data with --data (text, mnist, file)."),
         click.option("--seq-len", type=click.IntRange(min=1), default=d["seq_len"],
                      show_default=True if d["seq_len"] else "task's default",
                      help="T, per task: " + "; ".join(f"{t}: {m}" for t, m in SEQ_LEN_MEANING.items()) + "."),
         click.option("--hidden", type=click.IntRange(min=1), default=d["hidden"], show_default=True,
                      help="Hidden units per layer."),
-        click.option("--layers", type=click.IntRange(min=1), default=d["layers"], show_default=True),
-        click.option("--batch-size", type=click.IntRange(min=1), default=d["batch_size"], show_default=True),
+        click.option("--layers", type=click.IntRange(min=1), default=d["layers"], show_default=True,
+                     help="Stacked recurrent layers."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=d["batch_size"], show_default=True,
+                     help="Sequences per training step."),
         click.option("--steps", type=click.IntRange(min=1), default=d["steps"], show_default=True,
                      help="Training steps (at most: runs stop when solved)."),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=d["lr"], show_default=True,
                      help="Learning rate."),
         click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default=d["optimizer"],
-                     show_default=True),
+                     show_default=True, help="The update rule (PyTorch's: sgd with --momentum, adam, ...)."),
         click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=d["momentum"],
                      show_default=True, help="SGD momentum."),
         click.option("--clip", type=click.FloatRange(min=0), default=d["clip"], show_default=True,
@@ -96,7 +99,8 @@ def training_options(defaults, exclude=()):
         click.option("--permuted", is_flag=True, help="mnist: permute the pixels (fixed permutation)."),
         click.option("--bidirectional", is_flag=True,
                      help="A reverse direction per layer, outputs concatenated (PyTorch's bidirectional=True)."),
-        click.option("--dtype", type=click.Choice(DTYPES), default=d["dtype"], show_default=True),
+        click.option("--dtype", type=click.Choice(DTYPES), default=d["dtype"], show_default=True,
+                     help="Float precision of parameters and arithmetic."),
         click.option("--device", type=click.Choice(DEVICES), default=d["device"], show_default=True,
                      help="cuda: train on an NVIDIA GPU (pip install 'fastrnn[cuda]')."),
     ]
@@ -177,6 +181,23 @@ def prepare_out(out):
     except OSError as e:
         raise click.UsageError(f"out: cannot write to {out} ({e.strerror or e})") from None
     return p
+
+
+def stored_options(out, kw):
+    """A resumed run's options: each one this command line left at its default is taken from
+    the run folder (fastrnn.train.loop.stored_config); those given explicitly stay, and the
+    resume checks them against the run."""
+    from fastrnn.train.loop import stored_config
+
+    stored = stored_config(out)
+    if stored is None:
+        return kw
+    ctx = click.get_current_context()
+    kw = dict(kw)
+    for name in kw:
+        if name in stored and ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT:
+            kw[name] = stored[name]
+    return kw
 
 
 def new_output(out, force):

@@ -1,5 +1,8 @@
 """Run a grid of training runs in parallel worker processes and collect the results.
 
+Calling it compares cells: ``fastrnn.compare(cells, seeds, out, **options)`` is
+fastrnn.api.compare (returns the per-cell table).
+
 Each run lives in OUT/runs/<name>/ with its own metrics.jsonl, summary.json and checkpoint,
 so a run that fails or diverges never stops the others, and re-running the same command
 skips the runs that already finished. OUT/spec.json records the grid; a different grid in
@@ -58,10 +61,11 @@ def run(p: Plan, workers=None, on_done=None, on_progress=None):
 
 
 def compare_grid(base: TrainConfig, cells, seeds):
-    """[(run name, config)] for every cell x seed, other options from ``base``."""
+    """[(run name, config)] for every cell x seed (base.seed .. base.seed + seeds - 1), other
+    options from ``base``."""
     runs = []
     for cell in cells:
-        for seed in range(seeds):
+        for seed in range(base.seed, base.seed + seeds):
             d = dict(base.to_dict(), cell=cell, seed=seed)
             runs.append((f"{cell}-s{seed}", TrainConfig.from_dict(d)))
     return runs
@@ -185,7 +189,7 @@ def gradient_section(out, runs, task, batch_size=32, records=None):
     write_profiles(out, task, profiles)
     rows = ["## The gradient through time", "",
             "||dL/dh_k|| for L = the loss at the last step, relative to its value at the last step, by how far "
-            "back step k lies (seed 0 of each cell; solid at initialization, dashed after training). Each step "
+            "back step k lies (the first seed of each cell; solid at initialization, dashed after training). Each step "
             "multiplies the gradient by a Jacobian whose norm is at most ||W_hh|| times the activation's "
             "derivative bound (1 for tanh, 1/4 for sigmoid), so it falls geometrically with the lag unless "
             "gates or initialization keep that factor near 1: a curve that falls many decades means the far "
@@ -202,3 +206,14 @@ def gradient_section(out, runs, task, batch_size=32, records=None):
                         f"{p['jacobian_radius']['mean']:.3f} | {p['jacobian_norm']['mean']:.3f} | "
                         f"{max(x['sigma_max'] for x in p['recurrent']):.3f} |")
     return "\n".join(rows + ["", JACOBIAN_NOTE])
+
+
+def _compare(cells=("tanh", "relu", "gru", "lstm"), seeds=3, out=None, workers=None, **options):
+    from .api import compare
+
+    return compare(cells, seeds, out, workers, **options)
+
+
+from .callable import make_callable  # noqa: E402
+
+make_callable(__name__, _compare)

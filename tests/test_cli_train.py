@@ -25,7 +25,8 @@ def test_train_writes_results_and_never_overwrites(tmp_path):
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output.strip().splitlines()[-1])
     assert summary["status"] == "unsolved" and summary["steps"] == 30
-    assert {p.name for p in out.iterdir()} == {"metrics.jsonl", "summary.json", "checkpoint.npz", "best.npz"}
+    assert {p.name for p in out.iterdir()} == {"metrics.jsonl", "summary.json", "checkpoint.npz", "best.npz",
+                                             "config.json"}
     before = (out / "summary.json").read_bytes()
     r = run("train", "--task", "adding", "--cell", "tanh", "--steps", "30", *TINY, "--out", out)
     assert r.exit_code == 2 and "already holds a finished run" in r.output

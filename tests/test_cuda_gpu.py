@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-pytest.importorskip("numba_cuda")
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed: pip install '.[test-full]' to run them")
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "0":
     pytest.skip("needs a real GPU: run with NUMBA_ENABLE_CUDASIM=0", allow_module_level=True)
 

@@ -15,9 +15,10 @@ HERE = os.path.dirname(__file__)
 
 def test_every_kernel_compiles_to_ptx():
     if importlib.util.find_spec("numba_cuda") is None:
-        pytest.skip("numba-cuda is not installed")
+        pytest.skip("numba-cuda is not installed: pip install '.[test-full]' to run them")
     if importlib.util.find_spec("nvidia.cuda_nvcc") is None or importlib.util.find_spec("nvidia.cuda_nvrtc") is None:
-        pytest.skip("NVVM/NVRTC wheels (nvidia-cuda-nvcc-cu12, nvidia-cuda-nvrtc-cu12) are not installed")
+        pytest.skip("NVVM/NVRTC wheels (nvidia-cuda-nvcc-cu12, nvidia-cuda-nvrtc-cu12) are not installed: "
+                    "pip install '.[test-full]' to run them")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", PYTHONPATH=os.path.dirname(HERE))
     env.pop("FASTRNN_CUDA_TILE", None)  # the real tile size
     out = subprocess.run([sys.executable, os.path.join(HERE, "cuda_ptx.py")], capture_output=True, text=True,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("numba_cuda")
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed: pip install '.[test-full]' to run them")
 
 from fastrnn import cuda as fcuda  # noqa: E402
 from fastrnn.cells import CELLS  # noqa: E402

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -131,3 +132,22 @@ def test_every_printed_command_runs_as_printed(tmp_path, monkeypatch):
     diverged = {u["cell"] for u in g.get("untrained", [])}
     assert {p["cell"] for p in g["trained"]} | diverged == {"tanh", "relu", "gru", "lstm"}
     assert os.path.getsize(tmp_path / "grads" / "gradients.png") > 0
+
+
+def readme_python():
+    """The code blocks of the README's "From Python" section, in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## From Python\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_readme_python_section_runs(tmp_path, monkeypatch):
+    """Its blocks run in order in one namespace, as a reader pasting them would."""
+    monkeypatch.chdir(tmp_path)
+    blocks = readme_python()
+    assert len(blocks) >= 2
+    env = {}
+    for block in blocks:
+        exec(compile(block, "README.md (From Python)", "exec"), env)
+    assert env["summary"]["status"] in ("solved", "unsolved") and env["summary"]["steps"] <= 400
+    assert (tmp_path / "runs" / "py-gru" / "config.json").exists() and np.isfinite(env["res"].loss)

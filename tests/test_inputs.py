@@ -208,7 +208,7 @@ def test_spec_clip_zero_turns_clipping_off():
 
 
 def test_long_run_names_fit_a_folder():
-    runs = expand({}, {"data": ["/" + "d" * 300 + str(i) for i in range(2)], "cell": ["tanh"]})
+    runs = expand({"task": "file"}, {"data": ["/" + "d" * 300 + str(i) for i in range(2)], "cell": ["tanh"]})
     names = [n for n, _ in runs]
     assert len(set(names)) == 2 and all(len(n) <= MAX_NAME for n in names)
 

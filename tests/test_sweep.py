@@ -109,7 +109,7 @@ def test_torn_last_line_is_ignored(tmp_path):
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed", reason="Dask is not installed: pip install '.[test-full]' to run them")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   host="127.0.0.1") as c, distributed.Client(c) as client:
         yield c, client

@@ -26,7 +26,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from ..train.config import TrainConfig
+from ..train.config import DATA_TASKS, TrainConfig, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,8 +66,9 @@ def expand(base, grid, where="spec"):
     for table, keys in (("base", base), ("grid", set(grid) - bundles)):
         unknown = sorted(set(keys) - OPTIONS)
         if unknown:
-            raise ValueError(f"{where}: [{table}] has unknown option(s) {', '.join(unknown)}; "
-                             f"options are those of `fastrnn train` (a list of tables bundles several)")
+            raise ValueError(f"{where}: [{table}] has unknown option(s) {', '.join(unknown)}"
+                             f"{did_you_mean(unknown, OPTIONS)}; options are those of `fastrnn train` "
+                             f"(a list of tables bundles several)")
     if not grid:
         raise ValueError(f"{where}: [grid] is empty; name at least one option with a list of values")
     for k, vals in grid.items():
@@ -78,8 +79,8 @@ def expand(base, grid, where="spec"):
         for b in grid[k]:
             unknown = sorted(set(b) - OPTIONS)
             if unknown:
-                raise ValueError(f"{where}: grid.{k} has unknown option(s) {', '.join(unknown)}; "
-                                 f"options are those of `fastrnn train`")
+                raise ValueError(f"{where}: grid.{k} has unknown option(s) {', '.join(unknown)}"
+                                 f"{did_you_mean(unknown, OPTIONS)}; options are those of `fastrnn train`")
             for opt in b:
                 if varied.setdefault(opt, f"grid.{k}") != f"grid.{k}":
                     raise ValueError(f"{where}: {opt} set in both {varied[opt]} and grid.{k}")
@@ -105,9 +106,6 @@ def expand(base, grid, where="spec"):
         seen.add(name)
         runs.append((name, cfg))
     return runs
-
-
-DATA_TASKS = ("text", "mnist", "file")
 
 
 def check_data(runs, where, local=True):

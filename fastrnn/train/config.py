@@ -22,6 +22,20 @@ MAX_STEPS_ENV = "FASTRNN_MAX_STEPS"
 DEFAULT_INIT = {"tanh": "pytorch", "relu": "irnn", "gru": "pytorch", "lstm": "pytorch"}
 
 
+DATA_TASKS = ("text", "mnist", "file")  # the tasks that read --data
+
+
+def did_you_mean(unknown, known):
+    """' (did you mean steps?)' for the first unknown name close to a known one, else ''."""
+    import difflib
+
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+        if close:
+            return f" (did you mean {close[0]}?)"
+    return ""
+
+
 @dataclass
 class TrainConfig:
     task: str = "adding"
@@ -78,6 +92,9 @@ class TrainConfig:
             v.flag("early_stop", self.early_stop)
         if self.data is not None and not (isinstance(self.data, str) and self.data):
             raise ValueError(f"data: expected a file path; got {self.data!r}")
+        if self.data is not None and self.task in TASKS and self.task not in DATA_TASKS:
+            raise ValueError(f"data: the {self.task} task makes its own sequences; --data is for "
+                             f"{', '.join(DATA_TASKS)} (got {self.data!r})")
         v.finite_number("forget_bias", self.forget_bias)
         for name, options in CHOICES.items():
             v.choice(name, getattr(self, name), options)
@@ -182,5 +199,5 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"config: unknown option(s) {', '.join(unknown)}")
+            raise ValueError(f"config: unknown option(s) {', '.join(unknown)}{did_you_mean(unknown, known)}")
         return cls(**d)

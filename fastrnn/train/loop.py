@@ -7,10 +7,13 @@ Files in the run folder:
                      or finished (a task with no solved level: the user's own data)
     checkpoint.npz   model + optimizer + RNG state + step (+ carried state), written atomically
     best.npz         the model at the best held-out metric so far
+    config.json      the run's options and the `fastrnn train` command that runs them, so that
+                     `fastrnn train --out DIR --resume` alone continues it
 None of them is ever written, or read back, through a link (fastrnn.fileio).
 """
 import contextlib
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -113,17 +116,50 @@ def _finite(x):
     return bool(np.isfinite(x))
 
 
+CONFIG_FILE = "config.json"
+# The options a resume may change: a larger --steps extends a run (its schedule ends later).
+RESUMABLE = ("steps",)
+
+
+def _differing(stored, cfg):
+    """The options in which a stored config (a checkpoint's or summary's: untrusted) differs
+    from cfg, those a resume may change left out; ['config'] if it is not a config at all."""
+    d = TrainConfig.normalized(stored)
+    if not isinstance(d, dict) or set(d) != set(cfg.to_dict()):
+        return ["config"]
+    return sorted(k for k, val in cfg.to_dict().items() if k not in RESUMABLE and d.get(k) != val)
+
+
+def stored_config(folder):
+    """A run folder's options, for `fastrnn train --out DIR --resume` given no others: from its
+    config.json, else (a run written before config.json) its summary or checkpoint; None if
+    the folder holds no run."""
+    folder = Path(folder)
+    for name, read in ((CONFIG_FILE, lambda b: b["config"]), ("summary.json", lambda b: b["config"])):
+        data = fileio.read_bytes(folder / name, limit=2**20) if folder.is_dir() else None
+        if data is not None:
+            try:
+                return TrainConfig.from_dict(read(fileio.loads(data, f"out: {folder / name}"))).to_dict()
+            except (KeyError, TypeError) as e:
+                raise ValueError(f"out: {folder / name} holds no usable config ({e})") from None
+    if (folder / "checkpoint.npz").is_file():
+        meta = ckpt.load(folder / "checkpoint.npz")[0]
+        try:
+            return TrainConfig.from_dict(meta["config"]).to_dict()
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"checkpoint: {folder / 'checkpoint.npz'} has an invalid config ({e})") from None
+    return None
+
+
 def _restore(path, cfg, model, opt, rng, task, schedule):
     """Load a checkpoint into the run's model, optimizer, RNG, task and schedule; return (step,
     wall_seconds, carried state). Its metadata is untrusted (it may have been edited by hand):
     each field is checked, and any problem is one ValueError naming the file and the field."""
     meta, params, opt_arrays, carry_arrays = ckpt.load(path)
-    config = TrainConfig.normalized(meta.get("config"))
-    if config != cfg.to_dict():
-        config = config if isinstance(config, dict) else {}
-        diff = sorted(k for k in cfg.to_dict() if config.get(k) != getattr(cfg, k)) or ["config"]
+    diff = _differing(meta.get("config"), cfg)
+    if diff:
         raise ValueError(f"checkpoint: {path} was written with other options ({', '.join(diff)}); "
-                         f"resume with the same options or use another --out")
+                         f"resume with the same options (--resume alone takes the stored ones) or use another --out")
     if params.shape != (model.num_parameters,):
         raise ValueError(f"checkpoint: {path} does not match the model")
 
@@ -138,8 +174,10 @@ def _restore(path, cfg, model, opt, rng, task, schedule):
 
     def load_step():
         step = meta["step"]
-        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= cfg.steps:
-            raise ValueError(f"expected an integer in 0..{cfg.steps}; got {step!r}")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"expected an integer >= 0; got {step!r}")
+        if step > cfg.steps:
+            raise ValueError(f"the run is at step {step}, past --steps {cfg.steps}; pass --steps {step} or more")
         return step
 
     def load_wall():
@@ -220,7 +258,9 @@ class Run:
         self.ckpt_path = self.out / "checkpoint.npz"
         self.best_path = self.out / "best.npz"
         self.metrics_path = self.out / "metrics.jsonl"
-        self.files = [p.name for p in (self.summary_path, self.ckpt_path, self.best_path, self.metrics_path)]
+        self.config_path = self.out / CONFIG_FILE
+        self.files = [p.name for p in (self.summary_path, self.ckpt_path, self.best_path, self.metrics_path,
+                                       self.config_path)]
         self.step_count, self.carry, self.history, self.wall_before = 0, None, [], 0.0
         self.t0 = time.perf_counter()
 
@@ -229,15 +269,20 @@ class Run:
         summary when there is nothing left to do, else None. Refuses to overwrite a run."""
         cfg, out = self.cfg, self.out
         fileio.check_folder(out, self.files)  # a planted link is refused before anything is read
+        extending = None
         if self.summary_path.exists():
             if resume:
                 done = fileio.loads(fileio.read_bytes(self.summary_path), f"out: {self.summary_path}")
                 if not isinstance(done, dict):
                     raise ValueError(f"out: {self.summary_path} is not a run summary; use another --out")
-                if TrainConfig.normalized(done.get("config")) != cfg.to_dict():
-                    raise RunExists(f"out: {out} holds a finished run with other options; use another --out")
+                diff = _differing(done.get("config"), cfg)
+                if diff:
+                    raise RunExists(f"out: {out} holds a finished run with other options ({', '.join(diff)}); "
+                                    f"use another --out (a larger --steps extends it)")
                 if done.get("status") != "interrupted":
-                    return done
+                    extending = self._extension(done)
+                    if extending is None:
+                        return done
             else:
                 raise RunExists(f"out: {out} already holds a finished run (summary.json); "
                                 f"use another --out, or --resume to continue an interrupted one")
@@ -255,9 +300,28 @@ class Run:
                                                                      self.rng, self.task, self.schedule)
             if self.metrics_path.exists():  # keep what the checkpoint covers; later lines are redone
                 self.history = _read_history(self.metrics_path, self.step_count)
+            log.info(f"{out}: {extending or 'resumed'} from step {self.step_count} (of {cfg.steps})")
+            if extending:
+                os.unlink(self.summary_path)  # unfinished again until the new budget ends
+        fileio.atomic_write_json(self.config_path, dict(config=cfg.to_dict(), command=cfg.command(out)))
         fileio.atomic_write_bytes(self.metrics_path, "".join(fileio.json_line(r) for r in self.history).encode())
         self.t0 = time.perf_counter()
         return None
+
+    def _extension(self, done):
+        """'extended' when a finished run can go on to a larger --steps (it ended by running
+        out of steps, with a checkpoint to go on from), else None (and why, in a note)."""
+        reached = done.get("steps")
+        if not isinstance(reached, int) or self.cfg.steps <= reached:
+            return None
+        status, stopped = done.get("status"), done.get("stopped")
+        early = self.cfg.stops_when_solved(self.task)
+        if status == "diverged" or stopped is not None or (status == "solved" and early) \
+                or not self.ckpt_path.exists():
+            log.info(f"{self.out}: the run ended {done.get('message', status)}; a larger --steps does not "
+                     f"change that, so nothing is extended")
+            return None
+        return "extended"
 
     def _wall(self):
         return self.wall_before + time.perf_counter() - self.t0

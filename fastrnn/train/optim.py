@@ -20,6 +20,13 @@ class Optimizer:
     eps = 1e-8
 
     def __init__(self, size, lr, weight_decay=0.0, dtype=np.float32, backend=None, **hyper):
+        """size: the number of parameters, or the flat parameter vector itself (``model.flat``,
+        as PyTorch's optimizers take the parameters), whose size and dtype are then used."""
+        if hasattr(size, "shape") and hasattr(size, "dtype"):
+            if len(size.shape) != 1:
+                raise ValueError(f"size: expected a count or a flat (1-D) parameter vector; got shape {size.shape}")
+            size, dtype = int(size.shape[0]), size.dtype
+        v.positive_int("size", size)
         self.lr, self.weight_decay, self.t = v.positive_number("lr", lr), v.number_in("weight_decay", weight_decay, 0), 0
         self.hyper = hyper
         self.backend = backend = _backend(backend)
