@@ -10,8 +10,13 @@ import click
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
 from .options import (CELL_NAMES, DEVICES, RunsProgress, TrainProgress, checkpoint_file, config_kwargs, confirm_size,
+                      options_text,
                       describe_checkpoint, new_output, parse_cells, prepare_out, stored_options, training_options,
                       usage_errors)
+
+
+COMPILE_NOTE = ("  each worker's first run compiles the kernels it uses (up to ~30 s, once: later runs and later "
+                "commands load them from the disk cache)")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -109,9 +114,13 @@ def train(cell, seed, out, resume, quiet, **kw):
         prepared = preflight(cfg)  # the task's data and the device are checked before --out is touched
     prepare_out(out)
     task = prepared[0]
-    if not quiet:  # the whole config, so that no default is a surprise (compare's differ)
-        click.echo(f"train: T = {task.describe()['seq_len']}, {task.describe()['seq_len_meaning']}", err=True)
-        click.echo(f"config: {json_line(cfg.to_dict())}", err=True, nl=False)
+    if not quiet:  # what differs from the defaults, and a rough time, before anything runs
+        from fastrnn.sweep.engine import estimate, format_hours
+
+        click.echo(f"train: T = {task.describe()['seq_len']}, {task.describe()['seq_len_meaning']}; up to "
+                   f"{cfg.steps:,} steps, roughly {format_hours(estimate([('run', cfg)], 1)['hours'])} "
+                   f"(an upper-side guess)", err=True)
+        click.echo(f"config: {options_text(cfg)} (every option: {out}/config.json)", err=True)
     with usage_errors(), TrainProgress(cfg, task.metric_name, quiet) as progress:
         summary = run(cfg, out, resume=resume, progress=progress, prepared=prepared)
     click.echo(json_line({k: summary[k] for k in ("status", "message", "final_metric", "baseline",
@@ -228,13 +237,23 @@ def compare(cells, seeds, seed, workers, out, yes, quiet, **kw):
     prepare_out(p.out)
     if not quiet:
         click.echo(f"compare: {describe_estimate(cost)} -> {p.out}", err=True)
+        click.echo(COMPILE_NOTE, err=True)
+
+    def event(kind, name, rec):
+        if kind == "reused":
+            bar.reused_run(name)
+        elif kind == "done":
+            s = rec.get("summary") or rec
+            bar.finished(name, s.get("message", s.get("status")))
+        elif kind == "progress":
+            bar.progress(name, rec)
+
     with RunsProgress(p.runs, quiet) as bar, usage_errors():
-        table, path = cmp.run(p, workers, lambda name, s: bar.finished(name, s.get("message", s.get("status"))),
-                              bar.progress)
+        table, path = cmp.run(p, workers, on_event=event)
     task = p.task
     for cell, r in table.items():
         m = r["final_metric_mean"]
-        solved = f"  solved {r['solved']}/{r['runs']}" if task.has_solved_level else ""
+        solved = f"  {task.level_words} {r['solved']}/{r['runs']}" if task.has_solved_level else ""
         click.echo(f"{cell:5s} {task.metric_name} {'-' if m is None else f'{m:.4g}'} "
                    f"(baseline {task.metric_baseline:.4g}){solved}")
     click.echo(f"report: {path}")
@@ -377,6 +396,7 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, yes, quiet):
     counts = {"done": 0, "running": 0, "failed": 0}
     if not quiet:
         click.echo(f"sweep: {describe_estimate(cost)} -> {out}", err=True)
+        click.echo(COMPILE_NOTE, err=True)
 
     def event(kind, name, rec):
         if kind == "progress":
@@ -384,6 +404,11 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, yes, quiet):
             return
         if kind == "started":
             counts["running"] += 1
+            return
+        if kind == "reused":
+            counts["done"] += 1
+            counts["failed"] += rec.get("status") == "failed"
+            bar.reused_run(name)
             return
         if kind == "done":
             counts["running"] = max(0, counts["running"] - 1)

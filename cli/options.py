@@ -229,6 +229,14 @@ def confirm_size(cost, yes, what):
     raise click.UsageError(f"{msg}; pass --yes to start it")
 
 
+def options_text(cfg):
+    """'cell=lstm task=adding seq_len=100 ...': the cell, seed and task, then every option that
+    differs from `fastrnn train`'s defaults (a short line; config.json holds them all)."""
+    d = cfg.to_dict()
+    keys = ["cell", "seed", "task"] + [k for k, v in d.items() if k not in ("cell", "seed", "task") and v != DEFAULTS[k]]
+    return " ".join(f"{k}={d[k]}" for k in keys)
+
+
 def progress_enabled(quiet):
     return not quiet and sys.stderr.isatty()
 
@@ -296,16 +304,19 @@ class TrainProgress:
 class RunsProgress:
     """Progress of many runs (compare, sweep), counted in training steps, not runs: a bar on a
     terminal whose ETA comes from the steps done and whose text shows the runs in flight (step,
-    latest held-out metric, steps/s); elsewhere one line per evaluation and per finished run;
-    nothing with --quiet. A finished run counts its whole budget (a solved run stops early).
-    Ctrl-C ends with a note and exit status 130 (143 for SIGTERM): finished runs are kept and
-    the same command resumes the rest."""
+    latest held-out metric, steps/s); elsewhere (logs) one line per finished run and at most
+    one progress line every LOG_EVERY seconds, each with the runs done and an ETA; nothing with
+    --quiet. Runs finished before this command are counted once, in one line. A finished run
+    counts its whole budget (a solved run stops early). Ctrl-C ends with a note and exit status
+    130 (143 for SIGTERM): finished runs are kept and the same command resumes the rest."""
+    LOG_EVERY = 15.0
 
     def __init__(self, runs, quiet):
         self.budget = {name: cfg.steps for name, cfg in runs}
-        self.total, self.done, self.live = sum(self.budget.values()), {}, {}
+        self.total, self.done, self.live, self.reused = sum(self.budget.values()), {}, {}, []
         self.quiet, self.bar = quiet, None
         self.t_first = self.pos_first = None  # the ETA counts from the first progress report
+        self.logged = time.perf_counter()
         if progress_enabled(quiet):
             self.bar = click.progressbar(length=self.total, label=f"{len(runs)} runs", file=sys.stderr,
                                          show_eta=False, item_show_func=lambda m: m)
@@ -316,6 +327,7 @@ class RunsProgress:
         return self
 
     def __exit__(self, kind, exc, tb):
+        self._say_reused()
         if self.bar is not None:
             self.bar.__exit__(kind, exc, tb)
         if kind is not None and issubclass(kind, KeyboardInterrupt):
@@ -323,31 +335,52 @@ class RunsProgress:
             raise SystemExit(128 + getattr(exc, "signum", 2))  # the engine's Interrupted names the signal
         return False
 
+    def _eta(self):
+        """(position in steps, 'ETA m:ss' or '')."""
+        pos = sum(self.done.values()) + sum(i["step"] for i in self.live.values())
+        now = time.perf_counter()
+        if self.t_first is None and self.live:  # workers started and compiled: count from here
+            self.t_first, self.pos_first = now, pos
+        rate = (pos - self.pos_first) / (now - self.t_first) if self.t_first and now > self.t_first else None
+        return pos, (eta(rate, self.total - pos) if self.pos_first is not None and pos > self.pos_first else "")
+
     def _update(self, message):
+        pos, left = self._eta()
         if self.bar is not None:
-            pos = sum(self.done.values()) + sum(i["step"] for i in self.live.values())
-            now = time.perf_counter()
-            if self.t_first is None and self.live:  # workers started and compiled: count from here
-                self.t_first, self.pos_first = now, pos
-            rate = (pos - self.pos_first) / (now - self.t_first) if self.t_first and now > self.t_first else None
-            left = eta(rate, self.total - pos) if pos > self.pos_first else ""
             self.bar.update(pos - self.bar.pos, f"{left}  {message}" if left else message)
         elif not self.quiet:
-            click.echo(f"  {message}", err=True)
+            self.logged = time.perf_counter()
+            counts = f"[{len(self.done)}/{len(self.budget)} runs done{', ' + left if left else ''}]"
+            click.echo(f"  {message}  {counts}", err=True)
+
+    def _say_reused(self):
+        if self.reused and not self.quiet:
+            n = len(self.reused)
+            click.echo(f"  {n} finished run{'s' if n > 1 else ''} reused (this folder holds {'them' if n > 1 else 'it'}"
+                       f"; another --out trains afresh)", err=True)
+            self.reused = []
+
+    def reused_run(self, name):
+        """A run that finished before this command: counted, said once in a line of its own."""
+        self.done[name] = self.budget.get(name, 0)
+        self.reused.append(name)
 
     def progress(self, name, info):
         if name in self.done:
             return
+        self._say_reused()
         self.live[name] = info
         if self.bar is not None:
             flight = [f"{n} {i['step']}/{i['steps']}" + (f" {i['metric']:.3g}" if i.get("metric") is not None else "")
                       + (f" {i['rate']:.0f}/s" if i.get("rate") else "") for n, i in sorted(self.live.items())]
             self._update(" | ".join(flight[:3]) + (f" (+{len(flight) - 3})" if len(flight) > 3 else ""))
-        elif info.get("eval"):
-            rate = f", {info['rate']:.0f} steps/s" if info.get("rate") else ""
-            self._update(f"{name}: step {info['eval_step']}/{info['steps']}, held-out {info['metric']:.4g}{rate}")
+        elif info.get("eval") and time.perf_counter() - self.logged >= self.LOG_EVERY:
+            flight = ", ".join(f"{n} {i['step']}/{i['steps']}" + (f" ({i['metric']:.4g})" if i.get("metric") is not None
+                                                                  else "") for n, i in sorted(self.live.items()))
+            self._update(f"running: {flight}")
 
     def finished(self, name, message):
+        self._say_reused()
         self.live.pop(name, None)
         self.done[name] = self.budget.get(name, 0)
         self._update(f"{name}: {message}")

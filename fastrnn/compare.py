@@ -39,11 +39,12 @@ def plan(base: TrainConfig, cells, seeds=3, out=None):
     return Plan(base, task, compare_grid(base, cells, seeds), out)
 
 
-def run(p: Plan, workers=None, on_done=None, on_progress=None):
+def run(p: Plan, workers=None, on_done=None, on_progress=None, on_event=None):
     """Run a plan: every run in parallel worker processes (finished ones reused, interrupted
     ones resumed), then OUT/results.json, OUT/report.md, OUT/curves.png and the gradient
-    section. on_done(name, summary) after each run; on_progress(name, info) as runs train (see
-    fastrnn.sweep.engine.execute). Returns (per-cell table, report path).
+    section. on_done(name, summary) after each run; on_progress(name, info) as runs train;
+    on_event(kind, name, record): every event of fastrnn.sweep.engine.execute (started, done,
+    reused, retry, interrupted, progress). Returns (per-cell table, report path).
 
     From Python: ``run(plan(TrainConfig(task="copy", seq_len=50), ["tanh", "lstm"], 3, "out"))``.
     """
@@ -51,7 +52,7 @@ def run(p: Plan, workers=None, on_done=None, on_progress=None):
 
     records = {}
     results = run_grid(queue_order(p.runs), p.out, workers, on_done, on_progress=on_progress,
-                       profile=profiled(p.runs), records=records)
+                       profile=profiled(p.runs), records=records, on_event=on_event)
     table = aggregate(p.runs, results)
     section = gradient_section(p.out, p.runs, p.task, records=records)
     info = p.task.describe()
@@ -97,7 +98,8 @@ def queue_order(runs):
     return sorted(runs, key=lambda r: rank[r[0]])
 
 
-def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=None, profile=(), records=None):
+def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=None, profile=(), records=None,
+             on_event=None):
     """Run [(name, config)] through the sweep engine under OUT; returns {name: summary}.
 
     OUT/spec.json records the grid: a different grid in the same OUT is refused rather than
@@ -126,7 +128,9 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=
         fileio.atomic_write_json(spec_path, spec)
 
         def event(kind, name, rec):
-            if kind == "done" and on_done:
+            if on_event:
+                on_event(kind, name, rec)
+            if kind in ("done", "reused") and on_done:
                 on_done(name, rec.get("summary") or rec)
             elif kind == "progress" and on_progress:
                 on_progress(name, rec)
@@ -152,7 +156,8 @@ def aggregate(runs, results):
         sps = [r["steps_per_second"] for r in rs if r.get("steps_per_second")]
         rows[cell] = dict(
             runs=len(rs),
-            solved=sum(r.get("status") == "solved" for r in rs),
+            solved=sum(r.get("status") == "solved" or (r.get("status") == "finished"
+                                                        and r.get("steps_to_solve") is not None) for r in rs),
             diverged=sum(r.get("status") == "diverged" for r in rs),
             failed=sum(r.get("status") == "failed" for r in rs),
             final_metric_mean=float(np.mean(finals)) if finals else None,

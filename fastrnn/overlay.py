@@ -80,38 +80,63 @@ def overlay(paths, out, y="metric", x="step", write_csv=False):
         result["csv"] = out / "overlay.csv"
         buf = io.StringIO(newline="")
         w = csv.writer(buf)
-        w.writerow(["run", "step", "wall_seconds", "loss", "metric", "train_loss", "lr"])
+        w.writerow(["run", "step", "wall_seconds", "compile_seconds", "loss", "metric", "train_loss", "lr"])
         for label, _, recs, _ in runs:
             for r in recs:
-                w.writerow([label] + [r.get(k) for k in ("step", "wall_seconds", "loss", "metric", "train_loss", "lr")])
+                w.writerow([label] + [r.get(k) for k in ("step", "wall_seconds", "compile_seconds", "loss", "metric",
+                                                         "train_loss", "lr")])
         fileio.atomic_write_text(result["csv"], buf.getvalue())
     return result
 
 
+STYLES = ("-", "--", ":", "-.")
+
+
 def _plot(runs, path, y, x, metric_name=None):
+    """One line per run: its cell's colour (as in every fastrnn plot), a line style per seed;
+    against steps, or against wall time less the compile (each run's first step per process)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .report import COLORS
+
     fig, ax = plt.subplots(figsize=(8, 5))
-    positive = True
-    for label, _, recs, _ in runs:
-        pts = [(r.get("step") if x == "step" else r.get("wall_seconds"), r.get(y)) for r in recs]
+    positive, others = True, iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    colors = {}
+    for label, _, recs, s in runs:
+        cfg = (s or {}).get("config") or {}
+        cell, seed = cfg.get("cell"), cfg.get("seed")
+        if cell not in colors:
+            colors[cell] = COLORS.get(cell) or next(others, "gray")
+        pts = [(_x(r, x), r.get(y)) for r in recs]
         pts = [(a, b) for a, b in pts if isinstance(a, (int, float)) and isinstance(b, (int, float))]
         if pts:
             positive &= all(b > 0 for _, b in pts)
-            ax.plot(*zip(*pts), marker=".", label=label)
+            style = STYLES[seed % len(STYLES)] if isinstance(seed, int) else "-"
+            ax.plot(*zip(*pts), style, marker=".", ms=3, color=colors[cell], label=label)
     if positive:
         ax.set_yscale("log")
-    ax.set_xlabel("training step" if x == "step" else "wall time (s)")
-    ax.set_ylabel({"metric": f"held-out {metric_name or 'metric'}", "loss": "held-out loss",
-                   "train_loss": "training loss", "lr": "learning rate"}[y])
+    ax.set_xlabel("training step" if x == "step" else "wall time, compile excluded (s)")
+    what = {"metric": f"held-out {metric_name or 'metric'}", "loss": "held-out loss",
+            "train_loss": "training loss", "lr": "learning rate"}[y]
+    ax.set_ylabel(what)
+    ax.set_title(f"{what} of {len(runs)} run(s): colour = cell, line style = seed", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fileio.save_figure(fig, path)
     plt.close(fig)
+
+
+def _x(rec, x):
+    """A record's position: its step, or its wall time less the compile (recorded apart since
+    compile_seconds existed; older runs' wall time includes it)."""
+    if x == "step":
+        return rec.get("step")
+    wall, comp = rec.get("wall_seconds"), rec.get("compile_seconds") or 0.0
+    return wall - comp if isinstance(wall, (int, float)) and isinstance(comp, (int, float)) else None
 
 
 def _fmt(v):

@@ -1,8 +1,9 @@
 """The compare report: results.json, report.md and PNG plots.
 
 Plots are drawn with matplotlib's Agg backend (no display needed). Each cell is one colour;
-the line is the mean over seeds of the held-out value at each evaluation, the band its
-min-max range; the dashed line is the memoryless baseline.
+every run is drawn (thin), and the thick line is the median over seeds: runs are often
+bimodal (some seeds solve, others stay at the baseline), and a mean would be a curve no run
+followed. The dashed line is the memoryless baseline.
 """
 from pathlib import Path
 
@@ -47,11 +48,12 @@ def plot_curves(out, runs, task_info, path):
                     last = at.get(s, last)
                     grid[i, j] = last
             with np.errstate(all="ignore"):
-                mean = np.nanmean(grid, 0)
-                lo, hi = np.nanmin(grid, 0), np.nanmax(grid, 0)
+                median = np.nanmedian(grid, 0) if len(seeds) > 1 else grid[0]
             c = COLORS.get(cell)
-            ax.plot(steps, mean, color=c, label=f"{cell} (n={len(seeds)})")
-            ax.fill_between(steps, lo, hi, color=c, alpha=0.2)
+            for row in grid if len(seeds) > 1 else ():
+                ax.plot(steps, row, color=c, lw=0.7, alpha=0.45)
+            ax.plot(steps, median, color=c, lw=2, label=f"{cell} (median of {len(seeds)})" if len(seeds) > 1
+                    else cell)
         ax.axhline(base, color="k", ls="--", lw=1, label="memoryless baseline")
         if key == "metric":
             ax.axhline(task_info["solved_at"], color="gray", ls=":", lw=1, label="solved")
@@ -62,7 +64,7 @@ def plot_curves(out, runs, task_info, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     what = " and ".join(label for _, _, label in panels)
-    fig.suptitle(f"{task_info['task']}: {what} (mean over seeds, band = min-max)")
+    fig.suptitle(f"{task_info['task']}: {what} (thin: each run; thick: the median over seeds)")
     fig.tight_layout()
     fileio.save_figure(fig, path)
     plt.close(fig)
@@ -91,6 +93,7 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
     fileio.atomic_write_json(out / "results.json", results_doc)
 
     better = "higher" if task_info["higher_is_better"] else "lower"
+    words = task_info.get("level_words", "solved")
     lines = [
         f"# fastrnn compare: {task_info['task']}",
         "",
@@ -100,13 +103,13 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
         f"seeds {', '.join(map(str, seeds))}.",
         f"Metric: held-out {task_info['metric']} ({better} is better); memoryless baseline "
         f"{_fmt(task_info['metric_baseline'])}; "
-        + (f"solved at {_fmt(task_info['solved_at'])}" if has_level else "no solved level (your own data)")
+        + (f"{words} at {_fmt(task_info['solved_at'])}" if has_level else "no solved level (your own data)")
         + ". Held-out loss: "
         f"{'MSE' if task_info['metric'] == 'mse' else 'cross-entropy (nats)'}, against the best memoryless "
         f"predictor's {_fmt(task_info['loss_baseline'])}.",
         "",
-        "| cell | final metric (mean [min, max]) | vs baseline | held-out loss (mean) | vs memoryless | solved "
-        "| steps to solve (mean) | steps/s | wall s (mean) |",
+        f"| cell | final metric (mean [min, max]) | vs baseline | held-out loss (mean) | vs memoryless | {words} "
+        f"| steps to reach it (mean) | steps/s | wall s (mean) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for cell, r in cells_table.items():
@@ -128,7 +131,7 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
             "afterwards." if has_level and (base_cfg.early_stop or base_cfg.early_stop is None
                                             and task_info["stop_when_solved"]) else
             "Runs train their whole budget (no stop when solved).")
-    lines += ["", "![held-out curves](curves.png)", "", stop + " The band is the min-max over seeds.", ""]
+    lines += ["", "![held-out curves](curves.png)", "", stop + " Thin lines are the runs, the thick one each cell's median over seeds.", ""]
     problems = [(n, r) for n, r in results.items() if r and r.get("status") in ("failed", "diverged")]
     if problems:
         lines += ["## Runs that did not finish normally", ""]

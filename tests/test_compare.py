@@ -165,3 +165,20 @@ def test_profiles_made_by_the_run_are_used_and_bad_ones_recomputed(tmp_path):
     marked["gradients"]["init"]["jacobian_norm"]["mean"] = 12345.0
     gradient_section(tmp_path, [("gru-s0", cfg)], task, records={"gru-s0": marked})
     assert json.loads((tmp_path / "gradients.json").read_text())["init"][0]["jacobian_norm"]["mean"] == 12345.0
+
+
+def test_compare_logs_off_a_terminal(tmp_path):
+    """Off a terminal (logs, CI): the compile is announced, each finished run is one line with
+    the runs done, evaluations are not echoed line by line, and a rerun says how many finished
+    runs it reused (it used to print ~300 interleaved lines and reuse runs silently)."""
+    args = [a for a in ARGS if a != "--quiet"]
+    out = tmp_path / "cmp"
+    r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,gru", *args, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    err = r.stderr
+    assert "compiles the kernels it uses" in err and "roughly" in err
+    done = [ln for ln in err.splitlines() if "runs done" in ln]
+    assert len(done) == 2 and done[-1].rstrip().endswith("[2/2 runs done]"), err
+    assert not any("step 10/30" in ln for ln in err.splitlines())  # no line per evaluation
+    r = CliRunner().invoke(cli, ["compare", "--cells", "tanh,gru", *args, "--out", str(out)])
+    assert r.exit_code == 0 and "2 finished runs reused" in r.stderr, r.stderr

@@ -92,7 +92,8 @@ def test_text_trains_past_solved_unless_asked(tmp_path):
     base = dict(task="text", data=str(f), cell="gru", seq_len=12, hidden=16, batch_size=4, steps=100,
                 eval_every=10, lr=0.01)
     on = train(TrainConfig(**base), tmp_path / "a")
-    assert on["steps"] == 100 and on["status"] == "solved" and on["steps_to_solve"] < 100  # measured: 50
+    assert on["steps"] == 100 and on["status"] == "finished" and on["steps_to_solve"] < 100  # measured: 50
+    assert on["message"] == f"finished (beat the bigram baseline at step {on['steps_to_solve']})"
     stop = train(TrainConfig(early_stop=True, **base), tmp_path / "b")
     assert stop["steps"] == stop["steps_to_solve"] == on["steps_to_solve"]
     add = train(TrainConfig(cell="lstm", task="adding", seq_len=5, hidden=16, batch_size=32, steps=3000,
@@ -109,8 +110,11 @@ def test_train_off_a_terminal_prints_one_line_per_evaluation(tmp_path):
     assert all("train loss" in ln and "held-out loss" in ln and " mse " in ln and "steps/s" in ln for ln in lines)
     lr = [float(ln.split(" lr ")[1].split()[0]) for ln in lines[1:]]
     assert lr == pytest.approx([1e-3 * 0.5 * (1 + math.cos(math.pi * s / 30)) for s in (9, 19, 29)], rel=1e-2)
-    assert "train: T = 6, the sequence length (reads T steps)" in r.output
-    cfg = json.loads(r.output.split("config: ")[1].splitlines()[0])
+    assert "train: T = 6, the sequence length (reads T steps); up to 30 steps, roughly 1 min" in r.output
+    line = r.output.split("config: ")[1].splitlines()[0]  # what differs from the defaults, short
+    assert line.startswith("cell=tanh seed=0 task=adding seq_len=6 hidden=4 steps=30") and "lr_schedule=cosine" in line
+    assert len(line) < 200 and "config.json" in line
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
     assert cfg["cell"] == "tanh" and cfg["hidden"] == 4 and cfg["lr_schedule"] == "cosine"
     quiet = CliRunner().invoke(cli, ["train", "--cell", "tanh", "--seq-len", "6", "--hidden", "4", "--steps", "10",
                                      "--quiet", "--out", str(tmp_path / "q")])

@@ -452,10 +452,13 @@ def estimate(runs, workers=None):
 
 def describe_estimate(cost):
     """'12 runs, 48,000 training steps at most, about 2.39 TFLOP, roughly 1 min on 2 worker(s) (...)'."""
-    h = cost["hours"]
-    t = f"{h:.1f} h" if h >= 1 else f"{max(1, round(h * 60))} min"
     return (f"{cost['runs']:,} runs, {cost['steps']:,} training steps at most, about {cost['tflop']:.3g} TFLOP, "
-            f"roughly {t} on {cost['workers']} worker(s) (an upper-side guess)")
+            f"roughly {format_hours(cost['hours'])} on {cost['workers']} worker(s) (an upper-side guess)")
+
+
+def format_hours(h):
+    """'3 min' or '2.5 h'."""
+    return f"{h:.1f} h" if h >= 1 else f"{max(1, round(h * 60))} min"
 
 
 def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, skip_failed=False, lock=True,
@@ -464,7 +467,8 @@ def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, s
 
     scheduler: None for a local pool of ``workers`` processes (default: one per core), or a
     Dask scheduler address ('tcp://host:8786') or distributed.Client.
-    on_event(kind, name, record): kind in started | done | retry | interrupted | progress; for
+    on_event(kind, name, record): kind in started | done | reused (finished before this call) |
+    retry | interrupted | progress; for
     progress (local pool only) the record is {step, steps, eval, rate[, eval_step, metric, loss]}.
     skip_failed: leave runs recorded as failed alone instead of retrying them.
     lock: hold OUT/.lock for the sweep's life (False when the caller already holds it).
@@ -494,7 +498,7 @@ def execute(runs, out, scheduler=None, workers=None, retries=2, on_event=None, s
         todo = [(n, c) for n, c in runs if not finished(n)]
         for name, _ in runs:
             if finished(name):
-                on_event("done", name, store.records[name])
+                on_event("reused", name, store.records[name])
         with StopFlag() as stopper:  # the loops below wind down at their next look
             if todo:
                 if scheduler is None:

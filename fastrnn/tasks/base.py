@@ -29,6 +29,11 @@ class Task:
     loss_baseline = float("nan")  # held-out loss of the best memoryless predictor
     metric_baseline = float("nan")  # metric at chance
     solved_at = float("nan")  # threshold on the metric
+    # What reaching solved_at is called, and the status of a run that reached it: a long-
+    # dependency task is "solved"; a character model "beat the bigram baseline" and is
+    # "finished" either way (beating the bigram is where language modelling starts).
+    level_words = "solved"
+    reached_status = "solved"
 
     def batch(self, rng, batch_size):
         """Return (x, target, lengths): x (T, B, I) floats or (T, B) ids; lengths or None."""
@@ -53,7 +58,7 @@ class Task:
                     loss_baseline=self.loss_baseline, metric_baseline=self.metric_baseline,
                     solved_at=self.solved_at, seq_len=getattr(self, "seq_len", None),
                     loss=self.loss, output=self.output, tokens=self.tokens,
-                    stop_when_solved=self.stop_when_solved,
+                    stop_when_solved=self.stop_when_solved, level_words=self.level_words,
                     seq_len_meaning=SEQ_LEN_MEANING[self.name])
 
     # ------------------------------------------------------------------ held-out evaluation

@@ -153,7 +153,7 @@ def stored_config(folder):
 
 def _restore(path, cfg, model, opt, rng, task, schedule):
     """Load a checkpoint into the run's model, optimizer, RNG, task and schedule; return (step,
-    wall_seconds, carried state). Its metadata is untrusted (it may have been edited by hand):
+    wall_seconds, compile_seconds, carried state). Its metadata is untrusted (it may have been edited by hand):
     each field is checked, and any problem is one ValueError naming the file and the field."""
     meta, params, opt_arrays, carry_arrays = ckpt.load(path)
     diff = _differing(meta.get("config"), cfg)
@@ -180,8 +180,8 @@ def _restore(path, cfg, model, opt, rng, task, schedule):
             raise ValueError(f"the run is at step {step}, past --steps {cfg.steps}; pass --steps {step} or more")
         return step
 
-    def load_wall():
-        w = float(meta.get("wall_seconds", 0.0))
+    def load_wall(key="wall_seconds"):
+        w = float(meta.get(key, 0.0))
         if not (w >= 0 and np.isfinite(w)):
             raise ValueError(f"expected seconds >= 0; got {w!r}")
         return w
@@ -221,13 +221,14 @@ def _restore(path, cfg, model, opt, rng, task, schedule):
 
     step = field("step", load_step)
     wall = field("wall_seconds", load_wall)
+    compiled = field("compile_seconds", lambda: load_wall("compile_seconds"))
     model.load_flat(params)
     field("optimizer state", load_optimizer)
     field("rng state", load_rng)
     field("task state", load_task_state)
     field("schedule state", load_schedule)
     carry = field("carried state", load_carry)
-    return step, wall, carry
+    return step, wall, compiled, carry
 
 
 def train(cfg: TrainConfig, out, resume=False, progress=None, stop=None, prepared=None, lock=True):
@@ -262,6 +263,7 @@ class Run:
         self.files = [p.name for p in (self.summary_path, self.ckpt_path, self.best_path, self.metrics_path,
                                        self.config_path)]
         self.step_count, self.carry, self.history, self.wall_before = 0, None, [], 0.0
+        self.compile_before, self.first_step = 0.0, None  # see _compile
         self.t0 = time.perf_counter()
 
     def open(self, resume):
@@ -296,8 +298,8 @@ class Run:
         self.rng = np.random.default_rng([cfg.seed, 1])  # data stream; the init used [seed]
         self.schedule = Schedule(cfg, self.task.higher_is_better)
         if resume and self.ckpt_path.exists():
-            self.step_count, self.wall_before, self.carry = _restore(self.ckpt_path, cfg, model, self.opt,
-                                                                     self.rng, self.task, self.schedule)
+            self.step_count, self.wall_before, self.compile_before, self.carry = _restore(
+                self.ckpt_path, cfg, model, self.opt, self.rng, self.task, self.schedule)
             if self.metrics_path.exists():  # keep what the checkpoint covers; later lines are redone
                 self.history = _read_history(self.metrics_path, self.step_count)
             log.info(f"{out}: {extending or 'resumed'} from step {self.step_count} (of {cfg.steps})")
@@ -316,7 +318,7 @@ class Run:
             return None
         status, stopped = done.get("status"), done.get("stopped")
         early = self.cfg.stops_when_solved(self.task)
-        if status == "diverged" or stopped is not None or (status == "solved" and early) \
+        if status == "diverged" or stopped is not None or (done.get("steps_to_solve") is not None and early) \
                 or not self.ckpt_path.exists():
             log.info(f"{self.out}: the run ended {done.get('message', status)}; a larger --steps does not "
                      f"change that, so nothing is extended")
@@ -325,6 +327,13 @@ class Run:
 
     def _wall(self):
         return self.wall_before + time.perf_counter() - self.t0
+
+    def _compile(self):
+        """Seconds of the run's wall time spent before each process's first training step ended:
+        compiling (or loading) the kernels, mostly. Recorded apart, so that a curve against wall
+        time can leave it out (`fastrnn report --x wall`): one run per worker pays it."""
+        first = self.first_step if self.first_step is not None else time.perf_counter() - self.t0
+        return self.compile_before + first
 
     def save(self, path=None, kind="last"):
         """An atomic checkpoint (``kind`` 'last': checkpoint.npz, the one a resume reads; 'best':
@@ -335,6 +344,7 @@ class Run:
         meta = dict(config=cfg.to_dict(), model=model.config(), task=self.task.describe(),
                     task_state=self.task.state_dict(), step=self.step_count, optimizer=ostate,
                     rng=self.rng.bit_generator.state, wall_seconds=self._wall(), kind=kind,
+                    compile_seconds=self._compile(),
                     schedule=self.schedule.state_dict())
         carry = self.carry
         c = None if carry is None else [model.backend.to_host(a) for a in (carry if isinstance(carry, tuple) else (carry,))]
@@ -344,7 +354,8 @@ class Run:
         """Held-out loss and metric now, appended to history and metrics.jsonl."""
         ev = self.task.evaluate(self.model)
         rec = dict(step=self.step_count, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
-                   grad_norm=norm, lr=self.opt.lr if self.step_count else None, wall_seconds=round(self._wall(), 3))
+                   grad_norm=norm, lr=self.opt.lr if self.step_count else None, wall_seconds=round(self._wall(), 3),
+                   compile_seconds=round(self._compile(), 3))
         self.history.append(rec)
         fileio.append_bytes(self.metrics_path, fileio.json_line(rec).encode())
         return rec
@@ -375,13 +386,14 @@ class Run:
         the summary (an interrupted run gets a checkpoint instead) and return it."""
         cfg, task, history = self.cfg, self.task, self.history
         early = cfg.stops_when_solved(task)
-        unsolved = "unsolved" if task.has_solved_level else "finished"
+        unsolved = "unsolved" if task.has_solved_level and task.reached_status == "solved" else "finished"
         status, diverged_at, steps_to_solve, stopped = unsolved, None, None, None
         for r in history:
             if steps_to_solve is None and task.solved(r["metric"]):
                 steps_to_solve = r["step"]
-        if steps_to_solve is not None and early:
-            status = "solved"
+        reached = steps_to_solve is not None and early  # stop: the level is reached (early stop)
+        if reached:
+            status = task.reached_status
         elif self.schedule.out_of_patience():
             stopped = "patience"
         start_step = self.step_count
@@ -392,11 +404,13 @@ class Run:
         # overflow on the way to divergence is expected and detected below, not warned about
         flag = stop or StopFlag()
         with flag, np.errstate(over="ignore", invalid="ignore"):
-            while status != "solved" and stopped is None and self.step_count < cfg.steps:
+            while not reached and stopped is None and self.step_count < cfg.steps:
                 if flag.stop:
                     status = "interrupted"
                     break
                 loss, norm = self.step()
+                if self.first_step is None:
+                    self.first_step = time.perf_counter() - self.t0
                 if not (_finite(loss) and _finite(norm)):
                     status, diverged_at = "diverged", self.step_count + 1
                     break
@@ -409,7 +423,7 @@ class Run:
                     if task.solved(rec["metric"]) and steps_to_solve is None:
                         steps_to_solve = step
                         if early:
-                            status = "solved"
+                            status, reached = task.reached_status, True
                     if self.schedule.observe(step, rec["metric"]):
                         self.save(self.best_path, "best")
                     elif self.schedule.out_of_patience():
@@ -418,7 +432,7 @@ class Run:
                 if progress is not None:
                     progress(step, cfg.steps, history[-1] if history else None)
         if status == unsolved and steps_to_solve is not None:
-            status = "solved"  # solved at some evaluation, trained on without early stop
+            status = task.reached_status  # solved at some evaluation, trained on without early stop
         if status == "interrupted":
             self.save()
         return self.summary(status, diverged_at, steps_to_solve, start_step, flag, stopped)
@@ -428,6 +442,9 @@ class Run:
         elapsed = time.perf_counter() - self.t0
         last = self.history[-1] if self.history else {}
         message = f"diverged at step {diverged_at}" if status == "diverged" else status
+        if status == "finished" and task.has_solved_level:  # a text model: did it beat the bigram?
+            message += (f" ({task.level_words} at step {steps_to_solve})" if steps_to_solve is not None
+                        else f" (short of the level: not {task.level_words})")
         if stopped == "patience":
             message += (f" (stopped at step {step}: no held-out improvement in {cfg.patience} evaluations; "
                         f"best {task.metric_name} {self.schedule.best:.4g} at step {self.schedule.best_step})")
@@ -440,7 +457,7 @@ class Run:
             baseline=task.metric_baseline, loss_baseline=task.loss_baseline,
             solved_at=task.solved_at, metric=task.metric_name, higher_is_better=task.higher_is_better,
             steps=step, steps_to_solve=steps_to_solve, diverged_at=diverged_at,
-            wall_seconds=round(self.wall_before + elapsed, 3),
+            wall_seconds=round(self.wall_before + elapsed, 3), compile_seconds=round(self._compile(), 3),
             steps_per_second=round((step - start_step) / elapsed, 2) if elapsed > 0 and step > start_step else None,
             parameters=self.model.num_parameters, config=self.cfg.to_dict(),
         )
