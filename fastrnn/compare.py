@@ -156,6 +156,7 @@ def aggregate(runs, results):
         sps = [r["steps_per_second"] for r in rs if r.get("steps_per_second")]
         rows[cell] = dict(
             runs=len(rs),
+            verdict=None,  # set below, from solved / runs
             solved=sum(r.get("status") == "solved" or (r.get("status") == "finished"
                                                         and r.get("steps_to_solve") is not None) for r in rs),
             diverged=sum(r.get("status") == "diverged" for r in rs),
@@ -168,7 +169,16 @@ def aggregate(runs, results):
             steps_per_second_mean=float(np.mean(sps)) if sps else None,
             wall_seconds_mean=float(np.mean([r.get("wall_seconds", 0) for r in rs])),
         )
+        rows[cell]["verdict"] = verdict(rows[cell]["solved"], len(rs))
     return rows
+
+
+def verdict(solved, runs):
+    """'never', 'sometimes' or 'always': the level reached by none, some or all of a cell's seeds.
+    The coarse word is what holds across machines: float32 sums round differently with another
+    CPU's vector width or BLAS build, and a cell at the edge of its budget (the IRNN on the
+    default compare) then solves 1 of 3 seeds on one machine and 2 of 3 on another."""
+    return "never" if solved == 0 else "always" if solved == runs else "sometimes"
 
 
 def gradient_section(out, runs, task, batch_size=32, records=None):

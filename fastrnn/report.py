@@ -116,7 +116,8 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
         m = r["final_metric_mean"]
         ratio = "-" if m is None else f"{m / task_info['metric_baseline']:.3g}x"
         span = "-" if m is None else f"{_fmt(m)} [{_fmt(r['final_metric_min'])}, {_fmt(r['final_metric_max'])}]"
-        solved = f"{r['solved']}/{r['runs']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "") + \
+        solved = f"{r['solved']}/{r['runs']} ({r.get('verdict') or '-'})" + \
+                 (f" ({r['diverged']} diverged)" if r["diverged"] else "") + \
                  (f" ({r['failed']} failed)" if r["failed"] else "")
         fl = r.get("final_loss_mean")
         lratio = "-" if fl is None else f"{fl / task_info['loss_baseline']:.3g}x"

@@ -53,3 +53,15 @@ def test_a_misspelt_option_gets_a_suggestion():
         expand({"step": 10}, {"cell": ["tanh"]})
     with pytest.raises(ValueError, match=r"did you mean seq_len\?"):
         TrainConfig.from_dict({"seqlen": 10})
+
+
+def test_compare_verdicts_are_the_words_that_hold_across_machines():
+    from fastrnn.compare import aggregate, verdict
+
+    assert [verdict(k, 3) for k in range(4)] == ["never", "sometimes", "sometimes", "always"]
+    runs = [(f"relu-s{s}", TrainConfig(cell="relu", seed=s)) for s in range(3)]
+    results = {"relu-s0": dict(status="solved", steps_to_solve=1500, final_metric=0.005),
+               "relu-s1": dict(status="unsolved", final_metric=0.015),
+               "relu-s2": dict(status="diverged", final_metric=None)}
+    row = aggregate(runs, results)["relu"]
+    assert (row["solved"], row["diverged"], row["verdict"]) == (1, 1, "sometimes")
