@@ -103,7 +103,7 @@ def flops(cell, I, H, B, T):
 # ----------------------------------------------------------------------------- the three steps
 def fastrnn_step(cell, I, H, B, T, seed=0):
     from fastrnn import RNN
-    from fastrnn.train.optim import clip_global_norm
+    from fastrnn.clip import clip_global_norm
 
     model = RNN(cell, I, H, 1, dtype="float32", seed=seed, forget_bias=None)
     r = np.random.default_rng(seed)

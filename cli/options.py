@@ -1,5 +1,6 @@
-"""Options shared by `train` and `compare`, bundled in one decorator, and the conversion of
-library errors into one-line usage errors."""
+"""Options shared by `train`, `compare` and `gradients`, bundled in one decorator; the
+conversion of library errors into one-line usage errors; progress, confirmation and output
+helpers the commands share."""
 import contextlib
 import dataclasses
 import os

@@ -645,13 +645,13 @@ class RNN:
     def clip_grad_norm(self, max_norm=None):
         """Scale the gradient so its global norm is at most max_norm (None: measure only).
         Returns the norm before clipping, a host float (inf or NaN if not finite)."""
-        from .train.optim import clip_global_norm
+        from .clip import clip_global_norm
 
         return clip_global_norm(self.grad_flat, max_norm, self.backend)
 
     def clip_grad_value(self, limit):
         """Clip every gradient entry to [-limit, limit]."""
-        from .train.optim import clip_by_value
+        from .clip import clip_by_value
 
         clip_by_value(self.grad_flat, limit, self.backend)
 

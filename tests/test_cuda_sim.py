@@ -171,7 +171,7 @@ def test_clip_and_one_optimizer_step_match_the_cpu(name):
     dev = model.copy("cuda")
     dev.loss_and_grad(**b)
     cpu = model.loss_and_grad(**b).grad.copy()
-    from fastrnn.train.optim import clip_global_norm
+    from fastrnn.clip import clip_global_norm
     norm_cpu = clip_global_norm(cpu, 0.01)
     assert abs(dev.clip_grad_norm(0.01) - norm_cpu) < 1e-12
     np.testing.assert_allclose(dev.grad_flat.copy_to_host(), cpu, rtol=0, atol=1e-15)

@@ -8,7 +8,8 @@ import pytest
 from fastrnn.train import checkpoint as ckpt
 from fastrnn.train.config import TrainConfig
 from fastrnn.train.loop import RunExists, load_model, train
-from fastrnn.train.optim import clip_by_value, clip_global_norm, make_optimizer
+from fastrnn.clip import clip_by_value, clip_global_norm
+from fastrnn.train.optim import make_optimizer
 from stops import StopAt
 
 P0 = np.array([1.0, -2.0])

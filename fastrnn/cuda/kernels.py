@@ -228,7 +228,7 @@ def multiply(a, b, out):
 @cuda.jit
 def combine_bias(b_ih, b_hh, n, out):
     """out = b_ih + b_hh on the first n entries, b_ih after them (GRU: n = 2H, since b_hn
-    sits inside r * (.)); the device twin of Cell.combined_bias."""
+    sits inside r * (.)); the device twin of the CPU backend's bias combination (fastrnn/cpu.py)."""
     j = cuda.grid(1)
     if j < out.shape[0]:
         out[j] = b_ih[j] + (b_hh[j] if j < n else zero_like(b_hh[0]))

@@ -1,4 +1,4 @@
-"""Optimizers and gradient clipping on the model's flat parameter vector.
+"""Optimizers on the model's flat parameter vector (clipping lives in fastrnn/clip.py).
 
 Each optimizer updates ``params`` in place from ``grad`` (both 1-D, same layout), with
 PyTorch's update rules. ``weight_decay`` is L2 regularization: grad + weight_decay * params,
@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import validate as v
 from ..choices import OPTIMIZERS
+from ..clip import _backend
 
 
 class Optimizer:
@@ -121,30 +122,3 @@ def make_optimizer(name, size, lr, weight_decay=0.0, momentum=0.9, dtype=np.floa
     classes = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}
     v.choice("optimizer", name, OPTIMIZERS)
     return classes[name](size, lr, weight_decay, dtype, backend, momentum=momentum)
-
-
-def _backend(backend):
-    if backend is None:
-        from ..cpu import CPU
-
-        return CPU
-    return backend
-
-
-def global_norm(grad, backend=None):
-    """The gradient's global (L2) norm, summed in float64, on its backend (None: the CPU)."""
-    return float(np.sqrt(_backend(backend).sum_squares(grad)))
-
-
-def clip_global_norm(grad, max_norm, backend=None):
-    """Scale grad in place so its norm is at most max_norm (Pascanu et al. 2013); None: only
-    measure. Returns the norm before clipping (inf or NaN if the gradient is not finite)."""
-    norm = global_norm(grad, backend)
-    if max_norm is not None and np.isfinite(norm) and norm > max_norm:
-        _backend(backend).scale(grad, max_norm / norm)
-    return norm
-
-
-def clip_by_value(grad, limit, backend=None):
-    """Clip every entry of grad in place to [-limit, limit]."""
-    _backend(backend).clip_values(grad, limit)
