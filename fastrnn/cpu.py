@@ -3,7 +3,7 @@
 Cells run as Numba kernels (fastrnn/cells/<kernels>.py), the batch split across our own
 threads (threads.py); large products go through the BLAS that Numba calls (blas.py). Every
 method works in place on arrays the model allocated through :meth:`zeros` / :meth:`empty`;
-the CUDA backend (fastrnn/cuda/backend.py) has the same methods over device arrays.
+the contract both backends meet is written once, in fastrnn/backend.py.
 """
 import importlib
 
@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from . import threads
+from .backend import Backend
 from .blas import matmul, matmul_tn
 from .cells.product import packed
 from .config import CACHE
@@ -38,7 +39,8 @@ def _sum_squares(g):
     return s
 
 
-class CpuBackend:
+class CpuBackend(Backend):
+    """The CPU side of the backend contract (fastrnn/backend.py): NumPy arrays, Numba kernels."""
     name = "cpu"
 
     def __init__(self):

@@ -1,6 +1,6 @@
 """The CUDA backend: the arithmetic that fastrnn.model.RNN orchestrates, on device arrays.
 
-The same methods as fastrnn/cpu.py, over numba-cuda device arrays: parameters, gradients,
+The backend contract (fastrnn/backend.py), over numba-cuda device arrays: parameters, gradients,
 optimizer state and activations stay on the GPU; per training step only the loss value and
 the gradient norm come back (and the inputs, targets and lengths go over once). A layer runs
 over the steps in one of two ways (``path``): 'sequence' (one launch per layer and direction,
@@ -11,6 +11,7 @@ import numpy as np
 from numba import cuda
 
 from .. import validate as v
+from ..backend import Backend
 from ..config import CUDA_PATH
 from . import kernels as k
 from . import launch
@@ -29,7 +30,8 @@ def _flat(a):
     return a.reshape(a.size)
 
 
-class CudaBackend:
+class CudaBackend(Backend):
+    """The CUDA side of the backend contract (fastrnn/backend.py): numba-cuda device arrays."""
     name = "cuda"
 
     def __init__(self, path=None):
@@ -211,21 +213,8 @@ class CudaBackend:
         k.clip_values[gr, bl](g, np.dtype(g.dtype).type(limit))
 
     def optimizer_step(self, opt, params, grad):
-        """The optimizer's rule (fastrnn/train/optim.py) as one kernel, from its constants;
-        scalars in the parameters' precision, so float32 stays float32."""
+        """The optimizer's own kernel (opt.kernel, fastrnn/cuda/kernels.py) with its own
+        constants (opt.kernel_args), in the parameters' precision, so float32 stays float32."""
         f = np.dtype(params.dtype).type
         gr, bl = _grid1(params.shape[0])
-        st, lr, wd = opt.state, f(opt.lr), f(opt.weight_decay)
-        if opt.name == "sgd":
-            k.sgd_update[gr, bl](params, grad, st["velocity"], lr, f(opt.momentum), wd)
-        elif opt.name == "adam":
-            b1, b2 = opt.betas
-            k.adam_update[gr, bl](params, grad, st["m"], st["v"], lr, wd, f(b1), f(1 - b1), f(b2), f(1 - b2),
-                                  f(opt.eps), f(1 - b1 ** opt.t), f(1 - b2 ** opt.t))
-        elif opt.name == "rmsprop":
-            alpha = opt.alpha
-            k.rmsprop_update[gr, bl](params, grad, st["v"], lr, wd, f(alpha), f(1 - alpha), f(opt.eps))
-        elif opt.name == "adagrad":
-            k.adagrad_update[gr, bl](params, grad, st["sum"], lr, wd, f(opt.eps))
-        else:
-            raise ValueError(f"optimizer: {opt.name!r} has no CUDA kernel")
+        getattr(k, opt.kernel)[gr, bl](params, grad, *(opt.state[s] for s in opt.slots), *opt.kernel_args(f))

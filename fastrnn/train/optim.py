@@ -13,12 +13,19 @@ from ..clip import _backend
 
 
 class Optimizer:
-    """Hyper-parameters, state layout (``slots``) and the update rule (``_update``, NumPy);
-    the CUDA backend runs the same rule from the same constants. State arrays live where
-    the backend keeps the parameters; ``state_dict`` copies them to the host."""
+    """Hyper-parameters, state layout (``slots``) and the update rule: ``_update`` in NumPy,
+    and for a device backend the kernel of fastrnn/cuda/kernels.py named ``kernel``, called as
+    kernel(params, grad, *state arrays in slot order, *kernel_args(f)) with its constants in
+    the parameters' precision (f). State arrays live where the backend keeps the parameters;
+    ``state_dict`` copies them to the host."""
     name = "base"
     slots = ()  # names of per-parameter state arrays
+    kernel = None  # its CUDA kernel's name
     eps = 1e-8
+
+    def kernel_args(self, f):
+        """The update kernel's constants after the state arrays, each cast by f."""
+        raise NotImplementedError
 
     def __init__(self, size, lr, weight_decay=0.0, dtype=np.float32, backend=None, **hyper):
         """size: the number of parameters, or the flat parameter vector itself (``model.flat``,
@@ -57,11 +64,14 @@ class Optimizer:
 
 class SGD(Optimizer):
     """p -= lr * v,  v = momentum * v + g   (plain SGD when momentum = 0)."""
-    name, slots = "sgd", ("velocity",)
+    name, slots, kernel = "sgd", ("velocity",), "sgd_update"
 
     @property
     def momentum(self):
         return self.hyper.get("momentum", 0.0)
+
+    def kernel_args(self, f):
+        return f(self.lr), f(self.momentum), f(self.weight_decay)
 
     def _update(self, p, g):
         mu = self.momentum
@@ -75,8 +85,13 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction; betas (0.9, 0.999), eps 1e-8."""
-    name, slots = "adam", ("m", "v")
+    name, slots, kernel = "adam", ("m", "v"), "adam_update"
     betas = (0.9, 0.999)
+
+    def kernel_args(self, f):
+        b1, b2 = self.betas
+        return (f(self.lr), f(self.weight_decay), f(b1), f(1 - b1), f(b2), f(1 - b2), f(self.eps),
+                f(1 - b1 ** self.t), f(1 - b2 ** self.t))
 
     def _update(self, p, g):
         (b1, b2), eps = self.betas, self.eps
@@ -93,11 +108,15 @@ class Adam(Optimizer):
 class RMSprop(Optimizer):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps). alpha 0.9 (the uRNN
     paper's decay), eps 1e-8."""
-    name, slots = "rmsprop", ("v",)
+    name, slots, kernel = "rmsprop", ("v",), "rmsprop_update"
 
     @property
     def alpha(self):
         return self.hyper.get("alpha", 0.9)
+
+    def kernel_args(self, f):
+        a = self.alpha
+        return f(self.lr), f(self.weight_decay), f(a), f(1 - a), f(self.eps)
 
     def _update(self, p, g):
         a = self.alpha
@@ -109,7 +128,10 @@ class RMSprop(Optimizer):
 
 class Adagrad(Optimizer):
     """s += g^2;  p -= lr g / (sqrt(s) + eps) (min-char-rnn's optimizer)."""
-    name, slots = "adagrad", ("sum",)
+    name, slots, kernel = "adagrad", ("sum",), "adagrad_update"
+
+    def kernel_args(self, f):
+        return f(self.lr), f(self.weight_decay), f(self.eps)
 
     def _update(self, p, g):
         s = self.state["sum"]
