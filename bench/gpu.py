@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import _e, _f, alternate, torch_model  # bench/ is on sys.path: bench.py imports this module
+from shared import _e, _f, alternate, torch_model  # bench/ is on sys.path (as for bench.py)
 
 CELLS = ("tanh", "relu", "gru", "lstm")
 TARGETS = [
