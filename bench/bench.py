@@ -208,7 +208,7 @@ def bench_row(cfg, have_torch, threads, rounds, per_block, with_reference):
     if _scaled(row):  # the same step on one thread, alone (same blocks, same medians), and the GEMM
         from threadpoolctl import threadpool_limits
 
-        from fastrnn import threads as fthreads
+        from fastrnn.cpu import threads as fthreads
 
         fthreads.set_threads(1)
         with threadpool_limits(1, user_api="blas"):
@@ -460,7 +460,7 @@ def main(argv=None):
     args.out = args.out or str(HERE)
     if args.threads < 1:
         ap.error("--threads: expected a positive integer")
-    from fastrnn import threads
+    from fastrnn.cpu import threads
     threads.set_threads(args.threads)
     os.environ["NUMBA_NUM_THREADS"] = str(args.threads)  # for the subprocesses
     try:

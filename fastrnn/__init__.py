@@ -40,7 +40,7 @@ _LAZY = {
     "CELLS": "fastrnn.cells",
     "gradcheck": "fastrnn.finitediff",
     "check_gradients": "fastrnn.finitediff",
-    "set_threads": "fastrnn.threads",
+    "set_threads": "fastrnn.cpu.threads",
 }
 
 __all__ = ["__version__", *_LAZY]

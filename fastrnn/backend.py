@@ -1,7 +1,7 @@
 """The backend contract: every method the model (fastrnn/model.py), the optimizers and the
 clipping call on a backend, with its shapes and meaning stated once.
 
-Two backends implement it: fastrnn/cpu.py (NumPy arrays, Numba kernels, fastrnn's threads)
+Two backends implement it: fastrnn/cpu/backend.py (NumPy arrays, Numba kernels, fastrnn's threads)
 and fastrnn/cuda/backend.py (numba-cuda device arrays). Both subclass :class:`Backend`, and
 tests/test_backend.py checks that each defines every method here with the same parameters and
 no public method beyond them, so a third backend has one list to meet. "Native" arrays are

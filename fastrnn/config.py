@@ -31,7 +31,7 @@ CUDA_PATH = os.environ.get("FASTRNN_CUDA_PATH", "auto")
 
 # CPU: a thread takes at least this many sequences of a cell's time loop; below it, handing
 # work to a thread costs more than it saves. ROW_BLOCK: the rows the recurrent product takes at
-# a time (cells/product.py); threads split the batch on multiples of it, so that each share's
+# a time (cpu/product.py); threads split the batch on multiples of it, so that each share's
 # rows fill whole tiles (a lone row, row_panels, is slower). A row's arithmetic, and the result,
 # is the same in a tile or alone, so for any thread count.
 MIN_ROWS = 4
@@ -44,7 +44,7 @@ ROW_BLOCK = 4
 # the cost of waking the other thread. The tanh RNN's, tried, gained 1.04x at H = 128 and
 # 1.11x at H = 512: not worth their compile time. Each thread takes at least MIN_COL_UNITS
 # units, split on multiples of COL_ALIGN units: a float32 panel's 16 columns
-# (cells/product.py), so where H is a multiple of 16 each thread's gate columns are whole
+# (cpu/product.py), so where H is a multiple of 16 each thread's gate columns are whole
 # panels. Every column is the same sum whichever thread computes it (product.row_panels), so
 # results do not depend on the thread count either.
 MIN_COL_WORK = 256

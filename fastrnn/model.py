@@ -10,7 +10,7 @@ vector (``model.flat``) and are exposed as views (``model.params``); gradients l
 
 This class owns everything but the arithmetic: validation, the tape, the layer loop, the
 readout, the losses' bookkeeping, truncation windows and the weight-gradient assembly. The
-arithmetic is a backend's (``fastrnn/cpu.py``: Numba kernels, threads, BLAS; or
+arithmetic is a backend's (``fastrnn/cpu/``: Numba kernels, threads, BLAS; or
 ``fastrnn/cuda/backend.py``), chosen once, at construction (``device=``) or by
 :meth:`RNN.to`; parameters, gradients and activations live in the backend's memory.
 

@@ -1,4 +1,4 @@
-"""The weight-gradient product (fastrnn/blas.py matmul_tn: out = a.T @ b and a's column sums)
+"""The weight-gradient product (fastrnn/cpu/blas.py matmul_tn: out = a.T @ b and a's column sums)
 against a float64 reference, in each of its three forms: a narrow b (K <= NARROW, the fused
 pass), b narrower than a (b copied transposed with a row of ones), a narrower than b; one part
 and several (N past PART_ROWS, N not a multiple of the part count); b as a pair (both products
@@ -7,10 +7,10 @@ copy with."""
 import numpy as np
 import pytest
 
-from fastrnn import blas, threads
-from fastrnn.blas import MAX_PARTS, NARROW, PART_ROWS, TILE_MAX_M, TILE_MAX_ROWS, _tile_fits, matmul_tn
-from fastrnn.cells.gradtile import SUM_BLOCK, tn_tile
-from fastrnn.cells.product import transpose_into
+from fastrnn.cpu import blas, threads
+from fastrnn.cpu.blas import MAX_PARTS, NARROW, PART_ROWS, TILE_MAX_M, TILE_MAX_ROWS, _tile_fits, matmul_tn
+from fastrnn.cpu.gradtile import SUM_BLOCK, tn_tile
+from fastrnn.cpu.product import transpose_into
 
 @pytest.fixture(autouse=True)
 def small_parts(monkeypatch):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fastrnn import fileio, threads
+from fastrnn import fileio
+from fastrnn.cpu import threads
 from fastrnn.sweep import engine
 from fastrnn.train.config import TrainConfig
 from fastrnn_cli.main import cli

@@ -1,11 +1,11 @@
-"""The recurrent-product kernel (fastrnn/cells/product.py) against np.dot, on shapes that
+"""The recurrent-product kernel (fastrnn/cpu/product.py) against np.dot, on shapes that
 exercise every remainder path: rows not a multiple of 4 (B = 1, B = 3), columns not a
 multiple of a panel (16 float32 / 8 float64 columns) or of one register, K = 1, H = 1000; a
 row range that is one thread's share; accumulate."""
 import numpy as np
 import pytest
 
-from fastrnn.cells.product import add_recurrent_grad, matmul_packed, packed, row_panels, unit_cols
+from fastrnn.cpu.product import add_recurrent_grad, matmul_packed, packed, row_panels, unit_cols
 
 SHAPES = [(1, 1, 1), (1, 5, 7), (1, 128, 512), (1, 1000, 4000), (3, 1, 4), (3, 7, 5), (4, 3, 3), (5, 13, 11),
           (8, 32, 128), (9, 1000, 12), (16, 1, 1000), (7, 1000, 1000), (6, 20, 17), (4, 9, 24), (12, 64, 36)]

@@ -10,7 +10,8 @@ import pytest
 from numba import njit
 
 import naive
-from fastrnn import CELLS, threads
+from fastrnn import CELLS
+from fastrnn.cpu import threads
 from fastrnn.finitediff import make_problem
 
 
@@ -40,7 +41,7 @@ def test_split_batch_matches_reference_and_single_thread(cell, two_threads):
 
 
 def test_big_products_split_the_same(two_threads):
-    from fastrnn.blas import matmul, matmul_tn
+    from fastrnn.cpu.blas import matmul, matmul_tn
 
     r = np.random.default_rng(0)
     a, b = r.random((3000, 40)), r.random((3000, 30))
@@ -144,7 +145,7 @@ def _split_in_child():
                                          ({"NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "5"}, "2")])
 def test_thread_count_comes_from_the_environment(env, expect):
     clean = {k: v for k, v in os.environ.items() if k not in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
-    out = subprocess.run([sys.executable, "-c", "from fastrnn import threads; print(threads.get_threads())"],
+    out = subprocess.run([sys.executable, "-c", "from fastrnn.cpu import threads; print(threads.get_threads())"],
                          env=dict(clean, **env), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expect
 
@@ -208,7 +209,7 @@ def test_column_split_matches_the_reference_for_any_thread_count(B, dtype, rtol,
     reference (a bidirectional layer: the same bits for any thread count). The rule is widened to this H and to float64,
     whose exact reference checks the kernels' arithmetic; float32 is the path that ships."""
     from fastrnn import RNN, config
-    from fastrnn.cells import lstm
+    from fastrnn.cpu import lstm
 
     monkeypatch.setattr(threads, "_cpus", lambda: 3)  # let 3 threads run on fewer cores
     monkeypatch.setattr(config, "MIN_COL_WORK", 1)  # the column split at this small H too
@@ -265,7 +266,7 @@ def test_a_barrier_that_waits_forever_gives_up(two_threads, monkeypatch):
     error instead of a hang (the wait limit patched down from seconds to 1000 yields)."""
     from numba import njit
 
-    from fastrnn.cells import barrier
+    from fastrnn.cpu import barrier
 
     @njit(nogil=True)
     def only_first_arrives(flags, me, n, u0, u1):

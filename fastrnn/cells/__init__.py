@@ -4,9 +4,9 @@ An entry states the cell's gate layout and the facts the model needs about it (a
 GRU's split gradient and reset-gated recurrent bias? which gate is the LSTM's forget gate?),
 and names its kernels: each backend resolves ``kernels`` to its own implementation of
 ``forward(cell, tape, lengths)`` and ``backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh,
-dh_seq)`` (CPU: ``fastrnn.cells.<kernels>``; CUDA: ``fastrnn.cuda.launch.CELLS[<kernels>]``).
+dh_seq)`` (CPU: ``fastrnn.cpu.<kernels>``; CUDA: ``fastrnn.cuda.launch.CELLS[<kernels>]``).
 Two places still branch on a name: the Elman kernels take ``cell.name == "relu"`` as their
-activation flag (CPU ``elman.py``, CUDA ``launch.py``); issue #28 moves that into the entry.
+activation flag (``fastrnn/cpu/elman.py``, ``fastrnn/cuda/launch.py``); issue #28 moves that into the entry.
 Importing this module loads no Numba.
 """
 from dataclasses import dataclass

@@ -1,6 +1,6 @@
 """The pointwise math of each cell for one hidden unit, forward and backward side by side, as
 CUDA device functions shared by the per-step kernels (kernels.py) and the whole-sequence
-kernels (sequence.py). The same formulas as fastrnn/cells/*.py; "pre" values already hold
+kernels (sequence.py). The same formulas as fastrnn/cpu/{elman,gru,lstm}.py; "pre" values already hold
 W_ih x + W_hh h + biases (GRU's n gate: the input side an_x and q = W_hn h + b_hn apart).
 
 Constants are one_like / zero_like of an argument: a bare 1.0 is float64 and would widen every

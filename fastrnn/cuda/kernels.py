@@ -1,7 +1,7 @@
 """CUDA kernels: one thread per (sequence, hidden unit) for each cell's pointwise step, a tiled
 shared-memory GEMM for the products, and small kernels for losses, sums and optimizers.
 
-The math and layouts are those of fastrnn/cells/*.py (see their docstrings); per time step the
+The math and layouts are those of fastrnn/cpu/{elman,gru,lstm}.py (see their docstrings); per time step the
 host launches the recurrent GEMM and then the cell's pointwise kernel. Shapes as on the CPU:
 T steps, B batch, H hidden, G = gates * H; h and c hold T+1 states, h[0] the initial one.
 """
@@ -228,7 +228,7 @@ def multiply(a, b, out):
 @cuda.jit
 def combine_bias(b_ih, b_hh, n, out):
     """out = b_ih + b_hh on the first n entries, b_ih after them (GRU: n = 2H, since b_hn
-    sits inside r * (.)); the device twin of the CPU backend's bias combination (fastrnn/cpu.py)."""
+    sits inside r * (.)); the device twin of the CPU backend's bias combination (fastrnn/cpu/backend.py)."""
     j = cuda.grid(1)
     if j < out.shape[0]:
         out[j] = b_ih[j] + (b_hh[j] if j < n else zero_like(b_hh[0]))

@@ -145,7 +145,7 @@ def run_task(name, cfg_dict, run_dir, profile=False, stop=None, lock_wait=RUN_LO
     run's gradient profiles at initialization and after training (gradients.run_profiles) in
     record["gradients"], computed here, beside the other workers' runs, rather than after the
     sweep in the driver (whose float64 kernels took ~25 s to compile there, alone)."""
-    from .. import threads
+    from ..cpu import threads
     from ..train.loop import train
 
     threads.set_threads(1)  # the same arithmetic on every backend: results equal exactly

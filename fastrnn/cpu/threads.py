@@ -77,7 +77,7 @@ def configure():
 
 
 class _Worker:
-    """One pool thread and its counters (cells/barrier.py's layout: one per cache-line pair):
+    """One pool thread and its counters (barrier.py's layout: one per cache-line pair):
     POSTED, the number of the latest share handed to it; DONE, the latest it finished; ASLEEP,
     set while it sleeps on its condition (after IDLE_SPINS without work), so that the caller
     wakes it only then. A share is (fn, args); its outcome (value, exception) is kept for the
@@ -93,7 +93,7 @@ class _Worker:
         self.thread.start()
 
     def _loop(self):
-        from .cells.barrier import publish, wait_change
+        from .barrier import publish, wait_change
 
         f, seen = self.flags, 0
         while True:
@@ -115,7 +115,7 @@ class _Worker:
 
     def submit(self, fn, args):
         """Hand fn(*args) to this thread (idle: its previous share's result() was taken)."""
-        from .cells.barrier import publish
+        from .barrier import publish
 
         self.task = (fn, args)
         self.posted += 1
@@ -128,7 +128,7 @@ class _Worker:
     def result(self):
         """Wait (spinning, then yielding the CPU) for the share handed over last; its value,
         or its exception raised here."""
-        from .cells.barrier import wait_reach
+        from .barrier import wait_reach
 
         while not wait_reach(self.flags, self.DONE, self.posted, WAIT_YIELDS):
             if not self.thread.is_alive():
@@ -239,7 +239,7 @@ def share_columns(B, H, gates, dtype, steps):
     dtype alone, so the bits never depend on the thread count."""
     import numpy as np
 
-    from .config import MIN_COL_STEPS, MIN_COL_WORK, ROW_BLOCK
+    from ..config import MIN_COL_STEPS, MIN_COL_WORK, ROW_BLOCK
 
     return (B < ROW_BLOCK and gates * H >= 2 * MIN_COL_WORK and steps >= MIN_COL_STEPS
             and np.dtype(dtype) == np.float32)
@@ -249,11 +249,11 @@ def run_columns(fn, args, units, align=1, min_units=1):
     """Call fn(*args, flags, p, n, u0, u1) on n threads at once, thread p taking hidden units
     [u0, u1) (every range but the last starting and ending on a multiple of align, at least
     min_units wide), for a kernel whose threads meet at a barrier every step
-    (cells/barrier.py; flags: its counters, fresh per call). n is at most the threads set and
+    (barrier.py; flags: its counters, fresh per call). n is at most the threads set and
     the CPUs this process may use: a barrier waits on every thread, so more threads than cores
     would stall each step. fn returns False when its barrier gave up (another thread never
     arrived)."""
-    from .cells import barrier
+    from . import barrier
 
     n = max(1, min(get_threads(), _cpus(), units // max(1, min_units)))
     cuts = [p * units // n // align * align for p in range(n)] + [units]

@@ -14,11 +14,11 @@ Shapes: T steps, B batch, H hidden; gate blocks are 4H wide. The kernel adds bot
 """
 from numba import njit
 
+from ..cells._math import copy, one_like, sigmoid, tanh
 from ..config import CACHE, COL_ALIGN, ERROR_MODEL, FASTMATH, MIN_COL_UNITS, MIN_ROWS, ROW_BLOCK
-from ..threads import run_columns, run_split, share_columns
-from ._math import copy, one_like, sigmoid, tanh
 from .barrier import arrive
 from .product import add_recurrent_grad, matmul_packed, unit_cols
+from .threads import run_columns, run_split, share_columns
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)

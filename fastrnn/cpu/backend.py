@@ -1,6 +1,6 @@
 """The CPU backend: the arithmetic that fastrnn.model.RNN orchestrates, on NumPy arrays.
 
-Cells run as Numba kernels (fastrnn/cells/<kernels>.py), the batch split across our own
+Cells run as Numba kernels (fastrnn/cpu/<kernels>.py: elman, gru, lstm), the batch split across our own
 threads (threads.py); large products go through the BLAS that Numba calls (blas.py). Every
 method works in place on arrays the model allocated through :meth:`zeros` / :meth:`empty`;
 the contract both backends meet is written once, in fastrnn/backend.py.
@@ -10,13 +10,13 @@ import importlib
 import numpy as np
 from numba import njit
 
+from ..backend import Backend
+from ..config import CACHE
+from ..layer import reverse_steps
+from ..losses import get_loss
 from . import threads
-from .backend import Backend
 from .blas import matmul, matmul_tn
-from .cells.product import packed
-from .config import CACHE
-from .layer import reverse_steps
-from .losses import get_loss
+from .product import packed
 
 
 @njit(cache=CACHE)
@@ -32,7 +32,7 @@ def _scatter_columns(dw, ids, dg):
 @njit(cache=CACHE, fastmath={"reassoc", "contract"})
 def _sum_squares(g):
     # float64 accumulator; a NumPy dot here would wake NumPy's own BLAS thread pool, which
-    # then spins against the Numba threads (see fastrnn/blas.py)
+    # then spins against the Numba threads (see blas.py)
     s = 0.0
     for i in range(g.shape[0]):
         s += float(g[i]) * float(g[i])
@@ -139,7 +139,7 @@ class CpuBackend(Backend):
     def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
         """The layer's weights as the kernels read them, once per call: W_hh^T packed into
         panels for the forward product (h W_hh^T), W_hh packed for the backward one
-        (dpre W_hh; fastrnn/cells/product.py), and the summed biases."""
+        (dpre W_hh; product.py), and the summed biases."""
         H = w_hh.shape[1]
         tape.w_fwd = packed(w_hh, transposed=True, out=tape.w_fwd)  # into the tape's own panels
         tape.w_bwd = packed(w_hh, out=tape.w_bwd)  # after the first call
@@ -153,7 +153,7 @@ class CpuBackend(Backend):
     def _cell(self, cell):
         mod = self._kernels.get(cell.kernels)
         if mod is None:
-            mod = self._kernels[cell.kernels] = importlib.import_module(f"fastrnn.cells.{cell.kernels}")
+            mod = self._kernels[cell.kernels] = importlib.import_module(f"fastrnn.cpu.{cell.kernels}")
         return mod
 
     def layer_forward(self, cell, tape, lengths):

@@ -11,10 +11,10 @@ own threads (threads.py), each calling single-threaded BLAS on its share.
 import numpy as np
 from numba import njit
 
-from .cells.gradtile import TILE_ROWS, tn_tile
-from .cells.product import transpose_into
-from .cells.simd import REGISTER_BYTES
-from .config import CACHE, ERROR_MODEL, FASTMATH
+from ..config import CACHE, ERROR_MODEL, FASTMATH
+from .gradtile import TILE_ROWS, tn_tile
+from .product import transpose_into
+from .simd import REGISTER_BYTES
 from .threads import run_parts
 
 # Every product is cut into parts fixed by its shape alone, never by the thread count, and the

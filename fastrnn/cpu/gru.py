@@ -16,10 +16,10 @@ and z blocks, as it reads ``xproj``; b_hn stays apart because r multiplies it.
 """
 from numba import njit
 
+from ..cells._math import copy, one_like, sigmoid, tanh
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
-from ..threads import run_split
-from ._math import copy, one_like, sigmoid, tanh
 from .product import add_recurrent_grad, matmul_packed
+from .threads import run_split
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)

@@ -15,10 +15,10 @@ plain loop over a contiguous row, so LLVM vectorizes it.
 """
 from numba import njit
 
+from ..cells._math import copy, one_like, tanh
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
-from ..threads import run_split
-from ._math import copy, one_like, tanh
 from .product import add_recurrent_grad, matmul_packed
+from .threads import run_split
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
