@@ -28,21 +28,28 @@ def reverse_steps(a, lengths):
     return out
 
 
+def tape_shapes(cell, T, B, H):
+    """{buffer: shape} of one layer's tape (the module docstring says what each holds): the one
+    description that both LayerTape and the memory estimate (fastrnn.memory) read. An unused
+    buffer is a (1, 1, 1) placeholder; dgi is not listed (it is xproj's memory), and dgh is
+    None where it is dgi's (all but the GRU)."""
+    G, unused = cell.gates * H, (1, 1, 1)
+    return dict(xproj=(T, B, G), h=(T + 1, B, H),
+                c=(T + 1, B, H) if cell.has_cell_state else unused,
+                gates=(T, B, G) if cell.gates > 1 else unused,
+                ghn=(T, B, H) if cell.reset_bias else unused,
+                gh=(B, G), dgh=(T, B, G) if cell.split_grad else None,
+                dh_seq=(T, B, H), dh=(B, H), dc=(B, H))
+
+
 class LayerTape:
     def __init__(self, cell, T, B, H, zeros):
-        G = cell.gates * H
         self.T, self.B = T, B
-        self.xproj = zeros(T, B, G)
-        self.h = zeros(T + 1, B, H)
-        self.c = zeros(T + 1, B, H) if cell.has_cell_state else zeros(1, 1, 1)
-        self.gates = zeros(T, B, G) if cell.gates > 1 else zeros(1, 1, 1)
-        self.ghn = zeros(T, B, H) if cell.reset_bias else zeros(1, 1, 1)
-        self.gh = zeros(B, G)
+        for name, shape in tape_shapes(cell, T, B, H).items():
+            setattr(self, name, zeros(*shape) if shape else None)
         self.dgi = self.xproj  # the forward's input projection is dead once backward starts
-        self.dgh = zeros(T, B, G) if cell.split_grad else self.dgi
-        self.dh_seq = zeros(T, B, H)
-        self.dh = zeros(B, H)
-        self.dc = zeros(B, H)
+        if self.dgh is None:
+            self.dgh = self.dgi  # one pre-activation gradient serves both sides
         # set per call by the backend's prepare_layer: this layer's weights as its kernels want
         # them (CPU: w_fwd, w_bwd, W_hh^T and W_hh packed in panels; CUDA: w_hh, w_hh_t dense)
         self.w_fwd = self.w_bwd = self.w_hh = self.w_hh_t = self.b_hn = self.bias = None

@@ -7,6 +7,7 @@ Available memory is the smallest of the kernel's MemAvailable, what the cgroup's
 (containers, batch schedulers) and what the address-space limit leaves (RLIMIT_AS, `ulimit -v`:
 its limit less this process's virtual size); where none can be read, nothing is refused.
 """
+import math
 import os
 
 try:
@@ -88,15 +89,11 @@ def parameter_count(cell, input_size, hidden, output_size, layers, directions=1)
 
 
 def tape_bytes(cell, T, B, hidden, layers, itemsize):
-    """Activation memory of a forward + backward pass over (T, B): see fastrnn.layer."""
-    c = CELLS[cell]
-    G = c.gates * hidden
-    per_layer = T * B * G  # xproj (dgi shares it)
-    per_layer += 2 * (T + 1) * B * hidden if c.has_cell_state else (T + 1) * B * hidden  # h (and c)
-    per_layer += T * B * G if c.gates > 1 else 0  # gates
-    per_layer += T * B * hidden if c.reset_bias else 0  # ghn
-    per_layer += T * B * G if c.split_grad else 0  # dgh
-    per_layer += T * B * hidden + 2 * B * hidden + B * G  # dh_seq, dh, dc, gh
+    """Activation memory of a forward + backward pass over (T, B): the layer tapes'
+    buffers, as fastrnn.layer.tape_shapes describes them."""
+    from .layer import tape_shapes
+
+    per_layer = sum(math.prod(shape) for shape in tape_shapes(CELLS[cell], T, B, hidden).values() if shape)
     return layers * per_layer * itemsize
 
 

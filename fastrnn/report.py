@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from . import fileio
+from .cells import CELLS
 from .train.checkpoint import read_records
 
-COLORS = {"tanh": "tab:red", "relu": "tab:orange", "gru": "tab:green", "lstm": "tab:blue"}
+COLORS = {name: cell.color for name, cell in CELLS.items()}  # each cell's colour, in every plot
 
 
 def _histories(out, runs):

@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 
+from .cells import CELLS
 from .npzfile import read_npz
 from .tasks import TASK_CLASSES
 
@@ -123,12 +124,14 @@ def export_safetensors(model, task, path):
 
     tensors = {k: np.ascontiguousarray(a) for k, a in model.numpy_params().items()}
     cfg = model.config()
-    torch_cls = {"tanh": "RNN", "relu": "RNN", "gru": "GRU", "lstm": "LSTM"}[cfg["cell"]]
+    torch_cls = CELLS[cfg["cell"]].torch_module
     desc = {k: v for k, v in task.items() if k != "scale"}
     if task.get("scale") is not None:
         desc["scale"] = {"mean": task["scale"][0].tolist(), "std": task["scale"][1].tolist()}
     metadata = {"format": "np", "fastrnn_model": json.dumps(cfg), "fastrnn_task": json.dumps(finite_json(desc)),
-                "torch_module": json.dumps(dict(cls=f"torch.nn.{torch_cls}", input_size=cfg["input_size"],
+                # cls None: no torch.nn module has this cell's weights
+                "torch_module": json.dumps(dict(cls=f"torch.nn.{torch_cls}" if torch_cls else None,
+                                                input_size=cfg["input_size"],
                                                 hidden_size=cfg["hidden_size"], num_layers=cfg["num_layers"],
                                                 bidirectional=cfg["bidirectional"],
                                                 nonlinearity=cfg["cell"] if torch_cls == "RNN" else None,

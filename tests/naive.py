@@ -32,6 +32,8 @@ def step_forward(cell, p, k, x, h, c):
         n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
         hn = (1 - z) * n + z * h
         return hn, c, (x, h, c, (r, z, n, gh[:, 2 * H:]))
+    if cell != "lstm":
+        raise ValueError(f"naive: no reference for cell {cell!r}; add its step here")
     a = gi + gh
     i, f, g, o = sig(a[:, :H]), sig(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), sig(a[:, 3 * H:])
     cn = f * c + i * g
@@ -56,7 +58,7 @@ def step_backward(cell, p, k, cache, dh, dc, live, grads):
         dr = dn * hn_ * r * (1 - r)
         dgi = np.concatenate([dr, dz, dn], axis=1) * m
         dgh = np.concatenate([dr, dz, dn * r], axis=1) * m
-    else:
+    elif cell == "lstm":
         i, f, g, o, cn = aux
         tc = np.tanh(cn)
         dct = dc + dh * o * (1 - tc ** 2)
@@ -64,6 +66,8 @@ def step_backward(cell, p, k, cache, dh, dc, live, grads):
                              dct * i * (1 - g ** 2), dh * tc * o * (1 - o)], axis=1)
         dgi = dgh = da * m
         dc_prev = np.where(live[:, None], dct * f, dc)
+    else:
+        raise ValueError(f"naive: no reference for cell {cell!r}; add its step here")
     grads[f"weight_ih_l{k}"] += dgi.T @ x
     grads[f"bias_ih_l{k}"] += dgi.sum(0)
     grads[f"weight_hh_l{k}"] += dgh.T @ h

@@ -23,6 +23,9 @@ class Cell:
     split_grad: bool = False  # GRU: input-side and recurrent-side pre-activation gradients differ
     reset_bias: bool = False  # GRU: b_hn sits inside r * (W_hn h + b_hn), outside the sum of biases
     forget_gate: int = -1  # LSTM: the block whose bias ``forget_bias`` sets (-1: none)
+    default_init: str = "pytorch"  # the init a run uses without --init (fastrnn/init.py)
+    torch_module: str = None  # the torch.nn class with the same weights (export), None: none has them
+    color: str = "tab:gray"  # its colour in every plot
 
     @property
     def state_size(self):
@@ -31,11 +34,13 @@ class Cell:
 
 
 CELLS = {
-    "tanh": Cell("tanh", 1, "h", ("tanh",), "elman"),
-    "relu": Cell("relu", 1, "h", ("relu",), "elman"),
-    "gru": Cell("gru", 3, "r,z,n", ("sigmoid", "sigmoid", "tanh"), "gru", split_grad=True, reset_bias=True),
+    "tanh": Cell("tanh", 1, "h", ("tanh",), "elman", torch_module="RNN", color="tab:red"),
+    # IRNN (Le et al. 2015): identity recurrence, zero biases
+    "relu": Cell("relu", 1, "h", ("relu",), "elman", default_init="irnn", torch_module="RNN", color="tab:orange"),
+    "gru": Cell("gru", 3, "r,z,n", ("sigmoid", "sigmoid", "tanh"), "gru", split_grad=True, reset_bias=True,
+                torch_module="GRU", color="tab:green"),
     "lstm": Cell("lstm", 4, "i,f,g,o", ("sigmoid", "sigmoid", "tanh", "sigmoid"), "lstm",
-                 has_cell_state=True, forget_gate=1),
+                 has_cell_state=True, forget_gate=1, torch_module="LSTM", color="tab:blue"),
 }
 
 

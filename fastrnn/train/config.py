@@ -17,9 +17,6 @@ CHOICES = dict(task=TASKS, cell=tuple(CELLS), optimizer=OPTIMIZERS, dtype=DTYPES
 # --help's commands exactly as printed, on a short budget (tests/test_examples.py).
 MAX_STEPS_ENV = "FASTRNN_MAX_STEPS"
 
-# Per-cell defaults (all overridable): IRNN for relu (Le et al. 2015); PyTorch's init
-# elsewhere, with the LSTM forget bias at 1.0 (set on every model by RNN's forget_bias).
-DEFAULT_INIT = {"tanh": "pytorch", "relu": "irnn", "gru": "pytorch", "lstm": "pytorch"}
 
 
 DATA_TASKS = ("text", "mnist", "file")  # the tasks that read --data
@@ -61,7 +58,7 @@ class TrainConfig:
     lr_gamma: float = 0.1  # step and plateau: the factor of each decay
     lr_step: int | None = None  # step: decay every this many steps (None: a third of the run)
     lr_patience: int = 3  # plateau: decay after this many evaluations without improvement
-    init: str | None = None  # None: the cell's default (DEFAULT_INIT)
+    init: str | None = None  # None: the cell's default (its registry entry's default_init)
     forget_bias: float = 1.0
     spectral_radius: float | None = None
     bptt_truncate: int | None = None
@@ -176,7 +173,7 @@ class TrainConfig:
 
     @property
     def init_scheme(self):
-        return self.init or DEFAULT_INIT[self.cell]
+        return self.init or CELLS[self.cell].default_init
 
     def to_dict(self):
         return asdict(self)
