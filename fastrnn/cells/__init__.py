@@ -5,9 +5,8 @@ GRU's split gradient and reset-gated recurrent bias? which gate is the LSTM's fo
 and names its kernels: each backend resolves ``kernels`` to its own implementation of
 ``forward(cell, tape, lengths)`` and ``backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh,
 dh_seq)`` (CPU: ``fastrnn.cpu.<kernels>``; CUDA: ``fastrnn.cuda.launch.CELLS[<kernels>]``).
-Two places still branch on a name: the Elman kernels take ``cell.name == "relu"`` as their
-activation flag (``fastrnn/cpu/elman.py``, ``fastrnn/cuda/launch.py``); issue #28 moves that into the entry.
-Importing this module loads no Numba.
+Nothing else branches on a cell's name: the Elman kernels take ``cell.relu`` (from the
+declared activation) as their flag. Importing this module loads no Numba.
 """
 from dataclasses import dataclass
 
@@ -26,6 +25,11 @@ class Cell:
     default_init: str = "pytorch"  # the init a run uses without --init (fastrnn/init.py)
     torch_module: str = None  # the torch.nn class with the same weights (export), None: none has them
     color: str = "tab:gray"  # its colour in every plot
+
+    @property
+    def relu(self):
+        """Whether the cell's (first) activation is ReLU: the Elman kernels' flag."""
+        return self.activations[0] == "relu"
 
     @property
     def state_size(self):

@@ -92,11 +92,11 @@ def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_bwd, dpre, dh_seq, dh
 # --------------------------------------------------------------------------- CPU binding
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads (tanh or relu)."""
-    run_split(elman_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, lengths, cell.name == "relu",
+    run_split(elman_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, lengths, cell.relu,
                                    tape.h, tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see elman_backward_rows)."""
-    run_split(elman_backward_rows, (s0, s1, dh_in, lengths, cell.name == "relu", tape.h, tape.w_bwd, dgi,
+    run_split(elman_backward_rows, (s0, s1, dh_in, lengths, cell.relu, tape.h, tape.w_bwd, dgi,
                                     dh_seq, tape.dh), tape.B, MIN_ROWS, ROW_BLOCK)

@@ -15,19 +15,19 @@ class Elman:
 
     @staticmethod
     def steps_forward(cell, tp, t, lens, grid, block):
-        k.elman_fwd[grid, block](tp.gh, tp.xproj, tp.bias, lens, t, cell.name == "relu", tp.h)
+        k.elman_fwd[grid, block](tp.gh, tp.xproj, tp.bias, lens, t, cell.relu, tp.h)
 
     @staticmethod
     def steps_backward(cell, tp, t, s0, dh_in, lens, dgi, dgh, dhs, grid, block):
-        k.elman_bwd[grid, block](tp.dh, dh_in, t, s0, lens, cell.name == "relu", tp.h, dgi, dhs)
+        k.elman_bwd[grid, block](tp.dh, dh_in, t, s0, lens, cell.relu, tp.h, dgi, dhs)
 
     @staticmethod
     def sequence_forward(cell, ks, tp, lens, grid, block):
-        ks["elman_fwd"][grid, block](tp.xproj, tp.bias, tp.w_hh_t, lens, cell.name == "relu", tp.h)
+        ks["elman_fwd"][grid, block](tp.xproj, tp.bias, tp.w_hh_t, lens, cell.relu, tp.h)
 
     @staticmethod
     def sequence_backward(cell, ks, tp, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
-        ks["elman_bwd"][grid, block](tp.dh, dh_in, s0, s1, lens, cell.name == "relu", tp.h, tp.w_hh, dgi, dhs)
+        ks["elman_bwd"][grid, block](tp.dh, dh_in, s0, s1, lens, cell.relu, tp.h, tp.w_hh, dgi, dhs)
 
 
 class Gru:
