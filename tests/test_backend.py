@@ -32,3 +32,24 @@ def test_the_cuda_backend_meets_the_contract():
     from fastrnn.cuda.backend import CudaBackend
 
     _check(CudaBackend)
+
+
+def test_a_cells_facts_come_from_its_registry_entry():
+    """The per-cell tables that lived in config.py (default init), serve.py (the torch class)
+    and report.py (colours) are read from the entry; the tape's buffers from one description."""
+    from fastrnn.cells import CELLS
+    from fastrnn.layer import LayerTape, tape_shapes
+    from fastrnn.memory import tape_bytes
+    from fastrnn.report import COLORS
+    from fastrnn.train.config import TrainConfig
+
+    assert {n: TrainConfig(cell=n).init_scheme for n in CELLS} == {n: c.default_init for n, c in CELLS.items()}
+    assert TrainConfig(cell="relu").init_scheme == "irnn" and COLORS == {n: c.color for n, c in CELLS.items()}
+    assert [c.name for c in CELLS.values() if c.relu] == ["relu"]
+    import numpy as np
+
+    for name, cell in CELLS.items():
+        tape = LayerTape(cell, 5, 3, 4, lambda *shape: np.zeros(shape, np.float32))
+        held = {id(a): a.nbytes for a in vars(tape).values() if isinstance(a, np.ndarray)}
+        assert sum(held.values()) == tape_bytes(name, 5, 3, 4, 1, 4)  # what the estimate counts is what is held
+        assert (tape.dgh is tape.dgi) == (tape_shapes(cell, 5, 3, 4)["dgh"] is None)
