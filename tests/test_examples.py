@@ -151,3 +151,19 @@ def test_the_readme_python_section_runs(tmp_path, monkeypatch):
         exec(compile(block, "README.md (From Python)", "exec"), env)
     assert env["summary"]["status"] in ("solved", "unsolved") and env["summary"]["steps"] <= 400
     assert (tmp_path / "runs" / "py-gru" / "config.json").exists() and np.isfinite(env["res"].loss)
+
+
+def test_the_study_tables_regenerate_from_the_committed_results(tmp_path):
+    """Every studies/results/STUDY/table.md is what studies/figures.py writes from the committed
+    compact results, byte for byte (issue #31: four rows were made from full precision)."""
+    import shutil as sh
+
+    sh.copytree(ROOT / "studies", tmp_path / "studies")
+    studies = sorted(p.name for p in (ROOT / "studies" / "results").iterdir() if (p / "table.md").exists())
+    assert len(studies) >= 5
+    for study in studies:
+        r = subprocess.run([sys.executable, str(tmp_path / "studies" / "figures.py"), study,
+                            str(tmp_path / "studies" / "results" / study)], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "studies" / "results" / study / "table.md").read_text() == \
+            (ROOT / "studies" / "results" / study / "table.md").read_text(), study
