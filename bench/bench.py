@@ -16,6 +16,7 @@ Peak memory is measured in fresh processes.
 Writes bench/RESULTS.md, bench/results.json and bench/ratio.png.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -44,6 +45,9 @@ def grid(kind):
         for cell in CELLS:
             rows += [(cell, 2, 32, 32, 100), (cell, 1, 64, 1, 784)]
         return rows
+    if kind == "lstm":  # the LSTM rows issue #32 read five times: a few minutes a run, for --noisy and spread.py
+        return [("lstm", 128, 512, 64, 50), ("lstm", 128, 256, 64, 50), ("lstm", 2, 128, 32, 100),
+                ("lstm", 2, 32, 32, 100), ("lstm", 1, 128, 1, 784)]
     Hs = (32, 128, 512) if kind == "full" else (32, 128)
     Bs = (1, 32, 64) if kind == "full" else (1, 32)
     for cell in CELLS:
@@ -337,7 +341,9 @@ def write_results(doc, out):
         "# fastrnn benchmark results", "",
         f"Measured {doc['date']} on {m.get('cpu', '?')} ({m['cpus']} CPUs), {doc['threads']} threads for both "
         f"libraries; Python {m['python']}, NumPy {m['numpy']}, Numba {m['numba']}, SciPy {m['scipy']}, "
-        f"PyTorch {m['torch'] or 'not installed'}. Grid: `{doc['grid']}`.", "",
+        f"PyTorch {m['torch'] or 'not installed'}. Grid: `{doc['grid']}`."
+        + (" **Noisy host**: one busy process ran beside the benchmark throughout (`--noisy`)." if doc.get("noisy")
+           else ""), "",
         "A training step = forward + BPTT + global-norm clip + SGD update, MSE at the last step, float32, "
         "1 layer, the same weights in both libraries. Medians of "
         f"{rows[0]['samples'] if rows else '?'} timed steps per library after warm-up, in alternating blocks "
@@ -440,13 +446,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                     help="cuda: fastrnn's CUDA kernels vs PyTorch/cuDNN on this GPU (bench/gpu.py)")
-    ap.add_argument("--grid", choices=("targets", "full", "quick", "smoke"), default="targets",
-                    help="smoke: tiny shapes, --device cuda only (runs in the CUDA simulator)")
+    ap.add_argument("--grid", choices=("targets", "full", "quick", "lstm", "smoke"), default="targets",
+                    help="lstm: the five LSTM rows of issue #32 (minutes; for --noisy and spread.py); "
+                         "smoke: tiny shapes, --device cuda only (runs in the CUDA simulator)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-block", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=None, help="results folder (default: bench/, or bench/gpu/ for cuda)")
+    ap.add_argument("--noisy", action="store_true",
+                    help="a noisy host: one busy process runs beside the benchmark for its whole length "
+                         "(the hours a user does not choose); RESULTS.md says so")
     args = ap.parse_args(argv)
     if args.device == "cuda":
         if args.grid not in ("targets", "smoke"):
@@ -478,7 +488,29 @@ def main(argv=None):
         print("correctness check failed: nothing timed", file=sys.stderr)
         return 1
     doc = dict(date=datetime.date.today().isoformat(), grid=args.grid, threads=args.threads, machine=machine(),
-               checks=checks, rows=[])
+               checks=checks, rows=[], noisy=args.noisy)
+    with (busy_neighbour() if args.noisy else contextlib.nullcontext()):
+        run_rows(doc, args, have_torch, out)
+    doc["compile"] = compile_times()
+    write_results(doc, out)
+    plot(doc, out / "ratio.png")
+    print(f"wrote {out / 'RESULTS.md'}")
+    return 0
+
+
+@contextlib.contextmanager
+def busy_neighbour():
+    """One CPU-bound process beside the benchmark (a pure-Python spin at normal priority): the
+    host taking a core's time away, as a shared machine's other tenants do."""
+    p = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+
+
+def run_rows(doc, args, have_torch, out):
     for cfg in grid(args.grid):
         cell, I, H, B, T = cfg
         # the NumPy reference is a Python loop per step: timed where it takes seconds, not minutes
@@ -493,11 +525,6 @@ def main(argv=None):
               f"torch {_f(row.get('torch_ms')):>8s} ms  speedup {_f(row.get('speedup_vs_torch')):>6s}  "
               f"{row['gflops']:.1f} GFLOP/s", flush=True)
         write_results(doc, out)  # partial results survive an interrupted run
-    doc["compile"] = compile_times()
-    write_results(doc, out)
-    plot(doc, out / "ratio.png")
-    print(f"wrote {out / 'RESULTS.md'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""Each row's spread across benchmark runs: the median and the range of its speedup over
+PyTorch in several results.json files (bench.py --out DIR, run at different hours), quiet runs
+and noisy-host runs (bench.py --noisy) apart. One run reads one hour of a shared machine; a
+target holds when its median over runs does.
+
+    python bench/spread.py RUN_DIR [RUN_DIR ...] [--out bench/SPREAD.md]
+"""
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def load(dirs):
+    """[(noisy, {row key: speedup})] of each run that timed PyTorch."""
+    runs = []
+    for d in dirs:
+        doc = json.loads((Path(d) / "results.json").read_text())
+        rows = {(r["cell"], r["I"], r["H"], r["B"], r["T"]): r["speedup_vs_torch"]
+                for r in doc["rows"] if r.get("speedup_vs_torch") is not None}
+        if rows:
+            runs.append((bool(doc.get("noisy")), rows, doc.get("date", "?")))
+    return runs
+
+
+def table(runs):
+    keys = sorted({k for _, rows, _ in runs for k in rows})
+    lines = ["| cell | I | H | B | T | quiet: median [min, max] (runs) | noisy: median [min, max] (runs) |",
+             "|---|---|---|---|---|---|---|"]
+    for key in keys:
+        cells = []
+        for noisy in (False, True):
+            vals = [rows[key] for n, rows, _ in runs if n == noisy and key in rows]
+            cells.append(f"{statistics.median(vals):.2f}x [{min(vals):.2f}, {max(vals):.2f}] ({len(vals)})"
+                         if vals else "-")
+        lines.append(f"| {' | '.join(map(str, key))} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="folders holding a bench.py results.json")
+    ap.add_argument("--out", default=None, help="write the table here (markdown) as well as printing it")
+    args = ap.parse_args(argv)
+    runs = load(args.runs)
+    if not runs:
+        print("no run timed PyTorch: nothing to compare", file=sys.stderr)
+        return 1
+    quiet = sum(not n for n, _, _ in runs)
+    lines = [f"# Speedup over PyTorch across {len(runs)} benchmark runs ({quiet} quiet, {len(runs) - quiet} noisy)",
+             "", *table(runs), ""]
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
