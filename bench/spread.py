@@ -20,7 +20,9 @@ def load(dirs):
         rows = {(r["cell"], r["I"], r["H"], r["B"], r["T"]): r["speedup_vs_torch"]
                 for r in doc["rows"] if r.get("speedup_vs_torch") is not None}
         if rows:
-            runs.append((bool(doc.get("noisy")), rows, doc.get("date", "?")))
+            runs.append((bool(doc.get("noisy")), rows,
+                         f"{doc.get('date', '?')}, {doc.get('machine', {}).get('cpu', '?')}, {doc.get('threads')} threads, "
+                         f"PyTorch {doc.get('machine', {}).get('torch')}"))
     return runs
 
 
@@ -49,7 +51,9 @@ def main(argv=None):
         return 1
     quiet = sum(not n for n, _, _ in runs)
     lines = [f"# Speedup over PyTorch across {len(runs)} benchmark runs ({quiet} quiet, {len(runs) - quiet} noisy)",
-             "", *table(runs), ""]
+             "", "Runs: " + "; ".join(f"{'noisy' if n else 'quiet'} ({about})" for n, _, about in runs) + ".",
+             "Noisy: one busy process beside the benchmark (`bench.py --noisy`). Medians of each run's ratio; "
+             "brackets: the lowest and highest run.", "", *table(runs), ""]
     print("\n".join(lines))
     if args.out:
         Path(args.out).write_text("\n".join(lines))
