@@ -88,3 +88,18 @@ def test_resume_reads_a_run_written_before_config_json(tmp_path):
     (out / "config.json").unlink()  # as runs written before this version
     r = run("train", "--out", out, "--resume", "--steps", "30")
     assert r.exit_code == 0 and "extended from step 20 (of 30)" in r.stderr, r.output
+
+
+def test_a_broken_config_json_is_one_clear_error(tmp_path):
+    out = tmp_path / "r"
+    assert run("train", *OPTS, "--steps", "20", "--out", out).exit_code == 0
+    (out / "summary.json").unlink()
+    doc = json.loads((out / "config.json").read_text())
+    doc["config"]["hidden"] = -3  # edited by hand
+    (out / "config.json").write_text(json.dumps(doc))
+    r = run("train", "--out", out, "--resume")
+    assert r.exit_code == 2 and "config.json holds no usable config (hidden:" in r.output, r.output
+    (out / "config.json").write_text("[" * 100000)
+    r = run("train", "--out", out, "--resume")
+    assert r.exit_code == 2 and "config.json" in r.output and r.exception is not None \
+        and isinstance(r.exception, SystemExit), r.output

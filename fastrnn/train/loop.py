@@ -138,9 +138,10 @@ def stored_config(folder):
     for name, read in ((CONFIG_FILE, lambda b: b["config"]), ("summary.json", lambda b: b["config"])):
         data = fileio.read_bytes(folder / name, limit=2**20) if folder.is_dir() else None
         if data is not None:
+            doc = fileio.loads(data, f"out: {folder / name}")
             try:
-                return TrainConfig.from_dict(read(fileio.loads(data, f"out: {folder / name}"))).to_dict()
-            except (KeyError, TypeError) as e:
+                return TrainConfig.from_dict(read(doc)).to_dict()
+            except (KeyError, TypeError, ValueError) as e:  # hand-edited, or not ours
                 raise ValueError(f"out: {folder / name} holds no usable config ({e})") from None
     if (folder / "checkpoint.npz").is_file():
         meta = ckpt.load(folder / "checkpoint.npz")[0]
