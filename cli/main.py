@@ -10,9 +10,8 @@ import click
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
 
 from .options import (CELL_NAMES, DEVICES, RunsProgress, TrainProgress, checkpoint_file, config_kwargs, confirm_size,
-                      options_text,
-                      describe_checkpoint, new_output, parse_cells, prepare_out, stored_options, training_options,
-                      usage_errors)
+                      describe_checkpoint, new_output, options_text, parse_cells, prepare_out, stored_options,
+                      training_options, usage_errors)
 
 
 COMPILE_NOTE = ("  each worker's first run compiles the kernels it uses (up to ~30 s, once: later runs and later "
@@ -294,12 +293,12 @@ def gradients(checkpoint_arg, cells, seed, checkpoint, train_steps, profile_batc
 
     Its defaults are compare's (hidden 32, lr 1e-2) at seq-len 200, where the tanh RNN's
     gradient has vanished many decades. A cell whose training diverges keeps its profile at
-    initialization and is reported as
-    diverged (table, JSON, plot); the others go on. Exit status 1 only if every cell diverged.
+    initialization and is reported as diverged (table, JSON, plot); the others go on. Exit
+    status 1 only if every cell diverged.
 
     Example: fastrnn gradients --task adding --seq-len 200 --train-steps 500 --out grads
     """
-    from fastrnn.gradients import profile, table, write_profiles
+    from fastrnn.gradients import OUTPUTS, profile, table, write_profiles
     from fastrnn.train.config import TrainConfig
     from fastrnn.train.loop import build, check_device, load_model, load_run, train as run_train
 
@@ -317,16 +316,14 @@ def gradients(checkpoint_arg, cells, seed, checkpoint, train_steps, profile_batc
             checkpoint = checkpoint_file(checkpoint)
             cfg, task, trained, _ = load_run(checkpoint, kw.get("data"))
             _, fresh = build(cfg)  # the same seed gives the initialization the run started from
-            prepare_out(out)
-            fileio.check_folder(out, ["gradients.json", "gradients.png"])
+            prepare_out(out, OUTPUTS)
             profiles["init"].append(profile(fresh, task, profile_batch, seed, K, device=device))
             profiles["trained"].append(profile(trained, task, profile_batch, seed, K, device=device))
         else:
             configs = [TrainConfig(cell=c, seed=seed, steps=train_steps or 1, eval_every=train_steps or 1,
                                    early_stop=False, **config_kwargs(kw)) for c in names]
             built = [build(cfg) for cfg in configs]  # every option and data file checked first
-            prepare_out(out)
-            fileio.check_folder(out, ["gradients.json", "gradients.png"])
+            prepare_out(out, OUTPUTS)
             for cfg in configs:
                 fileio.check_folder(f"{out}/train-{cfg.cell}")
             for cfg, (task, model) in zip(configs, built):

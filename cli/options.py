@@ -117,14 +117,11 @@ def training_options(defaults, exclude=()):
 
 
 def checkpoint_file(path):
-    """A checkpoint file as given, or a run folder's best.npz (else its checkpoint.npz)."""
-    p = Path(path)
-    if p.is_dir():
-        for name in ("best.npz", "checkpoint.npz"):
-            if (p / name).is_file():
-                return p / name
-        raise ValueError(f"checkpoint: {path} is a folder without best.npz or checkpoint.npz")
-    return p
+    """fastrnn.train.checkpoint.checkpoint_file, imported when a command runs (it brings NumPy,
+    which `fastrnn --help` never loads)."""
+    from fastrnn.train.checkpoint import checkpoint_file as find
+
+    return find(path)
 
 
 def describe_checkpoint(path, meta):
@@ -169,8 +166,9 @@ def usage_errors():
         raise click.ClickException(str(e)) from None
 
 
-def prepare_out(out):
-    """Create --out (and parents), or fail with a usage error naming it."""
+def prepare_out(out, files=()):
+    """Create --out (and parents), or fail with a usage error naming it; files: the names the
+    command will write there, refused now if any is a link (fastrnn.fileio.check_folder)."""
     if not str(out).strip():
         raise click.UsageError("out: expected a folder name; got an empty string")
     p = Path(out)
@@ -181,6 +179,11 @@ def prepare_out(out):
         os.unlink(probe)
     except OSError as e:
         raise click.UsageError(f"out: cannot write to {out} ({e.strerror or e})") from None
+    if files:
+        from fastrnn.fileio import check_folder
+
+        with usage_errors():
+            check_folder(p, files)
     return p
 
 

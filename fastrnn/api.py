@@ -61,15 +61,10 @@ def load(path, data=None):
     """A trained model from a checkpoint file or a run folder (its best.npz, else its
     checkpoint.npz) with its task and config (:class:`Loaded`). data: the data file, if it
     moved since training (text, mnist, file)."""
+    from .train.checkpoint import checkpoint_file
     from .train.loop import load_run
 
-    path = Path(path)
-    if path.is_dir():
-        found = [path / n for n in ("best.npz", "checkpoint.npz") if (path / n).is_file()]
-        if not found:
-            raise ValueError(f"checkpoint: {path} is a folder without best.npz or checkpoint.npz")
-        path = found[0]
-    cfg, task, model, meta = load_run(path, data)
+    cfg, task, model, meta = load_run(checkpoint_file(path), data)
     return Loaded(model, task, cfg, meta)
 
 

@@ -107,6 +107,7 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=
     profile: names of runs to profile in their worker (engine.run_task); records: a dict that
     receives every run's full record (the profiles among them).
     """
+    from .gradients import OUTPUTS
     from .sweep.engine import execute
     from .train.lock import FolderLock
 
@@ -114,11 +115,10 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=
     spec = {"runs": {name: cfg.to_dict() for name, cfg in runs}}
     spec_path = out / "spec.json"
     with FolderLock(out, what="out"):  # one comparison per folder at a time
-        fileio.check_folder(out, ["spec.json", "results.json", "report.md", "curves.png", "gradients.json",
-                                  "gradients.png"])
+        fileio.check_folder(out, ["spec.json", "results.json", "report.md", "curves.png", *OUTPUTS])
         if spec_path.exists():
             try:
-                held = fileio.loads(fileio.read_bytes(spec_path), "spec")["runs"]
+                held = fileio.read_json(spec_path, "spec")["runs"]
                 same = {n: TrainConfig.normalized(c) for n, c in held.items()} == spec["runs"]
             except (ValueError, KeyError, TypeError, AttributeError):
                 same = False

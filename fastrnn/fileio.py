@@ -53,16 +53,31 @@ def _kind(mode):
     return "is a symbolic link" if stat.S_ISLNK(mode) else "is not a regular file"
 
 
+def _own_file(path, st, links=True):
+    """Raise LinkRefused unless st (an lstat or fstat result) is a regular file; with links,
+    also unless it has one name (a hard link shares the file with another)."""
+    if not stat.S_ISREG(st.st_mode):
+        raise LinkRefused(path, _kind(st.st_mode))
+    if links and st.st_nlink > 1:
+        raise LinkRefused(path, f"has {st.st_nlink} hard links")
+
+
+def _open_error(path, e):
+    """The LinkRefused for an open refused with O_NOFOLLOW / O_NONBLOCK, else None."""
+    if e.errno == errno.ELOOP:
+        return LinkRefused(path, "is a symbolic link")
+    if e.errno == errno.ENXIO:  # a FIFO without a reader, or a socket
+        return LinkRefused(path, "is not a regular file")
+    return None
+
+
 def check_target(path):
     """Raise LinkRefused if path exists as anything but a regular file of its own."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    if not stat.S_ISREG(st.st_mode):
-        raise LinkRefused(path, _kind(st.st_mode))
-    if st.st_nlink > 1:
-        raise LinkRefused(path, f"has {st.st_nlink} hard links")
+    _own_file(path, st)
 
 
 def check_folder(folder, names=None):
@@ -83,16 +98,12 @@ def open_exclusive(path, flags=os.O_RDWR):
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise LinkRefused(path, "is a symbolic link") from None
-        if e.errno == errno.ENXIO:  # a FIFO without a reader, or a socket
-            raise LinkRefused(path, "is not a regular file") from None
-        raise
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        raise _open_error(path, e) or e from None
+    try:
+        _own_file(path, os.fstat(fd))
+    except LinkRefused:
         os.close(fd)
-        raise LinkRefused(path, _kind(st.st_mode) if not stat.S_ISREG(st.st_mode)
-                          else f"has {st.st_nlink} hard links")
+        raise
     return fd
 
 
@@ -122,16 +133,20 @@ def read_bytes(path, limit=READ_LIMIT):
     except FileNotFoundError:
         return None
     except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENXIO):
-            raise LinkRefused(path, "is a symbolic link" if e.errno == errno.ELOOP else "is not a regular file") from None
-        raise
+        raise _open_error(path, e) or e from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise LinkRefused(path, _kind(st.st_mode))
+        _own_file(path, st, links=False)  # reading a hard-linked file harms nothing
         if st.st_size > limit:
             raise ValueError(f"{os.fspath(path)} holds {st.st_size:,} bytes, more than the {limit:,} fastrnn reads back")
         return f.read(limit + 1)
+
+
+def read_json(path, what, limit=READ_LIMIT):
+    """The parsed JSON of a small file in a folder of fastrnn's (read_bytes, then loads), or
+    None if it is absent; any problem is a ValueError starting with ``what``."""
+    data = read_bytes(path, limit)
+    return None if data is None else loads(data, what)
 
 
 _UMASK = []

@@ -166,13 +166,17 @@ def usable_profile(p, cell, batch_size):
         return False
 
 
+OUTPUTS = ("gradients.json", "gradients.png")  # what write_profiles writes in OUT
+
+
 def write_profiles(out, task, profiles):
     """OUT/gradients.json ({task, seq_len, init, trained[, untrained]}) and OUT/gradients.png
     from profiles {"init": [...], "trained": [...]} and optionally "untrained": [{cell,
     status, message}] for cells whose training diverged; returns the sequence length T."""
     T = profiles["init"][0]["seq_len"]
-    plot_profiles(profiles, f"{out}/gradients.png", f"{task.name}, T = {T}: gradient of the last step's loss, by lag")
-    fileio.atomic_write_json(f"{out}/gradients.json", dict(task=task.name, seq_len=T, **profiles))
+    json_name, png_name = OUTPUTS
+    plot_profiles(profiles, f"{out}/{png_name}", f"{task.name}, T = {T}: gradient of the last step's loss, by lag")
+    fileio.atomic_write_json(f"{out}/{json_name}", dict(task=task.name, seq_len=T, **profiles))
     return T
 
 

@@ -38,7 +38,7 @@ def read_run(folder):
     """(records, summary or None) of one run folder."""
     recs, _ = read_records(folder / "metrics.jsonl")
     try:
-        summary = fileio.loads(fileio.read_bytes(folder / "summary.json", limit=2**20) or b"null", "summary")
+        summary = fileio.read_json(folder / "summary.json", "summary", limit=2**20)
     except ValueError:
         summary = None  # unreadable, a link, or not ours: the run is shown as unfinished
     return recs, summary if isinstance(summary, dict) else None

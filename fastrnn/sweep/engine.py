@@ -130,7 +130,7 @@ def _attempt(path):
     {"attempts": n, "pid": this process, "host": this machine}, written before training starts,
     so the process holding a run can be found (and a retry seen) from outside."""
     try:
-        old = fileio.loads(fileio.read_bytes(path, limit=4096) or b"{}", "attempt")
+        old = fileio.read_json(path, "attempt", limit=4096) or {}
         attempts = int(old.get("attempts", 0)) + 1
     except (ValueError, TypeError, AttributeError):
         attempts = 1  # torn by a crash, or not ours: the count is advice, not state

@@ -9,6 +9,7 @@ refused rather than followed.
 import json
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -54,6 +55,18 @@ def save(path, meta, params, opt_arrays=None, carry=None):
     for i, a in enumerate(carry or ()):
         arrays[f"carry.{i}"] = a
     atomic_write(path, lambda f: np.savez(f, **arrays), suffix=".npz")
+
+
+def checkpoint_file(path):
+    """A checkpoint file as given, or a run folder's best.npz (else its checkpoint.npz): what
+    evaluate, sample, predict, export, gradients and fastrnn.load read."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.npz", "checkpoint.npz"):
+            if (p / name).is_file():
+                return p / name
+        raise ValueError(f"checkpoint: {path} is a folder without best.npz or checkpoint.npz")
+    return p
 
 
 def _member(name):

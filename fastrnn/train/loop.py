@@ -135,12 +135,13 @@ def stored_config(folder):
     config.json, else (a run written before config.json) its summary or checkpoint; None if
     the folder holds no run."""
     folder = Path(folder)
-    for name, read in ((CONFIG_FILE, lambda b: b["config"]), ("summary.json", lambda b: b["config"])):
-        data = fileio.read_bytes(folder / name, limit=2**20) if folder.is_dir() else None
-        if data is not None:
-            doc = fileio.loads(data, f"out: {folder / name}")
+    if not folder.is_dir():
+        return None
+    for name in (CONFIG_FILE, "summary.json"):  # both hold {"config": {...}, ...}
+        doc = fileio.read_json(folder / name, f"out: {folder / name}", limit=2**20)
+        if doc is not None:
             try:
-                return TrainConfig.from_dict(read(doc)).to_dict()
+                return TrainConfig.from_dict(doc["config"]).to_dict()
             except (KeyError, TypeError, ValueError) as e:  # hand-edited, or not ours
                 raise ValueError(f"out: {folder / name} holds no usable config ({e})") from None
     if (folder / "checkpoint.npz").is_file():
@@ -275,7 +276,7 @@ class Run:
         extending = None
         if self.summary_path.exists():
             if resume:
-                done = fileio.loads(fileio.read_bytes(self.summary_path), f"out: {self.summary_path}")
+                done = fileio.read_json(self.summary_path, f"out: {self.summary_path}")
                 if not isinstance(done, dict):
                     raise ValueError(f"out: {self.summary_path} is not a run summary; use another --out")
                 diff = _differing(done.get("config"), cfg)
@@ -445,7 +446,7 @@ class Run:
         message = f"diverged at step {diverged_at}" if status == "diverged" else status
         if status == "finished" and task.has_solved_level:  # a text model: did it beat the bigram?
             message += (f" ({task.level_words} at step {steps_to_solve})" if steps_to_solve is not None
-                        else f" (short of the level: not {task.level_words})")
+                        else f" (did not {task.level_words})")
         if stopped == "patience":
             message += (f" (stopped at step {step}: no held-out improvement in {cfg.patience} evaluations; "
                         f"best {task.metric_name} {self.schedule.best:.4g} at step {self.schedule.best_step})")
