@@ -8,14 +8,19 @@ import numpy as np
 
 
 def torch_model(model):
-    """The PyTorch twin of a 1-layer fastrnn model: (nn.RNN/GRU/LSTM, nn.Linear readout), same weights."""
+    """The PyTorch twin of a 1-layer fastrnn model: (the torch.nn module its cell names, or
+    bench/torch_cells.py's for a cell torch.nn lacks; an nn.Linear readout), same weights."""
     import torch
 
-    cell, I, H = model.cell.name, model.input_size, model.hidden_size
-    if cell in ("tanh", "relu"):
-        mod = torch.nn.RNN(I, H, nonlinearity=cell)
+    cell, I, H = model.cell, model.input_size, model.hidden_size
+    if cell.torch_module is None:
+        import torch_cells  # bench/ is on sys.path
+
+        mod = torch_cells.MODULES[cell.name](I, H)
+    elif cell.torch_module == "RNN":
+        mod = torch.nn.RNN(I, H, nonlinearity=cell.name)
     else:
-        mod = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H)
+        mod = getattr(torch.nn, cell.torch_module)(I, H)
     mod.load_state_dict({k: torch.from_numpy(v) for k, v in model.to_torch_state_dict().items()})
     lin = torch.nn.Linear(H, model.output_size)
     lin.load_state_dict({k: torch.from_numpy(v) for k, v in model.readout_state_dict().items()})

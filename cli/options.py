@@ -11,11 +11,14 @@ from pathlib import Path
 
 import click
 
-from fastrnn.cells import CELLS
-from fastrnn.choices import DEVICES, DTYPES, INITS, OPTIMIZERS, SCHEDULES, SEQ_LEN_MEANING, TASKS
+from fastrnn.cells import CELLS, INITS
+from fastrnn.choices import DEVICES, DTYPES, OPTIMIZERS, SCHEDULES, SEQ_LEN_MEANING, TASKS
 from fastrnn.train.config import TrainConfig  # names, defaults and checks: NumPy- and Numba-free
 
 TASK_NAMES, CELL_NAMES, OPTIMIZER_NAMES, INIT_NAMES = TASKS, tuple(CELLS), OPTIMIZERS, INITS
+# "irnn for relu, else pytorch": each cell's own default, from its declaration
+DEFAULT_INITS = ", ".join([f"{c.default_init} for {c.name}" for c in CELLS.values() if c.default_init != "pytorch"]
+                          + ["else pytorch"])
 
 # TrainConfig's defaults; a command may override some (compare trains small models fast)
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -76,7 +79,7 @@ def training_options(defaults, exclude=()):
         click.option("--lr-patience", type=click.IntRange(min=1), default=d["lr_patience"], show_default=True,
                      help="plateau: decay after N evaluations without improvement."),
         click.option("--init", type=click.Choice(INIT_NAMES), default=d["init"],
-                     show_default="irnn for relu, else pytorch", help="Weight initialization."),
+                     show_default=DEFAULT_INITS, help="Weight initialization."),
         click.option("--forget-bias", type=float, default=d["forget_bias"], show_default=True,
                      help="LSTM forget-gate bias."),
         click.option("--spectral-radius", type=click.FloatRange(min=0, min_open=True), default=d["spectral_radius"],

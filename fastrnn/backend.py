@@ -69,6 +69,10 @@ class Backend(Protocol):
     def column_sums(self, a, out):
         """out (M,) = a (N, M) summed over rows."""
 
+    def column_dots(self, a, b, out):
+        """out (M,) = (a * b) summed over rows, a and b (N, M): the diagonal of a.T @ b (a
+        diagonal recurrence's weight gradient)."""
+
     def add_row(self, a, row):
         """a (N, M) += row (M,), broadcast over rows."""
 
@@ -98,9 +102,10 @@ class Backend(Protocol):
 
     # ---------------------------------------------------------------- cells
     def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
-        """Put the layer's weights into the tape as its kernels read them, once per call:
-        w_hh (G, H) in the kernels' layout, the summed biases tape.bias (G,) (the GRU's b_hn
-        kept apart in tape.b_hn: it sits inside r * (.))."""
+        """Put the layer's weights into tape.weights as the cell's kernel family reads them,
+        once per call: w_hh (the cell's recurrent weight: (G, H) dense, (G,) diagonal) in the
+        kernels' layout, and the biases (G,) summed (the GRU's b_hn kept apart: it sits
+        inside r * (.))."""
 
     def layer_forward(self, cell, tape, lengths):
         """Run the layer over its T steps from tape.h[0] (and tape.c[0]): fills tape.h[1:]

@@ -1,9 +1,8 @@
 """The names every layer accepts, and what --seq-len means per task, in one module that
-imports nothing (the CLI reads them for ``--help`` without loading NumPy or Numba). Cells are
-in fastrnn.cells, which is as light."""
+imports nothing (the CLI reads them for ``--help`` without loading NumPy or Numba). Cells and
+the initializations they accept are in fastrnn.cells, which is as light."""
 TASKS = ("adding", "copy", "order", "order8", "agreement", "text", "mnist", "file")
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
-INITS = ("pytorch", "xavier", "orthogonal", "irnn")
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")
 LOSSES = ("mse", "ce")

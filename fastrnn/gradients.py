@@ -19,7 +19,6 @@ near 1, the norm falls geometrically: the far past receives no learning signal.
 import numpy as np
 
 from . import fileio
-from .init import spectral_radius
 
 SATURATION = 0.01  # derivative threshold for a "saturated" unit
 
@@ -55,7 +54,7 @@ def saturation(model):
     last forward pass, over every layer, step and sequence."""
     H, cell, out = model.hidden_size, model.cell, {}
     tapes = model.tape_arrays()
-    if cell.gates == 1:  # the gate is the state itself
+    if not cell.gate_tape:  # one activation, and it is the state itself
         act = np.stack([t.h[1:] for t in tapes])  # (L, T, B, H)
         if cell.activations[0] == "relu":
             out["zero_activations"] = float(np.mean(act == 0))
@@ -74,15 +73,14 @@ def saturation(model):
 
 
 def recurrent_spectrum(model):
-    """Largest singular value and spectral radius of each recurrent gate block, per layer."""
+    """Largest singular value and spectral radius of each recurrent gate block, per layer (a
+    diagonal recurrence: both are max |u|)."""
     H, rows = model.hidden_size, []
     gates, params = model.cell.layout.split(","), model.numpy_params()
     for k in range(model.num_layers):
         w = params[f"weight_hh_l{k}"].astype(np.float64)
-        for g, gate in enumerate(gates):
-            block = w[g * H:(g + 1) * H]
-            rows.append(dict(layer=k, gate=gate, sigma_max=float(np.linalg.norm(block, 2)),
-                             spectral_radius=spectral_radius(block)))
+        for gate, (sigma, rho) in zip(gates, model.cell.recurrence.blocks(w, H)):
+            rows.append(dict(layer=k, gate=gate, sigma_max=sigma, spectral_radius=rho))
     return rows
 
 

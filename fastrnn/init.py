@@ -2,7 +2,6 @@
 along the first axis of W_ih (G*H, I) and W_hh (G*H, H))."""
 import numpy as np
 
-from .choices import INITS
 
 
 def _orthogonal(rng, n):
@@ -36,7 +35,7 @@ def init_layer(rng, init, gates, hidden, inputs):
     elif init == "irnn":
         w_hh = np.concatenate([np.eye(H) for _ in range(G)])
     else:
-        raise ValueError(f"init: expected one of {', '.join(INITS)}; got {init!r}")
+        raise ValueError(f"init: expected pytorch, xavier, orthogonal or irnn; got {init!r}")
     return w_ih, w_hh, np.zeros(G * H), np.zeros(G * H)
 
 

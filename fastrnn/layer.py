@@ -11,7 +11,7 @@ Shapes (T steps, B batch, H hidden, G = gates * H):
                          shares xproj's memory, which the backward pass never reads
     dgh    (T, B, G)     GRU only: recurrent-side pre-activation gradient; else same array as dgi
     dh_seq (T, B, H)     total dL/dh_t seen by the reverse sweep
-    gh     (B, G)        scratch for one step's recurrent product
+    gh     (B, G)        scratch for one step's recurrent product (a dense recurrence)
     dh, dc (B, H)        the reverse sweep's carries
 Unused buffers are (1, 1, 1) placeholders, so every kernel signature stays the same.
 """
@@ -29,17 +29,8 @@ def reverse_steps(a, lengths):
 
 
 def tape_shapes(cell, T, B, H):
-    """{buffer: shape} of one layer's tape (the module docstring says what each holds): the one
-    description that both LayerTape and the memory estimate (fastrnn.memory) read. An unused
-    buffer is a (1, 1, 1) placeholder; dgi is not listed (it is xproj's memory), and dgh is
-    None where it is dgi's (all but the GRU)."""
-    G, unused = cell.gates * H, (1, 1, 1)
-    return dict(xproj=(T, B, G), h=(T + 1, B, H),
-                c=(T + 1, B, H) if cell.has_cell_state else unused,
-                gates=(T, B, G) if cell.gates > 1 else unused,
-                ghn=(T, B, H) if cell.reset_bias else unused,
-                gh=(B, G), dgh=(T, B, G) if cell.split_grad else None,
-                dh_seq=(T, B, H), dh=(B, H), dc=(B, H))
+    """{buffer: shape} of one layer's tape: the cell's own declaration (Cell.tape_shapes)."""
+    return cell.tape_shapes(T, B, H)
 
 
 class LayerTape:
@@ -50,6 +41,7 @@ class LayerTape:
         self.dgi = self.xproj  # the forward's input projection is dead once backward starts
         if self.dgh is None:
             self.dgh = self.dgi  # one pre-activation gradient serves both sides
-        # set per call by the backend's prepare_layer: this layer's weights as its kernels want
-        # them (CPU: w_fwd, w_bwd, W_hh^T and W_hh packed in panels; CUDA: w_hh, w_hh_t dense)
-        self.w_fwd = self.w_bwd = self.w_hh = self.w_hh_t = self.b_hn = self.bias = None
+        # set per call by the backend's prepare_layer: this layer's weights as its kernels read
+        # them, in whatever form that backend's kernel family wants (fastrnn/cpu/<family>.py
+        # prepare, fastrnn/cuda/launch.py); the tape only keeps them between calls
+        self.weights = None

@@ -82,18 +82,16 @@ def require(nbytes, what):
 
 def parameter_count(cell, input_size, hidden, output_size, layers, directions=1):
     """Parameters of an RNN (PyTorch's layout plus the readout), without building it."""
-    G, D = CELLS[cell].gates * hidden, directions
-    first = D * G * (input_size + hidden + 2)
-    rest = D * G * (D * hidden + hidden + 2) * (layers - 1)
+    c, D = CELLS[cell], directions
+    first = D * c.param_count(input_size, hidden)
+    rest = D * c.param_count(D * hidden, hidden) * (layers - 1)
     return first + rest + output_size * (D * hidden + 1)
 
 
 def tape_bytes(cell, T, B, hidden, layers, itemsize):
     """Activation memory of a forward + backward pass over (T, B): the layer tapes'
-    buffers, as fastrnn.layer.tape_shapes describes them."""
-    from .layer import tape_shapes
-
-    per_layer = sum(math.prod(shape) for shape in tape_shapes(CELLS[cell], T, B, hidden).values() if shape)
+    buffers, as the cell declares them (Cell.tape_shapes)."""
+    per_layer = sum(math.prod(shape) for shape in CELLS[cell].tape_shapes(T, B, hidden).values() if shape)
     return layers * per_layer * itemsize
 
 

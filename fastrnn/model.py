@@ -3,7 +3,8 @@
 Parameter names and shapes are PyTorch's, so weights convert one-to-one:
     weight_ih_l{k} (G*H, I or D*H)   weight_hh_l{k} (G*H, H)   bias_ih_l{k}, bias_hh_l{k} (G*H,)
     readout.weight (O, D*H)          readout.bias (O,)
-with G = 1 (tanh, relu), 3 (gru: r,z,n), 4 (lstm: i,f,g,o); a bidirectional model (D = 2)
+with G = 1 (tanh, relu), 3 (gru: r,z,n), 4 (lstm: i,f,g,o), and weight_hh_l{k} a vector (G*H,)
+for a cell with a diagonal recurrence (each cell declares its shapes: fastrnn/cells/base.py); a bidirectional model (D = 2)
 has the same four again per layer for the reverse direction, named ``..._l{k}_reverse``. All parameters live in one flat
 vector (``model.flat``) and are exposed as views (``model.params``); gradients likewise
 (``grad`` returned by :meth:`RNN.loss_and_grad`), so optimizers and clipping work on one array.
@@ -32,8 +33,7 @@ import numpy as np
 from . import memory
 from . import validate as v
 from .cells import get_cell
-from .choices import DEVICES, INITS, LOSSES, OUTPUTS
-from .init import init_layer, scale_spectral_radius
+from .choices import DEVICES, LOSSES, OUTPUTS
 from .layer import LayerTape, reverse_steps
 
 
@@ -60,14 +60,15 @@ def make_backend(device, path=None):
 class RNN:
     """A recurrent network: ``cell`` layers of ``hidden_size`` units and a linear readout.
 
-    cell          'tanh', 'relu', 'gru' or 'lstm' (fastrnn.cells.CELLS)
+    cell          a name in fastrnn.cells.CELLS: 'tanh', 'relu', 'gru', 'lstm', ...
     input_size    I, features per step (the vocabulary size when ``tokens`` is true)
     hidden_size   H
     output_size   O (classes for the cross-entropy loss)
     num_layers    L
     tokens        inputs are integer ids (T, B); W_ih's columns are gathered, no one-hot is made
     dtype         'float32' or 'float64'
-    init          'pytorch' (U(-1/sqrt(H), 1/sqrt(H))), 'xavier', 'orthogonal' or 'irnn'
+    init          'pytorch' (U(-1/sqrt(H), 1/sqrt(H))), 'xavier', 'orthogonal' or 'irnn', or another
+                  a cell defines: its declaration says which it accepts (``cell.inits``)
     forget_bias   LSTM forget-gate bias (put in bias_ih, bias_hh's block left 0); None keeps init's
     spectral_radius  scale each recurrent gate block to this spectral radius (None: leave)
     seed          seeds the initialization
@@ -91,20 +92,19 @@ class RNN:
         self.dropout = v.number_in("dropout", dropout, 0, 1)
         self.bidirectional = v.flag("bidirectional", bidirectional)
         self.directions = 2 if self.bidirectional else 1
-        v.choice("init", init, INITS)
+        self.cell.check_init(init)
         if spectral_radius is not None:
             v.positive_number("spectral_radius", spectral_radius)
         if forget_bias is not None:
             v.finite_number("forget_bias", forget_bias)
         backend = make_backend(device)
 
-        H, G, D = self.hidden_size, self.cell.gates * self.hidden_size, self.directions
+        H, D = self.hidden_size, self.directions
         shapes = []
         for k in range(self.num_layers):
             I = self.input_size if k == 0 else D * H
             for sfx in self._suffixes():
-                shapes += [(f"weight_ih_l{k}{sfx}", (G, I)), (f"weight_hh_l{k}{sfx}", (G, H)),
-                           (f"bias_ih_l{k}{sfx}", (G,)), (f"bias_hh_l{k}{sfx}", (G,))]
+                shapes += [(f"{name}_l{k}{sfx}", shape) for name, shape in self.cell.param_shapes(I, H).items()]
         shapes += [("readout.weight", (self.output_size, D * H)), ("readout.bias", (self.output_size,))]
         self.shapes = dict(shapes)
         size = sum(int(np.prod(s)) for s in self.shapes.values())
@@ -117,15 +117,7 @@ class RNN:
         for k in range(self.num_layers):
             I = self.input_size if k == 0 else D * H
             for sfx in self._suffixes():
-                w_ih, w_hh, b_ih, b_hh = init_layer(rng, init, self.cell.gates, H, I)
-                if spectral_radius is not None:
-                    scale_spectral_radius(w_hh, H, spectral_radius)
-                f = self.cell.forget_gate
-                if f >= 0 and forget_bias is not None:
-                    b_ih[f * H:(f + 1) * H] = forget_bias
-                    b_hh[f * H:(f + 1) * H] = 0.0
-                for name, val in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
-                                     (w_ih, w_hh, b_ih, b_hh)):
+                for name, val in self.cell.init_layer(rng, init, I, H, forget_bias, spectral_radius).items():
                     p[f"{name}_l{k}{sfx}"][...] = val
         k = 1.0 / np.sqrt(D * H)
         p["readout.weight"][...] = rng.uniform(-k, k, (self.output_size, D * H))
@@ -628,17 +620,20 @@ class RNN:
                 hs = t.h[:-1].reshape(T * B, H)
                 ih, hh = g[f"weight_ih_l{k}{sfx}"], g[f"weight_hh_l{k}{sfx}"]
                 b_ih, b_hh = g[f"bias_ih_l{k}{sfx}"], g[f"bias_hh_l{k}{sfx}"]
-                split = self.cell.split_grad
-                if k == 0 and self.tokens:
-                    be.scatter_columns(ih, inp.reshape(T * B), dgi)
-                    be.column_sums(dgi, b_ih)
-                    be.matmul_tn(dgh, hs, hh, sums=b_hh if split else None)
-                elif split:  # the GRU: the recurrent side has gradients of its own
-                    be.matmul_tn(dgi, inp.reshape(T * B, inp.shape[2]), ih, sums=b_ih)
-                    be.matmul_tn(dgh, hs, hh, sums=b_hh)
-                else:  # dgh is dgi: both weight gradients from one pass over it
-                    be.matmul_tn(dgi, (inp.reshape(T * B, inp.shape[2]), hs), (ih, hh), sums=b_ih)
-                if not split:  # and both biases get the same gradient, summed once
+                split, rec, ids = self.cell.split_grad, self.cell.recurrence, k == 0 and self.tokens
+                inp = inp.reshape(T * B) if ids else inp.reshape(T * B, inp.shape[2])
+                if not split and rec.one_pass and not ids:
+                    # dgh is dgi: both weight gradients from one pass over it
+                    be.matmul_tn(dgi, (inp, hs), (ih, hh), sums=b_ih)
+                else:
+                    if ids:  # token ids: the input projection was a gather
+                        be.scatter_columns(ih, inp, dgi)
+                        be.column_sums(dgi, b_ih)
+                    else:
+                        be.matmul_tn(dgi, inp, ih, sums=b_ih)
+                    # split (the GRU): the recurrent side's bias has a gradient of its own
+                    rec.weight_grad(be, dgh, hs, hh, sums=b_hh if split else None)
+                if not split:  # both biases get the same gradient, summed once
                     be.copy_into(b_hh, b_ih)
 
     # ----------------------------------------------------------------- clipping

@@ -124,13 +124,15 @@ def export_safetensors(model, task, path):
 
     tensors = {k: np.ascontiguousarray(a) for k, a in model.numpy_params().items()}
     cfg = model.config()
-    torch_cls = CELLS[cfg["cell"]].torch_module
+    cell = CELLS[cfg["cell"]]
+    torch_cls = cell.torch_module
     desc = {k: v for k, v in task.items() if k != "scale"}
     if task.get("scale") is not None:
         desc["scale"] = {"mean": task["scale"][0].tolist(), "std": task["scale"][1].tolist()}
     metadata = {"format": "np", "fastrnn_model": json.dumps(cfg), "fastrnn_task": json.dumps(finite_json(desc)),
-                # cls None: no torch.nn module has this cell's weights
+                # cls None: no torch.nn module has this cell's weights; formulation says what they mean
                 "torch_module": json.dumps(dict(cls=f"torch.nn.{torch_cls}" if torch_cls else None,
+                                                formulation=cell.formulation,
                                                 input_size=cfg["input_size"],
                                                 hidden_size=cfg["hidden_size"], num_layers=cfg["num_layers"],
                                                 bidirectional=cfg["bidirectional"],

@@ -78,6 +78,7 @@ for dt in (float32, float64):
         "k.scatter_last": (k.scatter_last, (f2, i1, f3)),
         "k.move_steps": (k.move_steps, (f3, i1, f3, int64, int64, int64, boolean)),
         "k.column_sums": (k.column_sums, (f2, f1)),
+        "k.column_dots": (k.column_dots, (f2, f2, f1)),
         "k.add_row": (k.add_row, (f2, f1)),
         "k.fill_zero": (k.fill_zero, (f1,)),
         "k.transpose": (k.transpose, (f2, f2)),

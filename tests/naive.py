@@ -1,10 +1,13 @@
-"""Slow, obvious float64 NumPy reference for the four cells, forward and BPTT.
+"""Slow, obvious float64 NumPy reference for every cell, forward and BPTT.
 
 Deliberately organised differently from the kernels: one step of one layer at a time,
 the reverse sweep runs time-major (all layers at step t, then step t-1), and truncation is
 the tutorial's nested loop: for each step t with a loss, propagate back over t, t-1, ..., t-K.
 """
 import numpy as np
+
+
+GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4}  # H-wide blocks of weight_ih's rows
 
 
 def sig(a):
@@ -85,7 +88,7 @@ def forward(cell, p, L, x, lengths, h0=None, c0=None, masks=None):
     k's output on its way to layer k+1 (dropout). Returns per-step caches [t][k], states
     hs[k] (T+1, B, H) and cs[k]."""
     T, B, _ = x.shape
-    H = p["weight_hh_l0"].shape[1]
+    H = p["weight_ih_l0"].shape[0] // GATES[cell]
     hs = [np.zeros((T + 1, B, H)) for _ in range(L)]
     cs = [np.zeros((T + 1, B, H)) for _ in range(L)]
     for k in range(L):

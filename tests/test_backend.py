@@ -45,7 +45,7 @@ def test_a_cells_facts_come_from_its_registry_entry():
 
     assert {n: TrainConfig(cell=n).init_scheme for n in CELLS} == {n: c.default_init for n, c in CELLS.items()}
     assert TrainConfig(cell="relu").init_scheme == "irnn" and COLORS == {n: c.color for n, c in CELLS.items()}
-    assert [c.name for c in CELLS.values() if c.relu] == ["relu"]
+    assert [c.name for c in CELLS.values() if c.relu and c.kernels == "elman"] == ["relu"]  # the Elman flag
     import numpy as np
 
     for name, cell in CELLS.items():
@@ -53,3 +53,24 @@ def test_a_cells_facts_come_from_its_registry_entry():
         held = {id(a): a.nbytes for a in vars(tape).values() if isinstance(a, np.ndarray)}
         assert sum(held.values()) == tape_bytes(name, 5, 3, 4, 1, 4)  # what the estimate counts is what is held
         assert (tape.dgh is tape.dgi) == (tape_shapes(cell, 5, 3, 4)["dgh"] is None)
+
+
+def test_a_cells_parameters_come_from_its_declaration():
+    """The model's parameter shapes, the memory estimate's count and each initialization all
+    come from the cell's declaration (fastrnn/cells/base.py); an unknown init is refused
+    naming the ones the cell takes."""
+    import numpy as np
+
+    from fastrnn import RNN
+    from fastrnn.cells import CELLS
+    from fastrnn.memory import parameter_count
+
+    for name, cell in CELLS.items():
+        m = RNN(name, 3, 4, 2, 2, bidirectional=True)
+        assert m.num_parameters == parameter_count(name, 3, 4, 2, 2, 2)
+        assert m.shapes["weight_hh_l1_reverse"] == cell.param_shapes(8, 4)["weight_hh"]
+        for init in cell.inits:
+            p = cell.init_layer(np.random.default_rng(0), init, 3, 4)
+            assert {k: a.shape for k, a in p.items()} == cell.param_shapes(3, 4)
+    with pytest.raises(ValueError, match="init: expected one of pytorch, xavier, orthogonal, irnn; got 'he'"):
+        RNN("lstm", 3, 4, 2, init="he")

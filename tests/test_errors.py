@@ -3,7 +3,7 @@ typing traceback."""
 import numpy as np
 import pytest
 
-from fastrnn import RNN, gradcheck
+from fastrnn import CELLS, RNN, gradcheck
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def x_ok(T=5, B=2):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(cell="elman"), r"cell: expected one of tanh, relu, gru, lstm; got 'elman'"),
+    (dict(cell="elman"), rf"cell: expected one of {', '.join(CELLS)}; got 'elman'"),
     (dict(hidden_size=0), r"hidden_size: expected a positive integer; got 0"),
     (dict(input_size=-2), r"input_size: expected a positive integer; got -2"),
     (dict(num_layers=1.5), r"num_layers: expected a positive integer; got 1.5"),

@@ -1,5 +1,8 @@
 """Same weights, same inputs: outputs, final states and gradients match torch.nn.RNN/GRU/LSTM.
 PyTorch is an optional peer: these tests skip when it is not installed."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,9 +12,17 @@ torch = pytest.importorskip("torch")
 
 
 def torch_module(cell, I, H, L, **kw):
-    if cell in ("tanh", "relu"):
+    """The torch.nn module with the cell's weights (its registry entry names it), else the one
+    bench/torch_cells.py writes in a few lines of torch."""
+    cls = CELLS[cell].torch_module
+    if cls is None:
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+        import torch_cells
+
+        return torch_cells.MODULES[cell](I, H, L, **kw)
+    if cls == "RNN":
         return torch.nn.RNN(I, H, L, nonlinearity=cell, **kw)
-    return {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H, L, **kw)
+    return getattr(torch.nn, cls)(I, H, L, **kw)
 
 
 def same_grads(ours, ref, lin):

@@ -16,7 +16,6 @@ from ..layer import reverse_steps
 from ..losses import get_loss
 from . import threads
 from .blas import matmul, matmul_tn
-from .product import packed
 
 
 @njit(cache=CACHE)
@@ -27,6 +26,15 @@ def _scatter_columns(dw, ids, dg):
         k = ids[n]
         for j in range(dg.shape[1]):
             dw[j, k] += dg[n, j]
+
+
+@njit(cache=CACHE)
+def _column_dots(a, b, out):
+    """out[j] = sum_n a[n, j] b[n, j], summed in row order in out's precision."""
+    out[:] = 0
+    for n in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[j] += a[n, j] * b[n, j]
 
 
 @njit(cache=CACHE, fastmath={"reassoc", "contract"})
@@ -101,6 +109,9 @@ class CpuBackend(Backend):
     def column_sums(self, a, out):
         out[...] = a.sum(axis=0)
 
+    def column_dots(self, a, b, out):
+        _column_dots(a, b, out)
+
     def add_row(self, a, row):
         a += row
 
@@ -137,18 +148,9 @@ class CpuBackend(Backend):
 
     # ---------------------------------------------------------------- cells
     def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
-        """The layer's weights as the kernels read them, once per call: W_hh^T packed into
-        panels for the forward product (h W_hh^T), W_hh packed for the backward one
-        (dpre W_hh; product.py), and the summed biases."""
-        H = w_hh.shape[1]
-        tape.w_fwd = packed(w_hh, transposed=True, out=tape.w_fwd)  # into the tape's own panels
-        tape.w_bwd = packed(w_hh, out=tape.w_bwd)  # after the first call
-        tape.bias = b_ih + b_hh
-        if cell.reset_bias:  # GRU: b_hn is applied inside r * (.), by the kernel
-            tape.bias[2 * H:] = b_ih[2 * H:]
-            tape.b_hn = b_hh[2 * H:]
-        else:
-            tape.b_hn = b_hh[:0]
+        """The layer's weights as its kernel family reads them (its ``prepare``): for a dense
+        recurrence W_hh packed both ways into panels (product.prepare_dense), and the biases."""
+        self._cell(cell).prepare(cell, tape, w_hh, b_ih, b_hh)
 
     def _cell(self, cell):
         mod = self._kernels.get(cell.kernels)

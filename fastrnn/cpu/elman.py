@@ -17,7 +17,7 @@ from numba import njit
 
 from ..cells._math import copy, one_like, tanh
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
-from .product import add_recurrent_grad, matmul_packed
+from .product import add_recurrent_grad, matmul_packed, prepare_dense
 from .threads import run_split
 
 
@@ -90,13 +90,18 @@ def elman_backward_rows(s0, s1, dh_in, lengths, relu, h, w_bwd, dpre, dh_seq, dh
 
 
 # --------------------------------------------------------------------------- CPU binding
+def prepare(cell, tape, w_hh, b_ih, b_hh):
+    """W_hh packed both ways for the recurrent products and the summed biases (product.prepare_dense)."""
+    prepare_dense(tape, w_hh, b_ih, b_hh)
+
+
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads (tanh or relu)."""
-    run_split(elman_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, lengths, cell.relu,
+    run_split(elman_forward_rows, (tape.xproj, tape.weights.bias, tape.weights.fwd, lengths, cell.relu,
                                    tape.h, tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see elman_backward_rows)."""
-    run_split(elman_backward_rows, (s0, s1, dh_in, lengths, cell.relu, tape.h, tape.w_bwd, dgi,
+    run_split(elman_backward_rows, (s0, s1, dh_in, lengths, cell.relu, tape.h, tape.weights.bwd, dgi,
                                     dh_seq, tape.dh), tape.B, MIN_ROWS, ROW_BLOCK)

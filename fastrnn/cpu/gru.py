@@ -18,7 +18,7 @@ from numba import njit
 
 from ..cells._math import copy, one_like, sigmoid, tanh
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
-from .product import add_recurrent_grad, matmul_packed
+from .product import add_recurrent_grad, matmul_packed, prepare_dense
 from .threads import run_split
 
 
@@ -104,13 +104,18 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, dgi, dgh, dh
 
 
 # --------------------------------------------------------------------------- CPU binding
+def prepare(cell, tape, w_hh, b_ih, b_hh):
+    """W_hh packed both ways for the recurrent products and the summed biases but b_hn (applied inside r * (.)) (product.prepare_dense)."""
+    prepare_dense(tape, w_hh, b_ih, b_hh, apart=w_hh.shape[1])
+
+
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads."""
-    run_split(gru_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, tape.b_hn, lengths, tape.h, tape.gates,
+    run_split(gru_forward_rows, (tape.xproj, tape.weights.bias, tape.weights.fwd, tape.weights.b_hn, lengths, tape.h, tape.gates,
                                  tape.ghn, tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see gru_backward_rows)."""
-    run_split(gru_backward_rows, (s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn, tape.w_bwd, dgi,
+    run_split(gru_backward_rows, (s0, s1, dh_in, lengths, tape.h, tape.gates, tape.ghn, tape.weights.bwd, dgi,
                                   dgh, dh_seq, tape.dh), tape.B, MIN_ROWS, ROW_BLOCK)

@@ -17,7 +17,7 @@ from numba import njit
 from ..cells._math import copy, one_like, sigmoid, tanh
 from ..config import CACHE, COL_ALIGN, ERROR_MODEL, FASTMATH, MIN_COL_UNITS, MIN_ROWS, ROW_BLOCK
 from .barrier import arrive
-from .product import add_recurrent_grad, matmul_packed, unit_cols
+from .product import add_recurrent_grad, matmul_packed, prepare_dense, unit_cols
 from .threads import run_columns, run_split, share_columns
 
 
@@ -188,22 +188,27 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_bwd, dpre, dh_seq, dh
 
 
 # --------------------------------------------------------------------------- CPU binding
+def prepare(cell, tape, w_hh, b_ih, b_hh):
+    """W_hh packed both ways for the recurrent products and the summed biases (product.prepare_dense)."""
+    prepare_dense(tape, w_hh, b_ih, b_hh)
+
+
 def forward(cell, tape, lengths):
     """One layer forward over every step, the batch split across threads (or, under
     ROW_BLOCK sequences, each step's hidden units: threads.share_columns)."""
     if share_columns(tape.B, tape.h.shape[2], 4, tape.h.dtype, tape.xproj.shape[0]):
-        run_columns(lstm_forward_cols, (tape.xproj, tape.bias, tape.w_fwd, lengths, tape.h, tape.c, tape.gates,
+        run_columns(lstm_forward_cols, (tape.xproj, tape.weights.bias, tape.weights.fwd, lengths, tape.h, tape.c, tape.gates,
                                         tape.gh), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
         return
-    run_split(lstm_forward_rows, (tape.xproj, tape.bias, tape.w_fwd, lengths, tape.h, tape.c, tape.gates,
+    run_split(lstm_forward_rows, (tape.xproj, tape.weights.bias, tape.weights.fwd, lengths, tape.h, tape.c, tape.gates,
                                   tape.gh), tape.B, MIN_ROWS, ROW_BLOCK)
 
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     """Reverse sweep over steps s1..s0 (window-relative outputs, see lstm_backward_rows)."""
     if share_columns(tape.B, tape.h.shape[2], 4, tape.h.dtype, s1 - s0 + 1):
-        run_columns(lstm_backward_cols, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_bwd, dgi, dh_seq,
+        run_columns(lstm_backward_cols, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.weights.bwd, dgi, dh_seq,
                                          tape.dh, tape.dc), tape.h.shape[2], COL_ALIGN, MIN_COL_UNITS)
         return
-    run_split(lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.w_bwd, dgi, dh_seq,
+    run_split(lstm_backward_rows, (s0, s1, dh_in, lengths, tape.c, tape.gates, tape.weights.bwd, dgi, dh_seq,
                                    tape.dh, tape.dc), tape.B, MIN_ROWS, ROW_BLOCK)

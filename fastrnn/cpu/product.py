@@ -47,6 +47,30 @@ def packed(w, transposed=False, out=None):
     return wp
 
 
+class DenseWeights:
+    """A dense-recurrence layer's weights as the CPU kernels read them (tape.weights):
+    fwd  W_hh^T packed into panels, for the forward product h W_hh^T
+    bwd  W_hh packed, for the backward one, dpre W_hh
+    bias the summed biases b_ih + b_hh (G,); b_hn the GRU's b_hn (H,), kept apart (or empty)."""
+    __slots__ = ("fwd", "bwd", "bias", "b_hn")
+
+    def __init__(self, fwd, bwd, bias, b_hn):
+        self.fwd, self.bwd, self.bias, self.b_hn = fwd, bwd, bias, b_hn
+
+
+def prepare_dense(tape, w_hh, b_ih, b_hh, apart=0):
+    """tape.weights for a dense recurrence, once per call, into the tape's own panels after
+    the first call. apart: the trailing bias entries of b_hh kept out of the sum (the GRU's
+    b_hn, H of them, applied inside r * (.) by its kernel)."""
+    old = tape.weights
+    bias = b_ih + b_hh
+    G = bias.shape[0]
+    if apart:
+        bias[G - apart:] = b_ih[G - apart:]
+    tape.weights = DenseWeights(packed(w_hh, transposed=True, out=old.fwd if old else None),
+                                packed(w_hh, out=old.bwd if old else None), bias, b_hh[G - apart:])
+
+
 @njit(cache=CACHE, nogil=True)
 def transpose_into(w, out):
     """out = w.T for w (N, K), out (K, N), in 8 x 8 blocks. Full blocks have constant trip

@@ -21,11 +21,6 @@ from . import sequence as seq
 PATHS = ("auto", "sequence", "steps")
 
 
-def _grid1(n):
-    block = min(256, max(32, 1 << (max(n, 1) - 1).bit_length()))
-    return ((n + block - 1) // block,), (block,)
-
-
 def _flat(a):
     return a.reshape(a.size)
 
@@ -75,7 +70,7 @@ class CudaBackend(Backend):
     def zero(self, a):
         """Zero a contiguous device array in place, on the device."""
         f = _flat(a)
-        gr, bl = _grid1(f.shape[0])
+        gr, bl = k.grid1(f.shape[0])
         k.fill_zero[gr, bl](f)
 
     def copy_into(self, dst, src):
@@ -84,12 +79,12 @@ class CudaBackend(Backend):
 
     def add_into(self, dst, src):
         d, s = _flat(dst), _flat(src)
-        gr, bl = _grid1(d.shape[0])
+        gr, bl = k.grid1(d.shape[0])
         k.add_into[gr, bl](d, s)
 
     def multiply(self, a, b, out):
         o = _flat(out)
-        gr, bl = _grid1(o.shape[0])
+        gr, bl = k.grid1(o.shape[0])
         k.multiply[gr, bl](_flat(a), _flat(b), o)
 
     # ---------------------------------------------------------------- products and reductions
@@ -107,8 +102,12 @@ class CudaBackend(Backend):
             self.column_sums(a, sums)
 
     def column_sums(self, a, out):
-        gr, bl = _grid1(out.shape[0])
+        gr, bl = k.grid1(out.shape[0])
         k.column_sums[gr, bl](a, out)
+
+    def column_dots(self, a, b, out):
+        gr, bl = k.grid1(out.shape[0])
+        k.column_dots[gr, bl](a, b, out)
 
     def add_row(self, a, row):
         g, b = k.grid2(a.shape[0], a.shape[1])
@@ -124,11 +123,11 @@ class CudaBackend(Backend):
         k.scatter_columns[g, b](dw, ids, dg)
 
     def put_steps(self, src, lengths, dst, col0, reverse):
-        gr, bl = _grid1(src.size)
+        gr, bl = k.grid1(src.size)
         k.move_steps[gr, bl](src, lengths, dst, 0, col0, src.shape[2], reverse)
 
     def take_steps(self, src, lengths, dst, col0, reverse):
-        gr, bl = _grid1(dst.size)
+        gr, bl = k.grid1(dst.size)
         k.move_steps[gr, bl](src, lengths, dst, col0, 0, dst.shape[2], reverse)
 
     def gather_last(self, h, lengths):
@@ -149,7 +148,7 @@ class CudaBackend(Backend):
             raise ValueError("target: no position counts towards the loss (all masked)")
         dy = cuda.device_array((N, O), y.dtype)
         row_loss = cuda.device_array(N, np.float64)
-        gr, bl = _grid1(N)
+        gr, bl = k.grid1(N)
         f = np.dtype(y.dtype).type
         if name == "mse":
             k.mse_grad[gr, bl](y, cuda.to_device(target), cuda.to_device(valid), f(2.0 / count), dy, row_loss)
@@ -159,62 +158,34 @@ class CudaBackend(Backend):
 
     # ---------------------------------------------------------------- cells
     def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
-        """Summed biases (GRU's b_hn apart) and, for the sequence path, W_hh transposed."""
-        G, H = w_hh.shape
-        if tape.bias is None:
-            tape.bias = cuda.device_array(G, w_hh.dtype)
-        gr, bl = _grid1(G)
-        k.combine_bias[gr, bl](b_ih, b_hh, 2 * H if cell.reset_bias else G, tape.bias)
-        tape.w_hh, tape.b_hn = w_hh, (b_hh[2 * H:] if cell.reset_bias else b_hh)
-        if self.path == "sequence":
-            if tape.w_hh_t is None:
-                tape.w_hh_t = cuda.device_array((H, G), w_hh.dtype)
-            g, b = k.grid2(G, H)
-            k.transpose[g, b](w_hh, tape.w_hh_t)
+        """The weights as the cell's kernel family reads them on this path (launch.py)."""
+        launch.CELLS[cell.kernels].prepare(cell, tape, w_hh, b_ih, b_hh, self.path)
 
     def layer_forward(self, cell, tape, lengths):
-        fam = launch.CELLS[cell.kernels]
-        if self.path == "sequence":
-            H = tape.h.shape[2]
-            fam.sequence_forward(cell, seq.kernels(tape.h.dtype), tape, lengths, (tape.B,), (seq.threads_for(H),))
-            return
-        grid, block = k.grid2(tape.B, tape.h.shape[2])
-        for t in range(tape.T):
-            k.gemm(tape.h[t], tape.w_hh, tape.gh, tb=True)
-            fam.steps_forward(cell, tape, t, lengths, grid, block)
+        launch.CELLS[cell.kernels].forward(self.path, cell, tape, lengths)
 
     def layer_backward(self, cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
         """Reverse sweep over steps s1..s0 from the carries in tape.dh / tape.dc."""
-        fam = launch.CELLS[cell.kernels]
-        B, H = tape.dh.shape
-        if self.path == "sequence":
-            fam.sequence_backward(cell, seq.kernels(tape.h.dtype), tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq,
-                                  (B,), (seq.threads_for(H),))
-            return
-        grid, block = k.grid2(B, H)
-        rec = dgh if cell.split_grad else dgi
-        for t in range(s1, s0 - 1, -1):
-            fam.steps_backward(cell, tape, t, s0, dh_in, lengths, dgi, dgh, dh_seq, grid, block)
-            k.gemm(rec[t - s0], tape.w_hh, tape.dh, beta=1.0)  # dh_{t-1} += dpre W_hh
+        launch.CELLS[cell.kernels].backward(self.path, cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq)
 
     # ---------------------------------------------------------------- clipping and updates
     def sum_squares(self, g):
-        gr, bl = _grid1(g.shape[0])
+        gr, bl = k.grid1(g.shape[0])
         acc = cuda.to_device(np.zeros(1, np.float64))
         k.sum_squares[gr, bl](g, acc)
         return float(acc.copy_to_host()[0])
 
     def scale(self, g, factor):
-        gr, bl = _grid1(g.shape[0])
+        gr, bl = k.grid1(g.shape[0])
         k.scale[gr, bl](g, np.dtype(g.dtype).type(factor))
 
     def clip_values(self, g, limit):
-        gr, bl = _grid1(g.shape[0])
+        gr, bl = k.grid1(g.shape[0])
         k.clip_values[gr, bl](g, np.dtype(g.dtype).type(limit))
 
     def optimizer_step(self, opt, params, grad):
         """The optimizer's own kernel (opt.kernel, fastrnn/cuda/kernels.py) with its own
         constants (opt.kernel_args), in the parameters' precision, so float32 stays float32."""
         f = np.dtype(params.dtype).type
-        gr, bl = _grid1(params.shape[0])
+        gr, bl = k.grid1(params.shape[0])
         getattr(k, opt.kernel)[gr, bl](params, grad, *(opt.state[s] for s in opt.slots), *opt.kernel_args(f))

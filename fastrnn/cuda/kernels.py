@@ -66,6 +66,12 @@ def _block_edge(n):
     return e
 
 
+def grid1(n):
+    """Launch shape covering n threads: one block of 32-256, a whole number of warps."""
+    block = min(256, max(32, 1 << (max(n, 1) - 1).bit_length()))
+    return ((n + block - 1) // block,), (block,)
+
+
 def grid2(B, H):
     """Launch shape covering a (B, H) grid: blocks of at most 16 x 16, no larger than needed."""
     bx, by = _block_edge(B), _block_edge(H)
@@ -228,7 +234,7 @@ def multiply(a, b, out):
 @cuda.jit
 def combine_bias(b_ih, b_hh, n, out):
     """out = b_ih + b_hh on the first n entries, b_ih after them (GRU: n = 2H, since b_hn
-    sits inside r * (.)); the device twin of the CPU backend's bias combination (fastrnn/cpu/backend.py)."""
+    sits inside r * (.)); the device twin of fastrnn/cpu/product.py's prepare_dense."""
     j = cuda.grid(1)
     if j < out.shape[0]:
         out[j] = b_ih[j] + (b_hh[j] if j < n else zero_like(b_hh[0]))
@@ -258,6 +264,17 @@ def column_sums(a, out):
         s = zero_like(out[0])
         for i in range(a.shape[0]):
             s += a[i, j]
+        out[j] = s
+
+
+@cuda.jit
+def column_dots(a, b, out):
+    """out[j] = sum_i a[i, j] b[i, j] (a diagonal recurrence's weight gradient)."""
+    j = cuda.grid(1)
+    if j < out.shape[0]:
+        s = zero_like(out[0])
+        for i in range(a.shape[0]):
+            s += a[i, j] * b[i, j]
         out[j] = s
 
 

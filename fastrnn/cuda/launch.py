@@ -1,69 +1,127 @@
-"""How each cell's CUDA kernels are launched on a layer tape: one entry per kernel family of
-the cell registry (fastrnn/cells/__init__.py), each with a forward and a backward for both
-paths. ``steps``: per step, the recurrent GEMM then the cell's pointwise kernel
-(kernels.py); ``sequence``: one launch per layer and direction (sequence.py).
+"""How each kernel family of the cell registry (fastrnn/cells/) runs on a layer tape on the GPU:
+its ``prepare`` (the weights as its kernels read them, into tape.weights), ``forward`` and
+``backward`` on either path. ``steps``: per step, the recurrent GEMM then the cell's pointwise
+kernel (kernels.py); ``sequence``: one launch per layer and direction (sequence.py).
 
 Arguments as in CudaBackend.layer_forward / layer_backward; tape shapes as in fastrnn/layer.py,
 window-relative dgi, dgh, dh_seq (W, B, .). The carries tape.dh (tape.dc) hold dL/dh_{s1+1}
 on entry (zero or seeded) and dL/dh_{s0-1} on return.
 """
+from types import SimpleNamespace
+
+from numba import cuda
+
 from . import kernels as k
+from . import sequence as seq
 
 
-class Elman:
+class Dense:
+    """A family with a dense W_hh: the recurrent product is a GEMM per step (steps path) or
+    runs inside the sequence kernel, which reads W_hh transposed. Subclasses give the
+    pointwise launches; ``apart`` is how many trailing entries of b_hh stay out of the
+    summed bias (GRU: b_hn, H)."""
+    apart = 0
+
+    @classmethod
+    def prepare(cls, cell, tape, w_hh, b_ih, b_hh, path):
+        """tape.weights: w_hh (G, H) as is, w_hh_t (H, G) for the sequence path, the summed
+        bias (G,) and b_hn (the GRU's; else any row)."""
+        G, H = w_hh.shape
+        old = tape.weights
+        bias = old.bias if old else cuda.device_array(G, w_hh.dtype)
+        gr, bl = k.grid1(G)
+        n = G - (H if cls.apart else 0)
+        k.combine_bias[gr, bl](b_ih, b_hh, n, bias)
+        w_hh_t = old.w_hh_t if old else None
+        if path == "sequence":
+            if w_hh_t is None:
+                w_hh_t = cuda.device_array((H, G), w_hh.dtype)
+            g, b = k.grid2(G, H)
+            k.transpose[g, b](w_hh, w_hh_t)
+        tape.weights = SimpleNamespace(w_hh=w_hh, w_hh_t=w_hh_t, bias=bias, b_hn=b_hh[n:] if cls.apart else b_hh)
+
+    @classmethod
+    def forward(cls, path, cell, tape, lengths):
+        if path == "sequence":
+            H = tape.h.shape[2]
+            cls.sequence_forward(cell, seq.kernels(tape.h.dtype), tape, tape.weights, lengths, (tape.B,),
+                                 (seq.threads_for(H),))
+            return
+        grid, block = k.grid2(tape.B, tape.h.shape[2])
+        for t in range(tape.T):
+            k.gemm(tape.h[t], tape.weights.w_hh, tape.gh, tb=True)
+            cls.steps_forward(cell, tape, tape.weights, t, lengths, grid, block)
+
+    @classmethod
+    def backward(cls, path, cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
+        B, H = tape.dh.shape
+        w = tape.weights
+        if path == "sequence":
+            cls.sequence_backward(cell, seq.kernels(tape.h.dtype), tape, w, s0, s1, dh_in, lengths, dgi, dgh,
+                                  dh_seq, (B,), (seq.threads_for(H),))
+            return
+        grid, block = k.grid2(B, H)
+        for t in range(s1, s0 - 1, -1):
+            cls.steps_backward(cell, tape, t, s0, dh_in, lengths, dgi, dgh, dh_seq, grid, block)
+            k.gemm(dgh[t - s0], w.w_hh, tape.dh, beta=1.0)  # dh_{t-1} += dpre W_hh (dgh is dgi but for the GRU)
+
+
+class Elman(Dense):
     """tanh and relu: one gate block; the relu flag picks the nonlinearity."""
 
     @staticmethod
-    def steps_forward(cell, tp, t, lens, grid, block):
-        k.elman_fwd[grid, block](tp.gh, tp.xproj, tp.bias, lens, t, cell.relu, tp.h)
+    def steps_forward(cell, tp, w, t, lens, grid, block):
+        k.elman_fwd[grid, block](tp.gh, tp.xproj, w.bias, lens, t, cell.relu, tp.h)
 
     @staticmethod
     def steps_backward(cell, tp, t, s0, dh_in, lens, dgi, dgh, dhs, grid, block):
         k.elman_bwd[grid, block](tp.dh, dh_in, t, s0, lens, cell.relu, tp.h, dgi, dhs)
 
     @staticmethod
-    def sequence_forward(cell, ks, tp, lens, grid, block):
-        ks["elman_fwd"][grid, block](tp.xproj, tp.bias, tp.w_hh_t, lens, cell.relu, tp.h)
+    def sequence_forward(cell, ks, tp, w, lens, grid, block):
+        ks["elman_fwd"][grid, block](tp.xproj, w.bias, w.w_hh_t, lens, cell.relu, tp.h)
 
     @staticmethod
-    def sequence_backward(cell, ks, tp, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
-        ks["elman_bwd"][grid, block](tp.dh, dh_in, s0, s1, lens, cell.relu, tp.h, tp.w_hh, dgi, dhs)
+    def sequence_backward(cell, ks, tp, w, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
+        ks["elman_bwd"][grid, block](tp.dh, dh_in, s0, s1, lens, cell.relu, tp.h, w.w_hh, dgi, dhs)
 
 
-class Gru:
+class Gru(Dense):
+    apart = 1  # b_hn (H entries) sits inside r * (W_hn h + b_hn)
+
     @staticmethod
-    def steps_forward(cell, tp, t, lens, grid, block):
-        k.gru_fwd[grid, block](tp.gh, tp.xproj, tp.bias, tp.b_hn, lens, t, tp.h, tp.gates, tp.ghn)
+    def steps_forward(cell, tp, w, t, lens, grid, block):
+        k.gru_fwd[grid, block](tp.gh, tp.xproj, w.bias, w.b_hn, lens, t, tp.h, tp.gates, tp.ghn)
 
     @staticmethod
     def steps_backward(cell, tp, t, s0, dh_in, lens, dgi, dgh, dhs, grid, block):
         k.gru_bwd[grid, block](tp.dh, dh_in, t, s0, lens, tp.h, tp.gates, tp.ghn, dgi, dgh, dhs)
 
     @staticmethod
-    def sequence_forward(cell, ks, tp, lens, grid, block):
-        ks["gru_fwd"][grid, block](tp.xproj, tp.bias, tp.b_hn, tp.w_hh_t, lens, tp.h, tp.gates, tp.ghn)
+    def sequence_forward(cell, ks, tp, w, lens, grid, block):
+        ks["gru_fwd"][grid, block](tp.xproj, w.bias, w.b_hn, w.w_hh_t, lens, tp.h, tp.gates, tp.ghn)
 
     @staticmethod
-    def sequence_backward(cell, ks, tp, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
-        ks["gru_bwd"][grid, block](tp.dh, dh_in, s0, s1, lens, tp.h, tp.gates, tp.ghn, tp.w_hh, dgi, dgh, dhs)
+    def sequence_backward(cell, ks, tp, w, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
+        ks["gru_bwd"][grid, block](tp.dh, dh_in, s0, s1, lens, tp.h, tp.gates, tp.ghn, w.w_hh, dgi, dgh, dhs)
 
 
-class Lstm:
+class Lstm(Dense):
     @staticmethod
-    def steps_forward(cell, tp, t, lens, grid, block):
-        k.lstm_fwd[grid, block](tp.gh, tp.xproj, tp.bias, lens, t, tp.h, tp.c, tp.gates)
+    def steps_forward(cell, tp, w, t, lens, grid, block):
+        k.lstm_fwd[grid, block](tp.gh, tp.xproj, w.bias, lens, t, tp.h, tp.c, tp.gates)
 
     @staticmethod
     def steps_backward(cell, tp, t, s0, dh_in, lens, dgi, dgh, dhs, grid, block):
         k.lstm_bwd[grid, block](tp.dh, tp.dc, dh_in, t, s0, lens, tp.c, tp.gates, dgi, dhs)
 
     @staticmethod
-    def sequence_forward(cell, ks, tp, lens, grid, block):
-        ks["lstm_fwd"][grid, block](tp.xproj, tp.bias, tp.w_hh_t, lens, tp.h, tp.c, tp.gates)
+    def sequence_forward(cell, ks, tp, w, lens, grid, block):
+        ks["lstm_fwd"][grid, block](tp.xproj, w.bias, w.w_hh_t, lens, tp.h, tp.c, tp.gates)
 
     @staticmethod
-    def sequence_backward(cell, ks, tp, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
-        ks["lstm_bwd"][grid, block](tp.dh, tp.dc, dh_in, s0, s1, lens, tp.c, tp.gates, tp.w_hh, dgi, dhs)
+    def sequence_backward(cell, ks, tp, w, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
+        ks["lstm_bwd"][grid, block](tp.dh, tp.dc, dh_in, s0, s1, lens, tp.c, tp.gates, w.w_hh, dgi, dhs)
 
 
 CELLS = {"elman": Elman, "gru": Gru, "lstm": Lstm}

@@ -426,9 +426,9 @@ def step_flops(cfg):
     about 3x the forward's 2 flops a weight, per sequence and step."""
     from ..cells import CELLS
 
-    G = CELLS[cfg.cell].gates * cfg.hidden
+    cell, H = CELLS[cfg.cell], cfg.hidden
     T = cfg.seq_len or 100
-    per_seq = sum(G * ((cfg.hidden if k else 4) + cfg.hidden) for k in range(cfg.layers)) * T
+    per_seq = sum(cell.param_count(H if k else 4, H) for k in range(cfg.layers)) * T
     return 6 * per_seq * cfg.batch_size
 
 

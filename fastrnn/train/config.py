@@ -6,8 +6,8 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from .. import validate as v
-from ..cells import CELLS
-from ..choices import DEVICES, DTYPES, INITS, OPTIMIZERS, SCHEDULES, TASKS
+from ..cells import CELLS, INITS
+from ..choices import DEVICES, DTYPES, OPTIMIZERS, SCHEDULES, TASKS
 
 # The options that take one of a list of names (init also takes None: the cell's default).
 CHOICES = dict(task=TASKS, cell=tuple(CELLS), optimizer=OPTIMIZERS, dtype=DTYPES, device=DEVICES,
@@ -97,6 +97,7 @@ class TrainConfig:
             v.choice(name, getattr(self, name), options)
         if self.init is not None:
             v.choice("init", self.init, INITS)
+            CELLS[self.cell].check_init(self.init)
         for name in ("hidden", "layers", "batch_size", "steps", "eval_every"):
             v.positive_int(name, getattr(self, name))
         for name in ("seq_len", "patience", "lr_step"):
