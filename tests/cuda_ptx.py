@@ -70,6 +70,8 @@ for dt in (float32, float64):
         "k.elman_bwd": (k.elman_bwd, (f2, f3, int64, int64, i1, boolean, f3, f3, f3)),
         "k.gru_bwd": (k.gru_bwd, (f2, f3, int64, int64, i1, f3, f3, f3, f3, f3, f3)),
         "k.lstm_bwd": (k.lstm_bwd, (f2, f2, f3, int64, int64, i1, f3, f3, f3, f3)),
+        "k.indrnn_fwd": (k.indrnn_fwd, (f3, f1, f1, i1, f3)),
+        "k.indrnn_bwd": (k.indrnn_bwd, (f2, f3, int64, int64, i1, f1, f3, f3, f3)),
         "k.gemm": (k._GEMM[np.dtype("float32" if f32 else "float64")], (f2, f2, f2, boolean, boolean, s)),
         "k.combine_bias": (k.combine_bias, (f1, f1, int64, f1)),
         "k.gather_columns": (k.gather_columns, (f2, i1, f2)),

@@ -7,7 +7,7 @@ the tutorial's nested loop: for each step t with a loss, propagate back over t, 
 import numpy as np
 
 
-GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4}  # H-wide blocks of weight_ih's rows
+GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4, "indrnn": 1}  # H-wide blocks of weight_ih's rows
 
 
 def sig(a):
@@ -22,6 +22,9 @@ def step_forward(cell, p, k, x, h, c):
     """One step of layer k. x (B, I), h, c (B, H). Returns h', c', cache."""
     H = h.shape[1]
     gi = x @ p[f"weight_ih_l{k}"].T + p[f"bias_ih_l{k}"]
+    if cell == "indrnn":  # weight_hh is a vector u: each unit sees only its own past
+        hn = np.maximum(gi + p[f"weight_hh_l{k}"] * h + p[f"bias_hh_l{k}"], 0.0)
+        return hn, c, (x, h, c, hn)
     gh = h @ p[f"weight_hh_l{k}"].T + p[f"bias_hh_l{k}"]
     if cell == "tanh":
         hn = np.tanh(gi + gh)
@@ -50,7 +53,7 @@ def step_backward(cell, p, k, cache, dh, dc, live, grads):
     x, h, c, aux = cache
     m = live[:, None].astype(float)
     dc_prev = dc
-    if cell in ("tanh", "relu"):
+    if cell in ("tanh", "relu", "indrnn"):
         hn = aux
         da = dh * ((1 - hn ** 2) if cell == "tanh" else (hn > 0))
         dgi = dgh = da * m
@@ -73,10 +76,14 @@ def step_backward(cell, p, k, cache, dh, dc, live, grads):
         raise ValueError(f"naive: no reference for cell {cell!r}; add its step here")
     grads[f"weight_ih_l{k}"] += dgi.T @ x
     grads[f"bias_ih_l{k}"] += dgi.sum(0)
-    grads[f"weight_hh_l{k}"] += dgh.T @ h
     grads[f"bias_hh_l{k}"] += dgh.sum(0)
     dx = dgi @ p[f"weight_ih_l{k}"]
-    dh_prev = dgh @ p[f"weight_hh_l{k}"]
+    if cell == "indrnn":  # d(u * h)/du = h, d(u * h)/dh = u, unit by unit
+        grads[f"weight_hh_l{k}"] += (dgh * h).sum(0)
+        dh_prev = dgh * p[f"weight_hh_l{k}"]
+    else:
+        grads[f"weight_hh_l{k}"] += dgh.T @ h
+        dh_prev = dgh @ p[f"weight_hh_l{k}"]
     if cell == "gru":
         dh_prev = dh_prev + dh * z * m
     dh_prev = np.where(live[:, None], dh_prev, dh)

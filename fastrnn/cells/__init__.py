@@ -5,9 +5,10 @@
 from .base import Cell
 from .elman import RELU, TANH
 from .gru import GRU
+from .indrnn import INDRNN
 from .lstm import LSTM
 
-CELLS = {c.name: c for c in (TANH, RELU, GRU, LSTM)}
+CELLS = {c.name: c for c in (TANH, RELU, GRU, LSTM, INDRNN)}
 
 # every initialization some cell accepts, in a stable order (the CLI's --init choices)
 INITS = tuple(dict.fromkeys(i for c in CELLS.values() for i in c.inits))

@@ -107,6 +107,44 @@ def elman_bwd(dh, dh_in, t, s0, lengths, relu, h, dpre, dh_seq):
             dh[b, j] = zero_like(g)
 
 
+# --------------------------------------------------------------------------- IndRNN
+# A diagonal recurrence: unit j of sequence b depends on nothing but its own past, so one
+# thread runs it over every step, and the same launch serves both paths (no per-step launch,
+# no shared memory, no barrier).
+@cuda.jit
+def indrnn_fwd(xproj, bias, u, lengths, h):
+    """h[t + 1, b, j] = relu(xproj[t, b, j] + bias[j] + u[j] h[t, b, j]) for every step t,
+    carried past lengths[b]; bias = b_ih + b_hh."""
+    b, j = cuda.grid(2)
+    if b < h.shape[1] and j < h.shape[2]:
+        for t in range(xproj.shape[0]):
+            if t >= lengths[b]:
+                h[t + 1, b, j] = h[t, b, j]
+            else:
+                h[t + 1, b, j] = elman_forward(xproj[t, b, j] + bias[j] + u[j] * h[t, b, j], True)
+
+
+@cuda.jit
+def indrnn_bwd(dh, dh_in, s0, s1, lengths, u, h, dpre, dh_seq):
+    """Steps s1 down to s0 for one unit of one sequence: dh_in, dpre, dh_seq window-relative
+    (index t - s0); dh (B, H) carries dL/dh in and leaves dL/dh_{s0-1}: u * dpre."""
+    b, j = cuda.grid(2)
+    if b < dh.shape[0] and j < dh.shape[1]:
+        d = dh[b, j]
+        for t in range(s1, s0 - 1, -1):
+            w = t - s0
+            g = d + dh_in[w, b, j]
+            dh_seq[w, b, j] = g
+            if t >= lengths[b]:
+                dpre[w, b, j] = zero_like(g)
+                d = g
+            else:
+                dp = elman_backward(g, h[t + 1, b, j], True)
+                dpre[w, b, j] = dp
+                d = u[j] * dp
+        dh[b, j] = d
+
+
 # --------------------------------------------------------------------------- GRU
 @cuda.jit
 def gru_fwd(gh, xproj, bias, b_hn, lengths, t, h, gates, ghn):

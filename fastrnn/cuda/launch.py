@@ -124,4 +124,27 @@ class Lstm(Dense):
         ks["lstm_bwd"][grid, block](tp.dh, tp.dc, dh_in, s0, s1, lens, tp.c, tp.gates, w.w_hh, dgi, dhs)
 
 
-CELLS = {"elman": Elman, "gru": Gru, "lstm": Lstm}
+class Indrnn:
+    """A diagonal recurrence (fastrnn/cells/indrnn.py): one launch per layer and direction on
+    either path, a thread per unit and sequence over every step (kernels.py)."""
+
+    @staticmethod
+    def prepare(cell, tape, w_hh, b_ih, b_hh, path):
+        """tape.weights: u (H,) as is and the summed bias (H,)."""
+        bias = tape.weights.bias if tape.weights else cuda.device_array(w_hh.shape[0], w_hh.dtype)
+        gr, bl = k.grid1(bias.shape[0])
+        k.combine_bias[gr, bl](b_ih, b_hh, bias.shape[0], bias)
+        tape.weights = SimpleNamespace(u=w_hh, bias=bias)
+
+    @staticmethod
+    def forward(path, cell, tape, lengths):
+        grid, block = k.grid2(tape.B, tape.h.shape[2])
+        k.indrnn_fwd[grid, block](tape.xproj, tape.weights.bias, tape.weights.u, lengths, tape.h)
+
+    @staticmethod
+    def backward(path, cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
+        grid, block = k.grid2(*tape.dh.shape)
+        k.indrnn_bwd[grid, block](tape.dh, dh_in, s0, s1, lengths, tape.weights.u, tape.h, dgi, dh_seq)
+
+
+CELLS = {"elman": Elman, "gru": Gru, "lstm": Lstm, "indrnn": Indrnn}

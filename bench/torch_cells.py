@@ -1,0 +1,79 @@
+"""PyTorch implementations of the cells torch.nn lacks, as a user would write them: the peer
+of those cells in bench.py and, in float64, the autograd reference that tests/test_torch.py
+checks fastrnn's gradients against. Each takes what torch.nn.RNN takes and returns what it
+returns: input (T, B, I) or a PackedSequence, an optional h0 (L*D, B, H); (output, h_n), the
+output packed when the input was. Parameters carry fastrnn's (and nn.RNN's) names and order,
+so ``load_state_dict(model.to_torch_state_dict())`` loads a fastrnn model.
+"""
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+
+def _reverse_within(a, lengths):
+    """a (T, B, F) with each sequence's steps reversed within its own length, zeros after."""
+    T = a.shape[0]
+    src = lengths[None, :] - 1 - torch.arange(T)[:, None]  # (T, B): the step read
+    out = a.gather(0, src.clamp(min=0)[..., None].expand(-1, -1, a.shape[2]))
+    return out * (src >= 0)[..., None].to(a.dtype)
+
+
+class IndRNN(torch.nn.Module):
+    """IndRNN (Li et al. 2018): h_t = relu(W_ih x_t + b_ih + b_hh + u * h_{t-1}), u (H,) per
+    layer and direction; initialized as fastrnn's ``indrnn`` init (u ~ U(0, 1), W_ih ~
+    N(0, 0.001^2), biases 0). The input projection of every step is one product; the steps
+    then run as a Python loop of elementwise operations (there is no recurrent product)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False):
+        super().__init__()
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.suffixes = ("", "_reverse") if bidirectional else ("",)
+        D, H = len(self.suffixes), hidden_size
+        for k in range(num_layers):
+            I = input_size if k == 0 else D * H
+            for sfx in self.suffixes:
+                for name, shape in (("weight_ih", (H, I)), ("weight_hh", (H,)), ("bias_ih", (H,)), ("bias_hh", (H,))):
+                    self.register_parameter(f"{name}_l{k}{sfx}", torch.nn.Parameter(torch.empty(shape)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("weight_ih"):
+                    p.normal_(0.0, 0.001)
+                elif name.startswith("weight_hh"):
+                    p.uniform_(0.0, 1.0)
+                else:
+                    p.zero_()
+
+    def forward(self, x, h0=None):
+        packed = isinstance(x, PackedSequence)
+        if packed:
+            x, lengths = pad_packed_sequence(x)
+        else:
+            lengths = torch.full((x.shape[1],), x.shape[0], dtype=torch.int64)
+        T, B = x.shape[:2]
+        live = (torch.arange(T)[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
+        inp, finals = x, []
+        for k in range(self.num_layers):
+            outs = []
+            for d, sfx in enumerate(self.suffixes):
+                p = lambda n: getattr(self, f"{n}_l{k}{sfx}")  # noqa: E731
+                seq = _reverse_within(inp, lengths) if d else inp
+                xp = seq @ p("weight_ih").T + p("bias_ih") + p("bias_hh")
+                h = x.new_zeros(B, self.hidden_size) if h0 is None else h0[k * len(self.suffixes) + d]
+                hs = []
+                for t in range(T):
+                    h = torch.where(live[t], torch.relu(xp[t] + p("weight_hh") * h), h)  # carried past the length
+                    hs.append(h)
+                finals.append(h)
+                out = torch.stack(hs)
+                outs.append(_reverse_within(out, lengths) if d else out)
+            inp = torch.cat(outs, dim=2)
+        out = inp * live.to(inp.dtype)  # zeros past each length, as pad_packed_sequence gives
+        if packed:
+            out = pack_padded_sequence(out, lengths, enforce_sorted=False)
+        return out, torch.stack(finals)
+
+
+MODULES = {"indrnn": IndRNN}  # fastrnn cell name -> its module here
+
