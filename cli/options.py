@@ -16,6 +16,24 @@ from fastrnn.choices import DEVICES, DTYPES, OPTIMIZERS, SCHEDULES, SEQ_LEN_MEAN
 from fastrnn.train.config import TrainConfig  # names, defaults and checks: NumPy- and Numba-free
 
 TASK_NAMES, CELL_NAMES, OPTIMIZER_NAMES, INIT_NAMES = TASKS, tuple(CELLS), OPTIMIZERS, INITS
+class _RecurrentMax(click.ParamType):
+    """--recurrent-max: a positive number, or 'auto'."""
+    name = "NUMBER|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "auto" or isinstance(value, float):
+            return value
+        try:
+            x = float(value)
+        except ValueError:
+            self.fail(f"expected a positive number or auto; got {value!r}", param, ctx)
+        if not (x > 0 and x < float("inf")):
+            self.fail(f"expected a positive number or auto; got {value!r}", param, ctx)
+        return x
+
+
+RECURRENT_MAX = _RecurrentMax()
+
 # "irnn for relu, else pytorch": each cell's own default, from its declaration
 DEFAULT_INITS = ", ".join([f"{c.default_init} for {c.name}" for c in CELLS.values() if c.default_init != "pytorch"]
                           + ["else pytorch"])
@@ -84,6 +102,8 @@ def training_options(defaults, exclude=()):
                      help="LSTM forget-gate bias."),
         click.option("--spectral-radius", type=click.FloatRange(min=0, min_open=True), default=d["spectral_radius"],
                      help="Scale each recurrent gate block to this spectral radius."),
+        click.option("--recurrent-max", type=RECURRENT_MAX, default=d["recurrent_max"],
+                     help="indrnn: keep every |u| within this after each update; auto: 2^(1/T) for the task's T."),
         click.option("--bptt-truncate", type=click.IntRange(min=0), default=d["bptt_truncate"],
                      help="Each step's loss flows back at most K steps (default: full BPTT)."),
         click.option("--data", type=click.Path(dir_okay=False), default=None,

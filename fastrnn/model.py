@@ -650,6 +650,14 @@ class RNN:
 
         clip_by_value(self.grad_flat, limit, self.backend)
 
+    def bound_recurrent(self, limit):
+        """Clip every recurrent weight to [-limit, limit], in place (IndRNN's |u| <= u_max after
+        each update; fastrnn train --recurrent-max). Refused for a dense W_hh."""
+        self.cell.check_recurrent_max()
+        for k in range(self.num_layers):
+            for sfx in self._suffixes():
+                self.backend.clip_values(self.params[f"weight_hh_l{k}{sfx}"], limit)
+
     # ----------------------------------------------------------------- inspection (fastrnn gradients)
     def hidden_grads(self):
         """dL/dh_t of every layer from the last backward pass: a list of host (T, B, H) arrays."""

@@ -221,4 +221,3 @@ def test_config_errors(kwargs, match):
 def test_config_from_dict_rejects_unknown_keys():
     with pytest.raises(ValueError, match="config: unknown option"):
         TrainConfig.from_dict({"cell": "gru", "hiden": 3})
-

@@ -20,6 +20,7 @@ class Dense:
     name = "dense"
     inits = (PYTORCH, XAVIER, ORTHOGONAL, IRNN)
     one_pass = True  # where dgh is dgi, dW_ih and dW_hh come from one pass over it (matmul_tn pairs)
+    bounded = False  # --recurrent-max: a matrix has no per-unit weight to bound
 
     @staticmethod
     def shape(G, H):
@@ -63,6 +64,7 @@ class Diagonal:
     name = "diagonal"
     inits = ()  # each diagonal cell names its own (IndRNN: fastrnn/cells/indrnn.py)
     one_pass = False
+    bounded = True  # --recurrent-max keeps every |u| within a bound (Li et al.'s 2^(1/T))
 
     @staticmethod
     def shape(G, H):
@@ -185,6 +187,12 @@ class Cell:
             b_ih[f * H:(f + 1) * H] = forget_bias
             b_hh[f * H:(f + 1) * H] = 0.0
         return dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih, bias_hh=b_hh)
+
+    def check_recurrent_max(self):
+        """Refuse --recurrent-max for a cell whose recurrence has no per-unit weight."""
+        if not self.recurrence.bounded:
+            raise ValueError(f"recurrent_max: bounds a diagonal recurrence's |u| (the indrnn cell); "
+                             f"the {self.name} cell's W_hh is a matrix")
 
     # ------------------------------------------------------------ the tape (fastrnn/layer.py)
     def tape_shapes(self, T, B, H):

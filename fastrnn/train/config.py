@@ -61,6 +61,7 @@ class TrainConfig:
     init: str | None = None  # None: the cell's default (its registry entry's default_init)
     forget_bias: float = 1.0
     spectral_radius: float | None = None
+    recurrent_max: float | str | None = None  # a diagonal recurrence: |u| <= this after every update; "auto": 2^(1/T)
     bptt_truncate: int | None = None
     data: str | None = None  # text, mnist and file tasks
     permuted: bool = False  # mnist
@@ -109,6 +110,10 @@ class TrainConfig:
         if v.positive_number("lr_gamma", self.lr_gamma) > 1:
             raise ValueError(f"lr_gamma: expected a number in (0, 1]; got {self.lr_gamma!r}")
         v.positive_number("lr", self.lr)
+        if self.recurrent_max is not None:
+            if self.recurrent_max != "auto":
+                v.positive_number("recurrent_max", self.recurrent_max)
+            CELLS[self.cell].check_recurrent_max()
         for name in ("clip", "clip_value", "spectral_radius"):
             if getattr(self, name) is not None:
                 v.positive_number(name, getattr(self, name))

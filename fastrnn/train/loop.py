@@ -56,6 +56,18 @@ def build(cfg: TrainConfig, vocab=None, expect_params=None, source=None):
     return task, model
 
 
+def recurrent_bound(cfg, task):
+    """--recurrent-max as a number (None: off); 'auto' is Li et al.'s 2^(1/T) for the T steps
+    the task's sequences have (the gradient through a unit then grows at most 2x over them)."""
+    if cfg.recurrent_max != "auto":
+        return cfg.recurrent_max
+    T = getattr(task, "seq_len", None)
+    if not T:
+        raise ValueError(f"recurrent_max: 'auto' needs a task with a known sequence length; the {cfg.task} "
+                         f"task has none: give a number")
+    return 2.0 ** (1.0 / T)
+
+
 def _check_count(path, n, cell, input_size, hidden, output_size, layers, directions=1):
     """A checkpoint's parameter vector must be the size its metadata describes: checked
     before the described model is built, so metadata claiming a huge model allocates nothing."""
@@ -266,6 +278,7 @@ class Run:
                                        self.config_path)]
         self.step_count, self.carry, self.history, self.wall_before = 0, None, [], 0.0
         self.compile_before, self.first_step = 0.0, None  # see _compile
+        self.u_max = recurrent_bound(cfg, task)
         self.t0 = time.perf_counter()
 
     def open(self, resume):
@@ -378,6 +391,8 @@ class Run:
             model.clip_grad_value(cfg.clip_value)
         self.opt.lr = self.schedule.lr(self.step_count)
         self.opt.step(model.flat, res.grad)
+        if self.u_max is not None:
+            model.bound_recurrent(self.u_max)
         if task.stateful:
             self.carry = res.state  # on the model's device
         self.step_count += 1
