@@ -83,6 +83,8 @@ TARGETS = [
      lambda r: r["cell"] == "lstm" and r["H"] == 128 and r["B"] == 32 and r["T"] == 100, _speedup, 1.3, "x"),
     ("LSTM and GRU, H = 32, B in {16, 32}: 2.5x PyTorch",
      lambda r: r["cell"] in ("lstm", "gru") and r["H"] == 32 and r["B"] in (16, 32), _speedup, 2.5, "x"),
+    ("IndRNN, H in {32, 128}, B = 32, T = 100: 3x a PyTorch IndRNN (bench/torch_cells.py)",
+     lambda r: r["cell"] == "indrnn" and r["H"] in (32, 128) and r["B"] == 32 and r["T"] == 100, _speedup, 3.0, "x"),
     ("tanh, ReLU, GRU, every row at H <= 128: 3x PyTorch",
      lambda r: r["cell"] in ("tanh", "relu", "gru") and r["H"] <= 128, _speedup, 3.0, "x"),
     ("LSTM, B = 1, H <= 128, T = 784: 3x PyTorch",
