@@ -9,6 +9,7 @@ Parameters per layer and direction, PyTorch's names (G = gates * H, I the layer'
     weight_hh           Dense: (G, H), a matrix per gate block    Diagonal: (G,), a vector
 Importing this module loads neither NumPy nor Numba (the CLI's --help reads the registry).
 """
+import math
 from dataclasses import dataclass, field
 
 # Recurrent-weight initializations, by name (fastrnn/init.py holds the dense ones' math).
@@ -156,13 +157,7 @@ class Cell:
 
     def param_count(self, I, H):
         """Parameters of one layer and direction."""
-        n = 0
-        for shape in self.param_shapes(I, H).values():
-            k = 1
-            for s in shape:
-                k *= s
-            n += k
-        return n
+        return sum(math.prod(shape) for shape in self.param_shapes(I, H).values())
 
     def check_init(self, init):
         """Refuse an initialization this cell does not define, naming it."""

@@ -6,10 +6,9 @@ Backward, given g = dL/dh_t (from above plus from step t+1):
 dW_ih, du and the biases are finished by the caller over all steps (du: column_dots).
 
 Every unit is independent of every other through time, so there is no barrier: each thread
-runs its share over every step. The share is a block of sequences where the batch allows
-(threads writing halves of the same rows at the same step fight over the cache line between
-them: 2 threads ran 0.4-0.8x one at H = 128 when they split the units); under MIN_SEQS
-sequences a thread, wide layers split their units instead. Shapes: T steps, B batch,
+runs its share over every step. Small sweeps run as one call (see MIN_WORK); larger ones split
+the batch into blocks of sequences, or, under 2 * MIN_SEQS sequences, the hidden units into
+blocks of MIN_UNITS. Shapes: T steps, B batch,
 H hidden; xproj (T, B, H) holds W_ih x_t. ``units``: whether (r0, r1) is a range of units
 (every sequence) or of sequences (every unit).
 """
@@ -26,8 +25,7 @@ from .threads import run_split
 # 2 threads 0.63 -> 2.0 ms a training step, the main thread waiting on the worker)
 MIN_WORK = 1 << 21  # T * B * H elements
 MIN_SEQS = 2  # a thread's share of sequences
-MIN_UNITS = 256  # a thread's share of units (when the batch is too small to split): narrower
-# shares' boundary cache line, written by both threads at every step, costs more than they save
+MIN_UNITS = 256  # a thread's share of units, when the batch is too small to split
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
