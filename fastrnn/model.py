@@ -71,6 +71,8 @@ class RNN:
                   a cell defines: its declaration says which it accepts (``cell.inits``)
     forget_bias   LSTM forget-gate bias (put in bias_ih, bias_hh's block left 0); None keeps init's
     spectral_radius  scale each recurrent gate block to this spectral radius (None: leave)
+    chrono_tmax   init 'chrono' (lstm, gru): T_max, the longest dependency in steps; the gate
+                  biases' timescales are drawn to span [1, T_max] (forget_bias then does not apply)
     seed          seeds the initialization
     device        'cpu' or 'cuda' (see :meth:`to`)
     dropout       p: inverted dropout on the outputs of every layer but the last, in training
@@ -81,7 +83,8 @@ class RNN:
 
     def __init__(self, cell, input_size, hidden_size, output_size, num_layers=1, *,
                  tokens=False, dtype="float32", init="pytorch", forget_bias=1.0,
-                 spectral_radius=None, seed=0, device="cpu", dropout=0.0, bidirectional=False):
+                 spectral_radius=None, seed=0, device="cpu", dropout=0.0, bidirectional=False,
+                 chrono_tmax=None):
         self.cell = get_cell(cell)
         self.input_size = v.positive_int("input_size", input_size)
         self.hidden_size = v.positive_int("hidden_size", hidden_size)
@@ -97,6 +100,8 @@ class RNN:
             v.positive_number("spectral_radius", spectral_radius)
         if forget_bias is not None:
             v.finite_number("forget_bias", forget_bias)
+        if chrono_tmax is not None and init != "chrono":
+            raise ValueError(f"chrono_tmax: sets the chrono init's T_max; init is {init!r}")
         backend = make_backend(device)
 
         H, D = self.hidden_size, self.directions
@@ -117,7 +122,8 @@ class RNN:
         for k in range(self.num_layers):
             I = self.input_size if k == 0 else D * H
             for sfx in self._suffixes():
-                for name, val in self.cell.init_layer(rng, init, I, H, forget_bias, spectral_radius).items():
+                for name, val in self.cell.init_layer(rng, init, I, H, forget_bias, spectral_radius,
+                                                         chrono_tmax).items():
                     p[f"{name}_l{k}{sfx}"][...] = val
         k = 1.0 / np.sqrt(D * H)
         p["readout.weight"][...] = rng.uniform(-k, k, (self.output_size, D * H))

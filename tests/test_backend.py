@@ -70,7 +70,7 @@ def test_a_cells_parameters_come_from_its_declaration():
         assert m.num_parameters == parameter_count(name, 3, 4, 2, 2, 2)
         assert m.shapes["weight_hh_l1_reverse"] == cell.param_shapes(8, 4)["weight_hh"]
         for init in cell.inits:
-            p = cell.init_layer(np.random.default_rng(0), init, 3, 4)
+            p = cell.init_layer(np.random.default_rng(0), init, 3, 4, chrono_tmax=10 if init == "chrono" else None)
             assert {k: a.shape for k, a in p.items()} == cell.param_shapes(3, 4)
-    with pytest.raises(ValueError, match="init: expected one of pytorch, xavier, orthogonal, irnn; got 'he'"):
+    with pytest.raises(ValueError, match="init: expected one of pytorch, xavier, orthogonal, irnn, chrono; got 'he'"):
         RNN("lstm", 3, 4, 2, init="he")

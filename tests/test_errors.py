@@ -22,7 +22,7 @@ def x_ok(T=5, B=2):
     (dict(num_layers=1.5), r"num_layers: expected a positive integer; got 1.5"),
     (dict(output_size=True), r"output_size: expected a positive integer; got True"),
     (dict(dtype="float16"), r"dtype: expected float32 or float64; got 'float16'"),
-    (dict(init="he"), r"init: expected one of pytorch, xavier, orthogonal, irnn; got 'he'"),
+    (dict(init="he"), r"init: expected one of pytorch, xavier, orthogonal, irnn, chrono; got 'he'"),
     (dict(spectral_radius=-1.0), r"spectral_radius: expected a finite positive number"),
 ])
 def test_constructor_errors(kwargs, match):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 # Recurrent-weight initializations, by name (fastrnn/init.py holds the dense ones' math).
 PYTORCH, XAVIER, ORTHOGONAL, IRNN = "pytorch", "xavier", "orthogonal", "irnn"
+# Tallec & Ollivier (2018): a gated cell's timescales drawn to span [1, T_max] (Cell.chrono)
+CHRONO = "chrono"
 
 
 class Dense:
@@ -112,6 +114,9 @@ class Cell:
     reset_bias      GRU: b_hn sits inside r * (W_hn h + b_hn), apart from the summed biases;
                     W_hn h + b_hn is kept, (T, B, H)
     forget_gate     the gate block whose bias --forget-bias sets (-1: none)
+    chrono          ((block, sign), ...): the gate blocks whose biases the chrono init draws,
+                    sign * log U[1, T_max - 1] per unit, the same draw for each (the LSTM: the
+                    forget gate +, the input gate -; the GRU: the update gate +); () no chrono
     inits           the initializations this cell accepts; default_init the one without --init
     torch_module    the torch.nn class with the same weights (export), None: none has them
     formulation     the cell's equations in one line (export metadata, --help)
@@ -129,6 +134,7 @@ class Cell:
     split_grad: bool = False
     reset_bias: bool = False
     forget_gate: int = -1
+    chrono: tuple = ()
     inits: tuple = Dense.inits
     default_init: str = PYTORCH
     torch_module: str = None
@@ -167,14 +173,19 @@ class Cell:
             whose = f"the {self.name} cell takes " if init in INITS else "expected "
             raise ValueError(f"init: {whose}one of {', '.join(self.inits)}; got {init!r}")
 
-    def init_layer(self, rng, init, I, H, forget_bias=None, spectral_radius=None):
+    def init_layer(self, rng, init, I, H, forget_bias=None, spectral_radius=None, chrono_tmax=None):
         """{name: float64 array} of one layer and direction, drawn from rng by ``init``;
         spectral_radius (None: leave) rescales the recurrent weight per gate block;
-        forget_bias (None: keep init's) goes into bias_ih's forget block, bias_hh's left 0."""
+        forget_bias (None: keep init's) goes into bias_ih's forget block, bias_hh's left 0;
+        chrono_tmax: T_max of the chrono init (required by it; forget_bias then does not apply)."""
         self.check_init(init)
         G = self.gates * H
-        make = self.init_fn or self.recurrence.init
-        w_ih, w_hh, b_ih, b_hh = make(rng, init, G, H, I)
+        if init == CHRONO:
+            w_ih, w_hh, b_ih, b_hh = self._chrono(rng, G, H, I, chrono_tmax)
+            forget_bias = None  # the forget gate's bias is chrono's draw
+        else:
+            make = self.init_fn or self.recurrence.init
+            w_ih, w_hh, b_ih, b_hh = make(rng, init, G, H, I)
         if spectral_radius is not None:
             self.recurrence.scale(w_hh, H, spectral_radius)
         f = self.forget_gate
@@ -182,6 +193,26 @@ class Cell:
             b_ih[f * H:(f + 1) * H] = forget_bias
             b_hh[f * H:(f + 1) * H] = 0.0
         return dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih, bias_hh=b_hh)
+
+    def _chrono(self, rng, G, H, I, tmax):
+        """Chrono init (Tallec & Ollivier 2018): the weights as PyTorch's default, every bias 0
+        but the chrono blocks' (in bias_ih): sign * log(U[1, T_max - 1]), so a gate's bias b
+        gives a unit a characteristic forgetting time of about e^b steps, spread over [1, T_max]."""
+        import numpy as np
+
+        from .. import validate as v
+
+        if tmax is None:
+            raise ValueError("chrono_tmax: the chrono init needs T_max, the longest dependency in steps")
+        if v.positive_int("chrono_tmax", tmax) < 2:
+            raise ValueError(f"chrono_tmax: expected an integer >= 2; got {tmax!r}")
+        w_ih, w_hh, b_ih, b_hh = self.recurrence.init(rng, PYTORCH, G, H, I)
+        b_ih[:] = 0.0
+        b_hh[:] = 0.0
+        b = np.log(rng.uniform(1.0, tmax - 1.0, H)) if tmax > 2 else np.zeros(H)
+        for block, sign in self.chrono:
+            b_ih[block * H:(block + 1) * H] = sign * b
+        return w_ih, w_hh, b_ih, b_hh
 
     def check_recurrent_max(self):
         """Refuse --recurrent-max for a cell whose recurrence has no per-unit weight."""

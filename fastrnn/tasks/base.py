@@ -44,6 +44,12 @@ class Task:
         raise NotImplementedError
 
     @property
+    def dependency_length(self):
+        """The longest lag, in steps, between an input that matters and the output that needs
+        it (the chrono init's default T_max); a task of unknown lags: its sequence length."""
+        return int(self.seq_len)
+
+    @property
     def has_solved_level(self):
         """False for a task with no level to reach (solved_at NaN: the user's own data)."""
         return self.solved_at == self.solved_at

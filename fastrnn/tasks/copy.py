@@ -24,6 +24,10 @@ class Copy(Task):
         self.seq_len = check_seq_len(seq_len, 1)
         self.loss_baseline = float(10 * np.log(8) / (self.seq_len + 20))
 
+    @property
+    def dependency_length(self):
+        return self.seq_len + 10  # the first symbol (step 0) is recalled at step T + 10
+
     def batch(self, rng, batch_size):
         T, B = self.seq_len, batch_size
         s = rng.integers(1, 9, (10, B))

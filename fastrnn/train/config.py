@@ -61,6 +61,7 @@ class TrainConfig:
     init: str | None = None  # None: the cell's default (its registry entry's default_init)
     forget_bias: float = 1.0
     spectral_radius: float | None = None
+    chrono_tmax: int | None = None  # --init chrono's T_max; None: the task's dependency length
     recurrent_max: float | str | None = None  # a diagonal recurrence: |u| <= this after every update; "auto": 2^(1/T)
     bptt_truncate: int | None = None
     data: str | None = None  # text, mnist and file tasks
@@ -110,6 +111,15 @@ class TrainConfig:
         if v.positive_number("lr_gamma", self.lr_gamma) > 1:
             raise ValueError(f"lr_gamma: expected a number in (0, 1]; got {self.lr_gamma!r}")
         v.positive_number("lr", self.lr)
+        if self.chrono_tmax is not None:
+            if v.positive_int("chrono_tmax", self.chrono_tmax) < 2:
+                raise ValueError(f"chrono_tmax: expected an integer >= 2; got {self.chrono_tmax!r}")
+            if self.init_scheme != "chrono":
+                raise ValueError(f"chrono_tmax: sets the chrono init's T_max; add --init chrono "
+                                 f"(the init is {self.init_scheme})")
+        if self.init_scheme == "chrono" and self.forget_bias != 1.0:
+            raise ValueError(f"forget_bias: the chrono init draws the forget gate's bias itself; leave "
+                             f"--forget-bias out (got {self.forget_bias})")
         if self.recurrent_max is not None:
             if self.recurrent_max != "auto":
                 v.positive_number("recurrent_max", self.recurrent_max)

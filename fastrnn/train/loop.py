@@ -52,8 +52,15 @@ def build(cfg: TrainConfig, vocab=None, expect_params=None, source=None):
     model = RNN(cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers,
                 tokens=task.tokens, dtype=cfg.dtype, init=cfg.init_scheme,
                 forget_bias=cfg.forget_bias, spectral_radius=cfg.spectral_radius, seed=cfg.seed,
-                dropout=cfg.dropout, bidirectional=cfg.bidirectional)
+                dropout=cfg.dropout, bidirectional=cfg.bidirectional, chrono_tmax=chrono_tmax(cfg, task))
     return task, model
+
+
+def chrono_tmax(cfg, task):
+    """--chrono-tmax, or the task's dependency length, for the chrono init (else None)."""
+    if cfg.init_scheme != "chrono":
+        return None
+    return cfg.chrono_tmax or max(2, task.dependency_length)
 
 
 def recurrent_bound(cfg, task):
