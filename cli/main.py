@@ -8,6 +8,7 @@ import sys
 import click
 
 from fastrnn import __version__ as _version  # fastrnn/__init__ is light until a kernel is used
+from fastrnn.choices import REPORT_YS
 
 from .options import (CELL_NAMES, DEVICES, RunsProgress, TrainProgress, checkpoint_file, config_kwargs, confirm_size,
                       describe_checkpoint, new_output, options_text, parse_cells, prepare_out, stored_options,
@@ -266,7 +267,7 @@ def compare(cells, seeds, seed, workers, out, yes, quiet, **kw):
 @click.argument("checkpoint_arg", metavar="[CHECKPOINT]", required=False, type=click.Path())
 @click.option("--cells", "--cell", "cells", default="tanh,relu,gru,lstm", show_default=True,
               help="Comma-separated cells to profile (--cell is the same option).")
-@training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop", "bidirectional"))
+@training_options(dict(seq_len=200, hidden=32, lr=1e-2), exclude=("steps", "eval_every", "early_stop", "bidirectional", "watch"))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the models and the batch profiled.")
 @click.option("--checkpoint", type=click.Path(), default=None,
@@ -437,8 +438,10 @@ def sweep(spec, out, scheduler, workers, retries, skip_failed, yes, quiet):
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True,
               help="Output folder (overlay.png, overlay.md, overlay.csv).")
-@click.option("--y", "y", type=click.Choice(("metric", "loss", "train_loss", "lr")), default="metric",
-              show_default=True, help="What to plot: the held-out metric or loss, the training loss, the rate.")
+@click.option("--y", "y", type=click.Choice(REPORT_YS), default="metric",
+              show_default=True, help="What to plot: the held-out metric or loss, the training loss, the rate, "
+                                      "or the recurrence watched while training (--watch): the largest spectral "
+                                      "radius, the median memory time, the gradient ratio across the task's lag.")
 @click.option("--x", "x", type=click.Choice(("step", "wall")), default="step", show_default=True,
               help="Against training steps or wall-clock seconds.")
 @click.option("--csv", "write_csv", is_flag=True, help="Also write every evaluation as OUT/overlay.csv.")

@@ -79,6 +79,9 @@ def training_options(defaults, exclude=()):
                      help="L2 regularization strength."),
         click.option("--eval-every", type=click.IntRange(min=1), default=d["eval_every"], show_default=True,
                      help="Evaluate on the held-out set every N steps."),
+        click.option("--watch/--no-watch", default=d["watch"], show_default=True,
+                     help="At each evaluation also record the recurrence: its spectral radius, the gates' "
+                          "memory times and the gradient across the task's lag (metrics.jsonl)."),
         click.option("--early-stop/--no-early-stop", default=d["early_stop"],
                      show_default="yes, except text, mnist and file", help="Stop a run as soon as it is solved."),
         click.option("--patience", type=click.IntRange(min=1), default=d["patience"],

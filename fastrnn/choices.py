@@ -20,3 +20,6 @@ SEQ_LEN_MEANING = {
     "mnist": "fixed: 784 pixels, one per step",
     "file": "fixed by the data file (its x; a CSV series: --window)",
 }
+
+# what `fastrnn report --y` plots from each evaluation record (the last three: fastrnn/watch.py)
+REPORT_YS = ("metric", "loss", "train_loss", "lr", "radius", "timescale", "grad_ratio")

@@ -41,8 +41,8 @@ def plan(base: TrainConfig, cells, seeds=3, out=None):
 
 def run(p: Plan, workers=None, on_done=None, on_progress=None, on_event=None):
     """Run a plan: every run in parallel worker processes (finished ones reused, interrupted
-    ones resumed), then OUT/results.json, OUT/report.md, OUT/curves.png and the gradient
-    section. on_done(name, summary) after each run; on_progress(name, info) as runs train;
+    ones resumed), then OUT/results.json, OUT/report.md, OUT/curves.png, OUT/recurrence.png
+    and the gradient section. on_done(name, summary) after each run; on_progress(name, info) as runs train;
     on_event(kind, name, record): every event of fastrnn.sweep.engine.execute (started, done,
     reused, retry, interrupted, progress). Returns (per-cell table, report path).
 
@@ -115,7 +115,7 @@ def run_grid(runs, out, workers=None, on_done=None, scheduler=None, on_progress=
     spec = {"runs": {name: cfg.to_dict() for name, cfg in runs}}
     spec_path = out / "spec.json"
     with FolderLock(out, what="out"):  # one comparison per folder at a time
-        fileio.check_folder(out, ["spec.json", "results.json", "report.md", "curves.png", *OUTPUTS])
+        fileio.check_folder(out, ["spec.json", "results.json", "report.md", "curves.png", "recurrence.png", *OUTPUTS])
         if spec_path.exists():
             try:
                 held = fileio.read_json(spec_path, "spec")["runs"]

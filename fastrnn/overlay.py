@@ -11,9 +11,17 @@ import io
 from pathlib import Path
 
 from . import fileio
+from .choices import REPORT_YS
 from .train.checkpoint import read_records
 
-YS = ("metric", "loss", "train_loss", "lr")
+YS = REPORT_YS
+WATCHED = ("radius", "timescale", "grad_ratio")
+LABELS = {"loss": "held-out loss", "train_loss": "training loss", "lr": "learning rate",
+          "radius": "largest spectral radius of a recurrent gate block",
+          "timescale": "median memory time of the top layer's units (steps)",
+          "grad_ratio": "gradient ratio across the task's lag"}
+CSV_FIELDS = ("step", "wall_seconds", "compile_seconds", "loss", "metric", "train_loss", "lr", "radius", "timescale",
+              "grad_ratio")
 XS = ("step", "wall")
 
 
@@ -58,6 +66,10 @@ def overlay(paths, out, y="metric", x="step", write_csv=False):
     if x not in XS:
         raise ValueError(f"x: expected one of {', '.join(XS)}; got {x!r}")
     runs = [(label, folder, *read_run(folder)) for label, folder in find_runs(paths)]
+    if y in WATCHED and not any(isinstance(r.get(y), (int, float)) for _, _, recs, _ in runs for r in recs):
+        why = " (only the LSTM and GRU have a gate that keeps the state)" if y == "timescale" else ""
+        raise ValueError(f"y: none of these runs recorded {y}{why}; runs record the recurrence unless trained "
+                         f"with --no-watch (or before fastrnn recorded it)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fileio.check_folder(out, ["overlay.png", "overlay.md", "overlay.csv"])
@@ -80,11 +92,10 @@ def overlay(paths, out, y="metric", x="step", write_csv=False):
         result["csv"] = out / "overlay.csv"
         buf = io.StringIO(newline="")
         w = csv.writer(buf)
-        w.writerow(["run", "step", "wall_seconds", "compile_seconds", "loss", "metric", "train_loss", "lr"])
+        w.writerow(("run",) + CSV_FIELDS)
         for label, _, recs, _ in runs:
             for r in recs:
-                w.writerow([label] + [r.get(k) for k in ("step", "wall_seconds", "compile_seconds", "loss", "metric",
-                                                         "train_loss", "lr")])
+                w.writerow([label] + [r.get(k) for k in CSV_FIELDS])
         fileio.atomic_write_text(result["csv"], buf.getvalue())
     return result
 
@@ -112,6 +123,8 @@ def _plot(runs, path, y, x, metric_name=None):
             colors[cell] = COLORS.get(cell) or next(others, "gray")
         pts = [(_x(r, x), r.get(y)) for r in recs]
         pts = [(a, b) for a, b in pts if isinstance(a, (int, float)) and isinstance(b, (int, float))]
+        if y == "grad_ratio":  # decades apart: log scale, an underflowed 0 left out
+            pts = [(a, b) for a, b in pts if b > 0]
         if pts:
             positive &= all(b > 0 for _, b in pts)
             style = STYLES[seed % len(STYLES)] if isinstance(seed, int) else "-"
@@ -119,8 +132,7 @@ def _plot(runs, path, y, x, metric_name=None):
     if positive:
         ax.set_yscale("log")
     ax.set_xlabel("training step" if x == "step" else "wall time, compile excluded (s)")
-    what = {"metric": f"held-out {metric_name or 'metric'}", "loss": "held-out loss",
-            "train_loss": "training loss", "lr": "learning rate"}[y]
+    what = f"held-out {metric_name or 'metric'}" if y == "metric" else LABELS[y]
     ax.set_ylabel(what)
     ax.set_title(f"{what} of {len(runs)} run(s): colour = cell, line style = seed", fontsize=10)
     ax.grid(alpha=0.3, which="both")

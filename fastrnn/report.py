@@ -5,6 +5,7 @@ every run is drawn (thin), and the thick line is the median over seeds: runs are
 bimodal (some seeds solve, others stay at the baseline), and a mean would be a curve no run
 followed. The dashed line is the memoryless baseline.
 """
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +37,7 @@ def plot_curves(out, runs, task_info, path):
         panels.insert(0, ("loss", task_info["loss_baseline"], "held-out loss"))
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, (key, base, label) in zip(axes[0], panels):
-        for cell, seeds in hist.items():
-            steps = sorted({r["step"] for recs in seeds for r in recs})
-            if not steps:
-                continue
-            # runs that stop early (solved) hold their last value, so the mean is over all seeds
-            grid = np.full((len(seeds), len(steps)), np.nan)
-            for i, recs in enumerate(seeds):
-                at = {r["step"]: r[key] for r in recs}
-                last = np.nan
-                for j, s in enumerate(steps):
-                    last = at.get(s, last)
-                    grid[i, j] = last
-            with np.errstate(all="ignore"):
-                median = np.nanmedian(grid, 0) if len(seeds) > 1 else grid[0]
-            c = COLORS.get(cell)
-            for row in grid if len(seeds) > 1 else ():
-                ax.plot(steps, row, color=c, lw=0.7, alpha=0.45)
-            ax.plot(steps, median, color=c, lw=2, label=f"{cell} (median of {len(seeds)})" if len(seeds) > 1
-                    else cell)
+        _runs_and_median(ax, hist, key)
         ax.axhline(base, color="k", ls="--", lw=1, label="memoryless baseline")
         if key == "metric":
             ax.axhline(task_info["solved_at"], color="gray", ls=":", lw=1, label="solved")
@@ -71,6 +54,76 @@ def plot_curves(out, runs, task_info, path):
     plt.close(fig)
 
 
+def _runs_and_median(ax, hist, key, positive=False):
+    """Each cell's runs (thin) and their median over seeds (thick) of record field ``key``
+    against the step; positive: values <= 0 (an underflowed ratio) are left out. Returns
+    whether anything was drawn."""
+    drawn = False
+    for cell, seeds in hist.items():
+        steps = sorted({r["step"] for recs in seeds for r in recs})
+        if not steps:
+            continue
+        # runs that stop early (solved) hold their last value, so the median is over all seeds
+        grid = np.full((len(seeds), len(steps)), np.nan)
+        for i, recs in enumerate(seeds):
+            at = {r["step"]: r.get(key) for r in recs}
+            last = np.nan
+            for j, s in enumerate(steps):
+                v = at.get(s, last)
+                last = v if isinstance(v, (int, float)) and (v > 0 or not positive) else np.nan
+                grid[i, j] = last
+        if np.isnan(grid).all():
+            continue
+        drawn = True
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a step where every seed is NaN
+            median = np.nanmedian(grid, 0) if len(seeds) > 1 else grid[0]
+        c = COLORS.get(cell)
+        for row in grid if len(seeds) > 1 else ():
+            ax.plot(steps, row, color=c, lw=0.7, alpha=0.45)
+        ax.plot(steps, median, color=c, lw=2, label=f"{cell} (median of {len(seeds)})" if len(seeds) > 1 else cell)
+    return drawn
+
+
+WATCH_PANELS = (("radius", "largest spectral radius of W_hh's gate blocks", False),
+                ("timescale", "median memory time, -1/ln(gate) (steps)", True),
+                ("grad_ratio", "gradient across the task's lag / at the last step", True))
+
+
+def plot_recurrence(out, runs, task_info, path):
+    """The recurrence watched while training (fastrnn/watch.py): spectral radius, memory time
+    and the gradient ratio across the lag, per cell, each run thin and the median thick.
+    Returns False (and draws nothing) when no run recorded it (--no-watch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = _histories(out, runs)
+    if not any(isinstance(r.get("radius"), (int, float)) for seeds in hist.values() for recs in seeds for r in recs):
+        return False
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.5))
+    for ax, (key, label, log) in zip(axes, WATCH_PANELS):
+        drawn = _runs_and_median(ax, hist, key, positive=log)
+        if key == "radius":
+            ax.axhline(1.0, color="gray", ls=":", lw=1)
+        if log and drawn:
+            ax.set_yscale("log")
+        if not drawn:
+            ax.text(0.5, 0.5, "no cell here has a gate that keeps the state" if key == "timescale" else "none recorded",
+                    ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{task_info['task']}: the recurrence while training (thin: each run; thick: the median over seeds)")
+    fig.tight_layout()
+    fileio.save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
 def _fmt(v, digits=4):
     if v is None:
         return "-"
@@ -85,6 +138,7 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
     level = task_info["solved_at"]
     has_level = level is not None and level == level  # NaN (or null): a task with no level to reach
     plot_curves(out, runs, task_info, out / "curves.png")
+    watched = plot_recurrence(out, runs, task_info, out / "recurrence.png")
     cells = list(dict.fromkeys(cfg.cell for _, cfg in runs))
     seeds = sorted({cfg.seed for _, cfg in runs})
     config = {k: v for k, v in base_cfg.to_dict().items() if k not in ("cell", "seed")}
@@ -134,6 +188,13 @@ def write_report(out, runs, results, cells_table, task_info, base_cfg, extra_sec
                                             and task_info["stop_when_solved"]) else
             "Runs train their whole budget (no stop when solved).")
     lines += ["", "![held-out curves](curves.png)", "", stop + " Thin lines are the runs, the thick one each cell's median over seeds.", ""]
+    if watched:
+        lines += ["![the recurrence while training](recurrence.png)", "",
+                  f"The recurrence at each evaluation (`fastrnn train --watch`): the largest spectral radius of a "
+                  f"recurrent gate block; the median memory time of the top layer's units, -1/ln(g) steps for the "
+                  f"gate g that keeps the state (LSTM: forget, GRU: update); and the gradient of the last step's "
+                  f"loss {task_info.get('dependency_length', 'the task lag')} steps back over the gradient at the "
+                  f"last step (a ratio under float32's 1e-38 reads 0 and is not drawn).", ""]
     problems = [(n, r) for n, r in results.items() if r and r.get("status") in ("failed", "diverged")]
     if problems:
         lines += ["## Runs that did not finish normally", ""]

@@ -29,6 +29,7 @@ def test_compare_report_and_rerun(tmp_path):
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "| tanh |" in report and "| gru |" in report and "curves.png" in report
+    assert (out / "recurrence.png").read_bytes()[:4] == b"\x89PNG" and "recurrence.png" in report
     assert "## The gradient through time" in report and (out / "gradients.png").exists()
     grads = json.loads((out / "gradients.json").read_text())
     assert [p["cell"] for p in grads["init"]] == ["tanh", "gru"] == [p["cell"] for p in grads["trained"]]

@@ -167,7 +167,7 @@ def test_a_sweep_run_never_writes_through_a_link_in_its_folder(tmp_path, victim,
 
 # ---------------------------------------------------------------------------------- compare
 @pytest.mark.parametrize("name", [".lock", "spec.json", "results.json", "report.md", "curves.png",
-                                  "gradients.json", "gradients.png", "results.jsonl"])
+                                  "recurrence.png", "gradients.json", "gradients.png", "results.jsonl"])
 def test_compare_refuses_planted_links_before_any_run(tmp_path, victim, name):
     out = tmp_path / "c"
     out.mkdir()

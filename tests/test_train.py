@@ -143,7 +143,7 @@ def test_resume_gives_the_same_final_weights(tmp_path, task_cfg):
     a, _ = load_model(tmp_path / "a" / "checkpoint.npz")
     b, _ = load_model(tmp_path / "b" / "checkpoint.npz")
     np.testing.assert_array_equal(a.flat, b.flat)
-    strip = lambda p: [{k: v for k, v in json.loads(ln).items() if k not in ("wall_seconds", "compile_seconds")}  # noqa: E731
+    strip = lambda p: [{k: v for k, v in json.loads(ln).items() if k not in ("wall_seconds", "compile_seconds", "watch_seconds")}  # noqa: E731
                        for ln in p.read_text().splitlines()]
     assert strip(tmp_path / "a" / "metrics.jsonl") == strip(tmp_path / "b" / "metrics.jsonl")
     if task_cfg.get("lr_schedule") == "plateau":  # the rate fell at every evaluation, and resumed so

@@ -54,6 +54,13 @@ class Dense:
                 for g in range(0, w_hh.shape[0], H)]
 
     @staticmethod
+    def radii(w_hh, H):
+        """[spectral radius] per gate block of a host w_hh (what fastrnn.watch records)."""
+        from ..init import spectral_radius
+
+        return [spectral_radius(w_hh[g:g + H]) for g in range(0, w_hh.shape[0], H)]
+
+    @staticmethod
     def weight_grad(be, dpre, hs, out, sums=None):
         """out = dL/dW_hh (G, H) from dpre (N, G) and the states it multiplied, hs (N, H);
         sums, if given, = dpre's column sums (from the same pass)."""
@@ -90,6 +97,10 @@ class Diagonal:
         return out
 
     @staticmethod
+    def radii(u, H):
+        return [float(abs(u[g:g + H]).max()) for g in range(0, u.shape[0], H)]
+
+    @staticmethod
     def weight_grad(be, dpre, hs, out, sums=None):
         """out = dL/du (G,) = sum over rows of dpre * hs (N, H): the diagonal of dpre^T hs;
         sums, if given, = dpre's column sums."""
@@ -114,6 +125,8 @@ class Cell:
     reset_bias      GRU: b_hn sits inside r * (W_hn h + b_hn), apart from the summed biases;
                     W_hn h + b_hn is kept, (T, B, H)
     forget_gate     the gate block whose bias --forget-bias sets (-1: none)
+    memory_gate     the gate block whose value is the share of the state kept per step (the
+                    LSTM's f, the GRU's z): a unit's timescale is -1/ln(gate) steps (-1: none)
     chrono          ((block, sign), ...): the gate blocks whose biases the chrono init draws,
                     sign * log U[1, T_max - 1] per unit, the same draw for each (the LSTM: the
                     forget gate +, the input gate -; the GRU: the update gate +); () no chrono
@@ -134,6 +147,7 @@ class Cell:
     split_grad: bool = False
     reset_bias: bool = False
     forget_gate: int = -1
+    memory_gate: int = -1
     chrono: tuple = ()
     inits: tuple = Dense.inits
     default_init: str = PYTORCH

@@ -11,5 +11,5 @@ from .base import CHRONO, Cell, Dense
 
 GRU = Cell("gru", 3, "r,z,n", ("sigmoid", "sigmoid", "tanh"), "gru",
            "h = (1 - z) * n + z * h_prev, n = tanh(W_in x + b_in + r * (W_hn h_prev + b_hn)) (PyTorch's GRU)",
-           split_grad=True, reset_bias=True, chrono=((1, 1.0),),
+           split_grad=True, reset_bias=True, memory_gate=1, chrono=((1, 1.0),),
            inits=Dense.inits + (CHRONO,), torch_module="GRU", color="tab:green")

@@ -8,5 +8,5 @@ from .base import CHRONO, Cell, Dense
 
 LSTM = Cell("lstm", 4, "i,f,g,o", ("sigmoid", "sigmoid", "tanh", "sigmoid"), "lstm",
             "c = f * c_prev + i * g, h = o * tanh(c) (PyTorch's LSTM)",
-            state="h,c", forget_gate=1, chrono=((1, 1.0), (0, -1.0)),
+            state="h,c", forget_gate=1, memory_gate=1, chrono=((1, 1.0), (0, -1.0)),
             inits=Dense.inits + (CHRONO,), torch_module="LSTM", color="tab:blue")

@@ -65,7 +65,7 @@ class Task:
                     solved_at=self.solved_at, seq_len=getattr(self, "seq_len", None),
                     loss=self.loss, output=self.output, tokens=self.tokens,
                     stop_when_solved=self.stop_when_solved, level_words=self.level_words,
-                    seq_len_meaning=SEQ_LEN_MEANING[self.name])
+                    seq_len_meaning=SEQ_LEN_MEANING[self.name], dependency_length=self.dependency_length)
 
     # ------------------------------------------------------------------ held-out evaluation
     @property
@@ -73,6 +73,14 @@ class Task:
         if getattr(self, "_heldout", None) is None:
             self._heldout = self.batch(np.random.default_rng(HELDOUT_SEED), self.heldout_size)
         return self._heldout
+
+    def probe(self, n):
+        """(x, target, lengths) of the held-out set's first n sequences (fewer if it has fewer),
+        drawn without touching the training stream (fastrnn.watch reads it at every evaluation)."""
+        x, target, lengths = self.heldout
+        n = min(n, x.shape[1])
+        target = target[:, :n] if self.output == "all" else target[:n]
+        return x[:, :n], target, None if lengths is None else lengths[:n]
 
     def evaluate(self, model):
         """Held-out {'loss', 'metric'} of the model (forward only, in slices of eval_batch)."""

@@ -93,6 +93,13 @@ class Text(Task):
         self.cursor = (self.cursor + self.seq_len) % n
         return self.train_ids[idx], self.train_ids[idx + 1], None
 
+    def probe(self, n):
+        """n held-out windows of seq_len characters (the training cursor is left alone)."""
+        T = self.seq_len
+        n = max(1, min(n, (len(self.held_ids) - 1) // T))
+        idx = np.arange(n)[None, :] * T + np.arange(T)[:, None]
+        return self.held_ids[idx], self.held_ids[idx + 1], None
+
     def evaluate(self, model):
         """Held-out bpc: eval_streams contiguous streams, read in chunks, state carried."""
         T = self.seq_len

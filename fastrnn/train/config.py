@@ -50,6 +50,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     eval_every: int = 100
+    watch: bool = True  # record the recurrence at every evaluation (fastrnn/watch.py)
     early_stop: bool | None = None  # stop once solved; None: the task's default (not text, mnist)
     patience: int | None = None  # stop after this many evaluations without a held-out improvement
     min_delta: float = 0.0  # what counts as an improvement (patience, best.npz, plateau)
@@ -87,6 +88,7 @@ class TrainConfig:
         CLI's types), one validation function per kind of argument (fastrnn/validate.py)."""
         v.flag("permuted", self.permuted)
         v.flag("bidirectional", self.bidirectional)
+        v.flag("watch", self.watch)
         if self.early_stop is not None:
             v.flag("early_stop", self.early_stop)
         if self.data is not None and not (isinstance(self.data, str) and self.data):
@@ -176,6 +178,8 @@ class TrainConfig:
                 args.append("--early-stop" if value else "--no-early-stop")
             elif name in ("permuted", "bidirectional"):
                 args.append(flag)
+            elif name == "watch":
+                args.append("--watch" if value else "--no-watch")
             elif name == "clip" and value is None:
                 args += [flag, "0"]  # 0 turns clipping off
             else:

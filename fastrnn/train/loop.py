@@ -2,7 +2,8 @@
 divergence detection, metrics.jsonl + summary.json, and atomic, resumable checkpoints.
 
 Files in the run folder:
-    metrics.jsonl    one JSON record per evaluation (step, loss, metric, train_loss, grad_norm, ...)
+    metrics.jsonl    one JSON record per evaluation (step, loss, metric, train_loss, grad_norm, ...,
+                     and the recurrence watched: radius, timescale, grad_ratio; fastrnn/watch.py)
     summary.json     written once the run ends: status solved | unsolved | diverged | interrupted,
                      or finished (a task with no solved level: the user's own data)
     checkpoint.npz   model + optimizer + RNG state + step (+ carried state), written atomically
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import fileio, memory
+from .. import fileio, memory, watch
 from ..model import RNN
 from ..cells import CELLS
 from ..tasks import make_task
@@ -378,6 +379,8 @@ class Run:
         rec = dict(step=self.step_count, loss=ev["loss"], metric=ev["metric"], train_loss=train_loss,
                    grad_norm=norm, lr=self.opt.lr if self.step_count else None, wall_seconds=round(self._wall(), 3),
                    compile_seconds=round(self._compile(), 3))
+        if self.cfg.watch:
+            rec.update(watch.record(self.model, self.task))
         self.history.append(rec)
         fileio.append_bytes(self.metrics_path, fileio.json_line(rec).encode())
         return rec
