@@ -85,6 +85,8 @@ TARGETS = [
      lambda r: r["cell"] in ("lstm", "gru") and r["H"] == 32 and r["B"] in (16, 32), _speedup, 2.5, "x"),
     ("IndRNN, H in {32, 128}, B = 32, T = 100: 3x a PyTorch IndRNN (bench/torch_cells.py)",
      lambda r: r["cell"] == "indrnn" and r["H"] in (32, 128) and r["B"] == 32 and r["T"] == 100, _speedup, 3.0, "x"),
+    ("expRNN, H in {32, 128}, B = 32, T = 100: 3x a PyTorch expRNN (bench/torch_cells.py)",
+     lambda r: r["cell"] == "exprnn" and r["H"] in (32, 128) and r["B"] == 32 and r["T"] == 100, _speedup, 3.0, "x"),
     ("tanh, ReLU, GRU, every row at H <= 128: 3x PyTorch",
      lambda r: r["cell"] in ("tanh", "relu", "gru") and r["H"] <= 128, _speedup, 3.0, "x"),
     ("LSTM, B = 1, H <= 128, T = 784: 3x PyTorch",
@@ -104,9 +106,10 @@ def _scaled(r):
 
 def flops(cell, I, H, B, T):
     """Matrix-product FLOPs of one step (1 layer): forward W_ih x and W_hh h, backward
-    W_hh^T d, and the weight gradients (a diagonal recurrence: W_ih's products alone)."""
+    W_hh^T d, and the weight gradients (a diagonal recurrence: W_ih's products alone; expRNN's
+    exponential, once per step on the host, is not a product of this count)."""
     G = REGISTRY[cell].gates * H
-    R = H if REGISTRY[cell].recurrence.name == "dense" else 0
+    R = H if REGISTRY[cell].recurrence.product else 0
     return 2 * T * B * G * (I + R) + 2 * T * B * G * R + 2 * T * B * G * (I + R)
 
 

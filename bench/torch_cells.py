@@ -17,11 +17,10 @@ def _reverse_within(a, lengths):
     return out * (src >= 0)[..., None].to(a.dtype)
 
 
-class IndRNN(torch.nn.Module):
-    """IndRNN (Li et al. 2018): h_t = relu(W_ih x_t + b_ih + b_hh + u * h_{t-1}), u (H,) per
-    layer and direction; initialized as fastrnn's ``indrnn`` init (u ~ U(0, 1), W_ih ~
-    N(0, 0.001^2), biases 0). The input projection of every step is one product; the steps
-    then run as a Python loop of elementwise operations (there is no recurrent product)."""
+class _Loop(torch.nn.Module):
+    """A recurrent cell torch.nn lacks, as a Python loop over steps: nn.RNN's calling
+    convention, layers and directions; a subclass gives its parameters' shapes and init,
+    the input projection of every step (one product) and one step."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False):
         super().__init__()
@@ -31,19 +30,9 @@ class IndRNN(torch.nn.Module):
         for k in range(num_layers):
             I = input_size if k == 0 else D * H
             for sfx in self.suffixes:
-                for name, shape in (("weight_ih", (H, I)), ("weight_hh", (H,)), ("bias_ih", (H,)), ("bias_hh", (H,))):
+                for name, shape in self.shapes(I, H):
                     self.register_parameter(f"{name}_l{k}{sfx}", torch.nn.Parameter(torch.empty(shape)))
         self.reset_parameters()
-
-    def reset_parameters(self):
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                if name.startswith("weight_ih"):
-                    p.normal_(0.0, 0.001)
-                elif name.startswith("weight_hh"):
-                    p.uniform_(0.0, 1.0)
-                else:
-                    p.zero_()
 
     def forward(self, x, h0=None):
         packed = isinstance(x, PackedSequence)
@@ -59,11 +48,11 @@ class IndRNN(torch.nn.Module):
             for d, sfx in enumerate(self.suffixes):
                 p = lambda n: getattr(self, f"{n}_l{k}{sfx}")  # noqa: E731
                 seq = _reverse_within(inp, lengths) if d else inp
-                xp = seq @ p("weight_ih").T + p("bias_ih") + p("bias_hh")
+                xp, step = self.project(p, seq)
                 h = x.new_zeros(B, self.hidden_size) if h0 is None else h0[k * len(self.suffixes) + d]
                 hs = []
                 for t in range(T):
-                    h = torch.where(live[t], torch.relu(xp[t] + p("weight_hh") * h), h)  # carried past the length
+                    h = torch.where(live[t], step(xp[t], h), h)  # carried past the length
                     hs.append(h)
                 finals.append(h)
                 out = torch.stack(hs)
@@ -75,5 +64,70 @@ class IndRNN(torch.nn.Module):
         return out, torch.stack(finals)
 
 
-MODULES = {"indrnn": IndRNN}  # fastrnn cell name -> its module here
+class IndRNN(_Loop):
+    """IndRNN (Li et al. 2018): h_t = relu(W_ih x_t + b_ih + b_hh + u * h_{t-1}), u (H,) per
+    layer and direction; initialized as fastrnn's ``indrnn`` init (u ~ U(0, 1), W_ih ~
+    N(0, 0.001^2), biases 0). A step is elementwise (there is no recurrent product)."""
 
+    @staticmethod
+    def shapes(I, H):
+        return (("weight_ih", (H, I)), ("weight_hh", (H,)), ("bias_ih", (H,)), ("bias_hh", (H,)))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("weight_ih"):
+                    p.normal_(0.0, 0.001)
+                elif name.startswith("weight_hh"):
+                    p.uniform_(0.0, 1.0)
+                else:
+                    p.zero_()
+
+    @staticmethod
+    def project(p, seq):
+        u = p("weight_hh")
+        return seq @ p("weight_ih").T + p("bias_ih") + p("bias_hh"), lambda xp, h: torch.relu(xp + u * h)
+
+
+class ExpRNN(_Loop):
+    """expRNN (Lezcano-Casado & Martinez-Rubio 2019): h_t = modrelu(W_ih x_t + b_ih + W h_{t-1};
+    b_hh), W = matrix_exp(A), A = U - U^T from weight_hh, U's strict upper triangle row by row
+    (H(H-1)/2,); modrelu(z; b) = sign(z) relu(|z| + b). W is formed once per forward pass;
+    autograd differentiates through torch.linalg.matrix_exp. Initialized as fastrnn's
+    ``henaff``: A block diagonal, 2 x 2 blocks [[0, t], [-t, 0]], t ~ U(-pi, pi); W_ih He-normal;
+    b_ih 0, b_hh ~ U(-0.01, 0.01)."""
+
+    @staticmethod
+    def shapes(I, H):
+        return (("weight_ih", (H, I)), ("weight_hh", (H * (H - 1) // 2,)), ("bias_ih", (H,)), ("bias_hh", (H,)))
+
+    def reset_parameters(self):
+        H = self.hidden_size
+        rows, cols = torch.triu_indices(H, H, 1)
+        pair = (cols == rows + 1) & (rows % 2 == 0)  # the 2 x 2 blocks' upper corners
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("weight_ih"):
+                    torch.nn.init.kaiming_normal_(p, nonlinearity="relu")
+                elif name.startswith("weight_hh"):
+                    p.zero_()
+                    p[pair] = torch.empty(int(pair.sum()), dtype=p.dtype).uniform_(-torch.pi, torch.pi)
+                elif name.startswith("bias_hh"):
+                    p.uniform_(-0.01, 0.01)
+                else:
+                    p.zero_()
+
+    def project(self, p, seq):
+        H = self.hidden_size
+        rows, cols = torch.triu_indices(H, H, 1)
+        U = seq.new_zeros(H, H).index_put((rows, cols), p("weight_hh"))
+        W, b = torch.linalg.matrix_exp(U - U.T), p("bias_hh")
+
+        def step(xp, h):
+            z = xp + h @ W.T
+            return torch.sign(z) * torch.relu(z.abs() + b)
+
+        return seq @ p("weight_ih").T + p("bias_ih"), step
+
+
+MODULES = {"indrnn": IndRNN, "exprnn": ExpRNN}  # fastrnn cell name -> its module here

@@ -56,7 +56,7 @@ def saturation(model):
     tapes = model.tape_arrays()
     if not cell.gate_tape:  # one activation, and it is the state itself
         act = np.stack([t.h[1:] for t in tapes])  # (L, T, B, H)
-        if cell.activations[0] == "relu":
+        if cell.activations[0] in ("relu", "modrelu"):  # both are exactly 0 where they cut the path
             out["zero_activations"] = float(np.mean(act == 0))
             out["dead_units"] = float(np.mean(np.all(act == 0, axis=(1, 2))))
         else:
@@ -115,7 +115,7 @@ def profile(model, task, batch_size=32, seed=0, bptt_truncate=None, jacobian_sam
     if ratio == 0:
         if bptt_truncate is not None and bptt_truncate < T - 1:
             cause = f"truncated: no gradient beyond lag {bptt_truncate} by construction"
-        elif m.cell.activations[0] == "relu" and sat.get("zero_activations", 0) > 0:
+        elif sat.get("zero_activations", 0) > 0:
             cause = f"no path: every path back crosses a unit at exactly 0 ({sat['zero_activations']:.0%} of activations)"
         else:
             cause = "underflow: below float64's range (1e-308)"

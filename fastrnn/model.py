@@ -68,7 +68,8 @@ class RNN:
     tokens        inputs are integer ids (T, B); W_ih's columns are gathered, no one-hot is made
     dtype         'float32' or 'float64'
     init          'pytorch' (U(-1/sqrt(H), 1/sqrt(H))), 'xavier', 'orthogonal' or 'irnn', or another
-                  a cell defines: its declaration says which it accepts (``cell.inits``)
+                  a cell defines: its declaration says which it accepts (``cell.inits``); None:
+                  'pytorch', or the cell's own default where it has no such init (exprnn)
     forget_bias   LSTM forget-gate bias (put in bias_ih, bias_hh's block left 0); None keeps init's
     spectral_radius  scale each recurrent gate block to this spectral radius (None: leave)
     chrono_tmax   init 'chrono' (lstm, gru): T_max, the longest dependency in steps; the gate
@@ -82,7 +83,7 @@ class RNN:
     """
 
     def __init__(self, cell, input_size, hidden_size, output_size, num_layers=1, *,
-                 tokens=False, dtype="float32", init="pytorch", forget_bias=1.0,
+                 tokens=False, dtype="float32", init=None, forget_bias=1.0,
                  spectral_radius=None, seed=0, device="cpu", dropout=0.0, bidirectional=False,
                  chrono_tmax=None):
         self.cell = get_cell(cell)
@@ -95,6 +96,8 @@ class RNN:
         self.dropout = v.number_in("dropout", dropout, 0, 1)
         self.bidirectional = v.flag("bidirectional", bidirectional)
         self.directions = 2 if self.bidirectional else 1
+        if init is None:  # PyTorch's, as torch.nn's modules start; a cell without it: its own default
+            init = "pytorch" if "pytorch" in self.cell.inits else self.cell.default_init
         self.cell.check_init(init)
         if spectral_radius is not None:
             v.positive_number("spectral_radius", spectral_radius)
@@ -637,8 +640,11 @@ class RNN:
                         be.column_sums(dgi, b_ih)
                     else:
                         be.matmul_tn(dgi, inp, ih, sums=b_ih)
-                    # split (the GRU): the recurrent side's bias has a gradient of its own
-                    rec.weight_grad(be, dgh, hs, hh, sums=b_hh if split else None)
+                    if self.cell.act_bias:  # dgh holds the activation bias's gradient per row
+                        rec.weight_grad(be, t, dgi, hs, hh)
+                        be.column_sums(dgh, b_hh)
+                    else:  # split (the GRU): the recurrent side's bias has a gradient of its own
+                        rec.weight_grad(be, t, dgh, hs, hh, sums=b_hh if split else None)
                 if not split:  # both biases get the same gradient, summed once
                     be.copy_into(b_hh, b_ih)
 

@@ -7,15 +7,58 @@ the tutorial's nested loop: for each step t with a loss, propagate back over t, 
 import numpy as np
 
 
-GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4, "indrnn": 1}  # H-wide blocks of weight_ih's rows
+GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4, "indrnn": 1, "exprnn": 1}  # H-wide blocks of weight_ih's rows
 
 
 def sig(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
+def expm(A):
+    """The textbook matrix exponential: scale to norm < 1/2, 30 Taylor terms, square back."""
+    s = max(0, int(np.ceil(np.log2(max(np.abs(A).sum(1).max(), 1e-300)))) + 1)
+    M = A / 2.0 ** s
+    out, term = np.eye(len(A)), np.eye(len(A))
+    for n in range(1, 30):
+        term = term @ M / n
+        out = out + term
+    for _ in range(s):
+        out = out @ out
+    return out
+
+
+def skew(u, H):
+    """A = U - U^T, U's strict upper triangle u row by row."""
+    A = np.zeros((H, H))
+    k = 0
+    for i in range(H):
+        for j in range(i + 1, H):
+            A[i, j], A[j, i] = u[k], -u[k]
+            k += 1
+    return A
+
+
 def params_of(model):
-    return {k: np.array(a, dtype=np.float64) for k, a in model.params.items()}
+    """Parameters as float64; an exprnn layer's weight_hh as the matrix expm(A) itself (its
+    gradient is turned back onto A's triangle by grad_of_triangle)."""
+    p = {k: np.array(a, dtype=np.float64) for k, a in model.params.items()}
+    if model.cell.name == "exprnn":
+        H = model.hidden_size
+        for k in list(p):
+            if k.startswith("weight_hh"):
+                p["A" + k[len("weight_hh"):]] = skew(p[k], H)
+                p[k] = expm(p["A" + k[len("weight_hh"):]])
+    return p
+
+
+def grad_of_triangle(A, dW):
+    """dL/du for W = expm(A), A = skew(u), from dL/dW: the Fréchet derivative L(A^T, dW) read
+    off the exponential of the block matrix [[A^T, dW], [0, A^T]] (its top right block), then
+    dA_ij - dA_ji over the strict upper triangle."""
+    H = len(A)
+    big = np.block([[A.T, dW], [np.zeros((H, H)), A.T]])
+    dA = expm(big)[:H, H:]
+    return np.array([dA[i, j] - dA[j, i] for i in range(H) for j in range(i + 1, H)])
 
 
 def step_forward(cell, p, k, x, h, c):
@@ -25,6 +68,10 @@ def step_forward(cell, p, k, x, h, c):
     if cell == "indrnn":  # weight_hh is a vector u: each unit sees only its own past
         hn = np.maximum(gi + p[f"weight_hh_l{k}"] * h + p[f"bias_hh_l{k}"], 0.0)
         return hn, c, (x, h, c, hn)
+    if cell == "exprnn":  # bias_hh is modReLU's b, not a summand: gh without it
+        z = gi + h @ p[f"weight_hh_l{k}"].T
+        hn = np.sign(z) * np.maximum(np.abs(z) + p[f"bias_hh_l{k}"], 0.0)
+        return hn, c, (x, h, c, (z, hn))
     gh = h @ p[f"weight_hh_l{k}"].T + p[f"bias_hh_l{k}"]
     if cell == "tanh":
         hn = np.tanh(gi + gh)
@@ -57,6 +104,12 @@ def step_backward(cell, p, k, cache, dh, dc, live, grads):
         hn = aux
         da = dh * ((1 - hn ** 2) if cell == "tanh" else (hn > 0))
         dgi = dgh = da * m
+    elif cell == "exprnn":
+        z, hn = aux
+        live_unit = np.abs(z) + p[f"bias_hh_l{k}"] > 0
+        dgi = dgh = dh * live_unit * m
+        grads[f"bias_hh_l{k}"] += (dh * np.sign(z) * live_unit * m).sum(0)
+        grads[f"bias_hh_l{k}"] -= dgh.sum(0)  # undone below: b is not a summand
     elif cell == "gru":
         r, z, n, hn_ = aux
         dn = dh * (1 - z) * (1 - n ** 2)
@@ -185,4 +238,9 @@ def loss_and_grad(model, x, target, loss, output, lengths=None, K=None, masks=No
                 only = np.zeros_like(arrivals)
                 only[t] = arrivals[t]
                 sweep(max(0, t - K), t, only)
+    if cell == "exprnn":
+        for k in [k for k in p if k.startswith("A")]:
+            grads.pop(k)
+            name = "weight_hh" + k[1:]
+            grads[name] = grad_of_triangle(p[k], grads[name])
     return val, grads, y, (hs, cs)

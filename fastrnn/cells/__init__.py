@@ -4,11 +4,12 @@
 """
 from .base import Cell
 from .elman import RELU, TANH
+from .exprnn import EXPRNN
 from .gru import GRU
 from .indrnn import INDRNN
 from .lstm import LSTM
 
-CELLS = {c.name: c for c in (TANH, RELU, GRU, LSTM, INDRNN)}
+CELLS = {c.name: c for c in (TANH, RELU, GRU, LSTM, INDRNN, EXPRNN)}
 
 # every initialization some cell accepts, in a stable order (the CLI's --init choices)
 INITS = tuple(dict.fromkeys(i for c in CELLS.values() for i in c.inits))

@@ -24,6 +24,7 @@ class Dense:
     inits = (PYTORCH, XAVIER, ORTHOGONAL, IRNN)
     one_pass = True  # where dgh is dgi, dW_ih and dW_hh come from one pass over it (matmul_tn pairs)
     bounded = False  # --recurrent-max: a matrix has no per-unit weight to bound
+    product = True  # a step multiplies the state by a matrix (the tape keeps a (B, G) scratch for it)
 
     @staticmethod
     def shape(G, H):
@@ -61,9 +62,10 @@ class Dense:
         return [spectral_radius(w_hh[g:g + H]) for g in range(0, w_hh.shape[0], H)]
 
     @staticmethod
-    def weight_grad(be, dpre, hs, out, sums=None):
+    def weight_grad(be, tape, dpre, hs, out, sums=None):
         """out = dL/dW_hh (G, H) from dpre (N, G) and the states it multiplied, hs (N, H);
-        sums, if given, = dpre's column sums (from the same pass)."""
+        sums, if given, = dpre's column sums (from the same pass). tape: the layer's, whose
+        prepare saw this weight (a parametrized recurrence keeps what it needs there)."""
         be.matmul_tn(dpre, hs, out, sums=sums)
 
 
@@ -75,6 +77,7 @@ class Diagonal:
     inits = ()  # each diagonal cell names its own (IndRNN: fastrnn/cells/indrnn.py)
     one_pass = False
     bounded = True  # --recurrent-max keeps every |u| within a bound (Li et al.'s 2^(1/T))
+    product = False
 
     @staticmethod
     def shape(G, H):
@@ -101,7 +104,7 @@ class Diagonal:
         return [float(abs(u[g:g + H]).max()) for g in range(0, u.shape[0], H)]
 
     @staticmethod
-    def weight_grad(be, dpre, hs, out, sums=None):
+    def weight_grad(be, tape, dpre, hs, out, sums=None):
         """out = dL/du (G,) = sum over rows of dpre * hs (N, H): the diagonal of dpre^T hs;
         sums, if given, = dpre's column sums."""
         be.column_dots(dpre, hs, out)
@@ -116,7 +119,8 @@ class Cell:
     gates, layout, activations  H-wide gate blocks, their order (PyTorch's) and nonlinearity
                                 ("tanh", "relu", "sigmoid"): the saturation report reads them
     kernels         the kernel family each backend implements (tanh and relu share "elman")
-    recurrence      Dense (W_hh a matrix) or Diagonal (a vector u)
+    recurrence      Dense (W_hh a matrix), Diagonal (a vector u) or another kind a cell module
+                    declares (expRNN's Orthogonal: W = expm(A), A skew-symmetric)
     state           "h", or "h,c" for a cell state carried beside h (the LSTM)
     gate_tape       the activated gates are kept for the backward pass: (T, B, G)
     split_grad      the input side and the recurrent side get different pre-activation
@@ -124,6 +128,9 @@ class Cell:
                     the recurrent weight gradient reads it
     reset_bias      GRU: b_hn sits inside r * (W_hn h + b_hn), apart from the summed biases;
                     W_hn h + b_hn is kept, (T, B, H)
+    act_bias        bias_hh is the activation's own (expRNN's modReLU bias), not a summand:
+                    the kernel writes its per-row gradient into dgh (split_grad), whose column
+                    sums are its gradient, and W_hh's gradient reads dgi
     forget_gate     the gate block whose bias --forget-bias sets (-1: none)
     memory_gate     the gate block whose value is the share of the state kept per step (the
                     LSTM's f, the GRU's z): a unit's timescale is -1/ln(gate) steps (-1: none)
@@ -146,6 +153,7 @@ class Cell:
     gate_tape: bool = True
     split_grad: bool = False
     reset_bias: bool = False
+    act_bias: bool = False
     forget_gate: int = -1
     memory_gate: int = -1
     chrono: tuple = ()
@@ -244,6 +252,6 @@ class Cell:
                     c=(T + 1, B, H) if self.has_cell_state else unused,
                     gates=(T, B, G) if self.gate_tape else unused,
                     ghn=(T, B, H) if self.reset_bias else unused,
-                    gh=(B, G) if self.recurrence is Dense else unused,
+                    gh=(B, G) if self.recurrence.product else unused,
                     dgh=(T, B, G) if self.split_grad else None,
                     dh_seq=(T, B, H), dh=(B, H), dc=(B, H))

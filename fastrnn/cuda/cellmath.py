@@ -33,6 +33,32 @@ def elman_backward(g, y, relu):
     return (g if y > zero else zero) if relu else g * (one_like(g) - y * y)
 
 
+# ------------------------------------------------------------------ expRNN: h = modrelu(z; b)
+@cuda.jit(device=True)
+def modrelu_forward(z, b):
+    """sign(z) max(|z| + b, 0); z = 0 gives 0 and a NaN z passes through (fastrnn/cpu/exprnn.py)."""
+    zero = zero_like(z)
+    m = abs(z) + b
+    if m <= zero:
+        return zero
+    if z > zero:
+        return m
+    if z < zero:
+        return -m
+    return z * m
+
+
+@cuda.jit(device=True)
+def modrelu_backward(g, y):
+    """(dL/dz, dL/db) from dL/dh = g and the output y: live where y != 0, db = g sign(y)."""
+    zero = zero_like(g)
+    if y > zero:
+        return g, g
+    if y < zero:
+        return g, -g
+    return g * y, g * y
+
+
 # ------------------------------------------------------------------ GRU: h = n + z (h_prev - n)
 @cuda.jit(device=True)
 def gru_forward(ar, az, an_x, q, h_prev):

@@ -12,7 +12,8 @@ from numba import cuda, float32, float64
 
 from ..config import CUDA_TILE as TILE
 from ..cells._math import one_like, zero_like
-from .cellmath import elman_backward, elman_forward, gru_backward, gru_forward, lstm_backward, lstm_forward
+from .cellmath import (elman_backward, elman_forward, gru_backward, gru_forward, lstm_backward, lstm_forward,
+                       modrelu_backward, modrelu_forward)
 
 
 def _make_gemm(dtype):
@@ -104,6 +105,33 @@ def elman_bwd(dh, dh_in, t, s0, lengths, relu, h, dpre, dh_seq):
             dh[b, j] = g
         else:
             dpre[w, b, j] = elman_backward(g, h[t + 1, b, j], relu)
+            dh[b, j] = zero_like(g)
+
+
+@cuda.jit
+def exprnn_fwd(gh, xproj, bias, b_act, lengths, t, h):
+    """expRNN's step t after the recurrent GEMM (gh = h_t W^T): h = modrelu(gh + xproj + b_ih; b)."""
+    b, j = cuda.grid(2)
+    if b < gh.shape[0] and j < gh.shape[1]:
+        if t >= lengths[b]:
+            h[t + 1, b, j] = h[t, b, j]
+        else:
+            h[t + 1, b, j] = modrelu_forward(gh[b, j] + xproj[t, b, j] + bias[j], b_act[j])
+
+
+@cuda.jit
+def exprnn_bwd(dh, dh_in, t, s0, lengths, h, dpre, dact, dh_seq):
+    """As elman_bwd, with modReLU: dpre = dL/dz, dact = g sign(h) (its bias's gradient per row)."""
+    b, j = cuda.grid(2)
+    if b < dh.shape[0] and j < dh.shape[1]:
+        w = t - s0
+        g = dh[b, j] + dh_in[w, b, j]
+        dh_seq[w, b, j] = g
+        if t >= lengths[b]:
+            dpre[w, b, j] = dact[w, b, j] = zero_like(g)
+            dh[b, j] = g
+        else:
+            dpre[w, b, j], dact[w, b, j] = modrelu_backward(g, h[t + 1, b, j])
             dh[b, j] = zero_like(g)
 
 

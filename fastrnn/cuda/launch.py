@@ -19,8 +19,10 @@ class Dense:
     """A family with a dense W_hh: the recurrent product is a GEMM per step (steps path) or
     runs inside the sequence kernel, which reads W_hh transposed. Subclasses give the
     pointwise launches; ``apart`` is how many trailing entries of b_hh stay out of the
-    summed bias (GRU: b_hn, H)."""
+    summed bias (GRU: b_hn, H); ``carry_from_dgi``: the recurrent product of the backward
+    pass reads dgi (expRNN, whose dgh is its activation bias's gradient), not dgh."""
     apart = 0
+    carry_from_dgi = False
 
     @classmethod
     def prepare(cls, cell, tape, w_hh, b_ih, b_hh, path):
@@ -63,7 +65,8 @@ class Dense:
         grid, block = k.grid2(B, H)
         for t in range(s1, s0 - 1, -1):
             cls.steps_backward(cell, tape, t, s0, dh_in, lengths, dgi, dgh, dh_seq, grid, block)
-            k.gemm(dgh[t - s0], w.w_hh, tape.dh, beta=1.0)  # dh_{t-1} += dpre W_hh (dgh is dgi but for the GRU)
+            dpre = dgi if cls.carry_from_dgi else dgh  # dgh is dgi but for the GRU (and expRNN)
+            k.gemm(dpre[t - s0], w.w_hh, tape.dh, beta=1.0)  # dh_{t-1} += dpre W_hh
 
 
 class Elman(Dense):
@@ -84,6 +87,39 @@ class Elman(Dense):
     @staticmethod
     def sequence_backward(cell, ks, tp, w, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
         ks["elman_bwd"][grid, block](tp.dh, dh_in, s0, s1, lens, cell.relu, tp.h, w.w_hh, dgi, dhs)
+
+
+class Exprnn(Dense):
+    """expRNN: W = expm(A) formed on the host once per forward pass (fastrnn/expm.py: one
+    H x H eigh, then H x H to the device), then the Elman loop with modReLU; b_hh (modReLU's b)
+    stays out of the summed bias."""
+    apart = 1
+    carry_from_dgi = True
+
+    @classmethod
+    def prepare(cls, cell, tape, w_hh, b_ih, b_hh, path):
+        import numpy as np
+
+        H = b_ih.shape[0]
+        tape.exp = cell.recurrence.exp(np.asarray(w_hh.copy_to_host(), np.float64), H)
+        W = cuda.to_device(tape.exp.W.astype(w_hh.dtype))
+        super().prepare(cell, tape, W, b_ih, b_hh, path)
+
+    @staticmethod
+    def steps_forward(cell, tp, w, t, lens, grid, block):
+        k.exprnn_fwd[grid, block](tp.gh, tp.xproj, w.bias, w.b_hn, lens, t, tp.h)
+
+    @staticmethod
+    def steps_backward(cell, tp, t, s0, dh_in, lens, dgi, dgh, dhs, grid, block):
+        k.exprnn_bwd[grid, block](tp.dh, dh_in, t, s0, lens, tp.h, dgi, dgh, dhs)
+
+    @staticmethod
+    def sequence_forward(cell, ks, tp, w, lens, grid, block):
+        ks["exprnn_fwd"][grid, block](tp.xproj, w.bias, w.b_hn, w.w_hh_t, lens, tp.h)
+
+    @staticmethod
+    def sequence_backward(cell, ks, tp, w, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
+        ks["exprnn_bwd"][grid, block](tp.dh, dh_in, s0, s1, lens, tp.h, w.w_hh, dgi, dgh, dhs)
 
 
 class Gru(Dense):
@@ -147,4 +183,4 @@ class Indrnn:
         k.indrnn_bwd[grid, block](tape.dh, dh_in, s0, s1, lengths, tape.weights.u, tape.h, dgi, dh_seq)
 
 
-CELLS = {"elman": Elman, "gru": Gru, "lstm": Lstm, "indrnn": Indrnn}
+CELLS = {"elman": Elman, "gru": Gru, "lstm": Lstm, "indrnn": Indrnn, "exprnn": Exprnn}

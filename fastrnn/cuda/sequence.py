@@ -17,7 +17,8 @@ import numpy as np
 from numba import cuda, float32, float64
 
 from ..cells._math import zero_like
-from .cellmath import elman_backward, elman_forward, gru_backward, gru_forward, lstm_backward, lstm_forward
+from .cellmath import (elman_backward, elman_forward, gru_backward, gru_forward, lstm_backward, lstm_forward,
+                       modrelu_backward, modrelu_forward)
 
 MAX_H = 1024  # shared arrays are static: MAX_H + 4 * MAX_H floats (40 KB in float64)
 MAX_G = 4 * MAX_H
@@ -202,15 +203,62 @@ def _make(dtype):
             cuda.syncthreads()
         _copy(dh[b], carry, H)
 
-    return dict(elman_fwd=elman_fwd, gru_fwd=gru_fwd, lstm_fwd=lstm_fwd,
-                elman_bwd=elman_bwd, gru_bwd=gru_bwd, lstm_bwd=lstm_bwd)
+    @cuda.jit
+    def exprnn_fwd(xproj, bias, b_act, w_t, lengths, h):
+        """elman_fwd with modReLU (b_act its bias) for the nonlinearity."""
+        b, tid, nt = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
+        H, T = h.shape[2], xproj.shape[0]
+        hs = cuda.shared.array(MAX_H, dtype)
+        _copy(hs, h[0, b], H)
+        cuda.syncthreads()
+        for t in range(T):
+            live = t < lengths[b]
+            for j in range(tid, H, nt):
+                if live:
+                    a = xproj[t, b, j] + bias[j]
+                    for k in range(H):
+                        a += hs[k] * w_t[k, j]
+                    h[t + 1, b, j] = modrelu_forward(a, b_act[j])
+                else:
+                    h[t + 1, b, j] = hs[j]
+            cuda.syncthreads()
+            _copy(hs, h[t + 1, b], H)
+            cuda.syncthreads()
+
+    @cuda.jit
+    def exprnn_bwd(dh, dh_in, s0, s1, lengths, h, w_hh, dpre, dact, dh_seq):
+        """elman_bwd with modReLU: dpre = dL/dz, dact = g sign(h) (its bias's gradient per row)."""
+        b, tid, nt = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
+        H = dh.shape[1]
+        carry = cuda.shared.array(MAX_H, dtype)
+        dp = cuda.shared.array(MAX_G, dtype)
+        _copy(carry, dh[b], H)
+        cuda.syncthreads()
+        for t in range(s1, s0 - 1, -1):
+            w, live = t - s0, t < lengths[b]
+            for j in range(tid, H, nt):
+                g = carry[j] + dh_in[w, b, j]
+                dh_seq[w, b, j] = g
+                if live:
+                    d, da = modrelu_backward(g, h[t + 1, b, j])
+                else:
+                    d = da = zero_like(g)
+                dpre[w, b, j] = dp[j] = d
+                dact[w, b, j] = da
+            cuda.syncthreads()
+            _next_carry(carry, dp, w_hh, live, dh_seq[w, b], dh_seq[w, b], False)
+            cuda.syncthreads()
+        _copy(dh[b], carry, H)
+
+    return dict(elman_fwd=elman_fwd, gru_fwd=gru_fwd, lstm_fwd=lstm_fwd, exprnn_fwd=exprnn_fwd,
+                elman_bwd=elman_bwd, gru_bwd=gru_bwd, lstm_bwd=lstm_bwd, exprnn_bwd=exprnn_bwd)
 
 
 _KERNELS = {}
 
 
 def kernels(dtype):
-    """The six kernels for a dtype, compiled on first use."""
+    """The eight kernels for a dtype, compiled on first use."""
     dt = np.dtype(dtype)
     if dt not in _KERNELS:
         _KERNELS[dt] = _make(float32 if dt == np.float32 else float64)
