@@ -36,11 +36,14 @@ def grad_norm_by_lag(model, task, x, target, lengths=None, bptt_truncate=None):
     model.loss_and_grad(x, last_step_only(task, x, target), task.loss, task.output, lengths,
                         bptt_truncate=bptt_truncate)
     dh = model.hidden_grads()[-1].astype(np.float64)  # (T, B, H)
-    # ||v|| = m ||v / m|| with m = max |v_i|: the squares of a vanishing gradient (1e-162 and
-    # below) would underflow to 0 long before the gradient itself does
-    m = np.abs(dh).max(axis=2, keepdims=True)
-    norms = m[..., 0] * np.sqrt(np.sum(np.square(dh / np.where(m > 0, m, 1.0)), axis=2))
-    return norms.mean(axis=1)[::-1].copy()
+    return norms(dh).mean(axis=1)[::-1].copy()
+
+
+def norms(v):
+    """||v|| over the last axis of (..., H) as m ||v / m|| with m = max |v_i|: the squares of a
+    vanishing gradient (1e-162 and below) would underflow to 0 long before it does."""
+    m = np.abs(v).max(axis=-1, keepdims=True)
+    return m[..., 0] * np.sqrt(np.sum(np.square(v / np.where(m > 0, m, 1.0)), axis=-1))
 
 
 def step_jacobians(model, x_one):

@@ -22,16 +22,9 @@ import time
 
 import numpy as np
 
-from .gradients import last_step_only
+from .gradients import last_step_only, norms
 
 PROBE = 8  # sequences: enough for quartiles over units x steps, a small share of a training step
-
-
-def _norms(dh):
-    """||v|| over the last axis of (..., H) without squaring a tiny gradient into 0."""
-    m = np.abs(dh).max(axis=-1)
-    safe = np.where(m > 0, m, 1.0)[..., None]
-    return m * np.sqrt(np.sum(np.square(dh / safe), axis=-1))
 
 
 def grad_ratio(model, task, x, target, lengths, lag):
@@ -42,7 +35,7 @@ def grad_ratio(model, task, x, target, lengths, lag):
     T, B = dh.shape[:2]
     last = np.full(B, T - 1) if lengths is None or task.output == "all" else np.asarray(lengths) - 1
     first = np.maximum(last - lag, 0)
-    at_last, at_lag = _norms(dh[last, np.arange(B)]).mean(), _norms(dh[first, np.arange(B)]).mean()
+    at_last, at_lag = norms(dh[last, np.arange(B)]).mean(), norms(dh[first, np.arange(B)]).mean()
     return float(at_lag / at_last) if at_last > 0 else None
 
 
