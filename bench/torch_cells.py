@@ -1,8 +1,9 @@
 """PyTorch implementations of the cells torch.nn lacks, as a user would write them: the peer
 of those cells in bench.py and, in float64, the autograd reference that tests/test_torch.py
 checks fastrnn's gradients against. Each takes what torch.nn.RNN takes and returns what it
-returns: input (T, B, I) or a PackedSequence, an optional h0 (L*D, B, H); (output, h_n), the
-output packed when the input was. Parameters carry fastrnn's (and nn.RNN's) names and order,
+returns: input (T, B, I) or a PackedSequence, an optional h0 (L*D, B, H) (a pair (h0, c0) for a
+cell with a cell state, as nn.LSTM); (output, h_n) (or (output, (h_n, c_n))), the output packed
+when the input was. Parameters carry fastrnn's (and nn.RNN's) names and order,
 so ``load_state_dict(model.to_torch_state_dict())`` loads a fastrnn model.
 """
 import torch
@@ -20,7 +21,9 @@ def _reverse_within(a, lengths):
 class _Loop(torch.nn.Module):
     """A recurrent cell torch.nn lacks, as a Python loop over steps: nn.RNN's calling
     convention, layers and directions; a subclass gives its parameters' shapes and init,
-    the input projection of every step (one product) and one step."""
+    the input projection of every step (one product) and one step: step(xp_t, h) -> h, or,
+    with cell_state, step(xp_t, h, c) -> (h, c) and the state a pair as nn.LSTM's."""
+    cell_state = False
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False):
         super().__init__()
@@ -42,6 +45,7 @@ class _Loop(torch.nn.Module):
             lengths = torch.full((x.shape[1],), x.shape[0], dtype=torch.int64)
         T, B = x.shape[:2]
         live = (torch.arange(T)[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
+        pair = self.cell_state  # the state is (h, c), as nn.LSTM's, else h alone
         inp, finals = x, []
         for k in range(self.num_layers):
             outs = []
@@ -49,19 +53,26 @@ class _Loop(torch.nn.Module):
                 p = lambda n: getattr(self, f"{n}_l{k}{sfx}")  # noqa: E731
                 seq = _reverse_within(inp, lengths) if d else inp
                 xp, step = self.project(p, seq)
-                h = x.new_zeros(B, self.hidden_size) if h0 is None else h0[k * len(self.suffixes) + d]
+                at = k * len(self.suffixes) + d
+                if h0 is None:
+                    s = tuple(x.new_zeros(B, self.hidden_size) for _ in range(1 + pair))
+                else:
+                    s = tuple(a[at] for a in h0) if pair else (h0[at],)
                 hs = []
                 for t in range(T):
-                    h = torch.where(live[t], step(xp[t], h), h)  # carried past the length
-                    hs.append(h)
-                finals.append(h)
+                    new = step(xp[t], *s)
+                    new = new if pair else (new,)
+                    s = tuple(torch.where(live[t], a, b) for a, b in zip(new, s))  # carried past the length
+                    hs.append(s[0])
+                finals.append(s)
                 out = torch.stack(hs)
                 outs.append(_reverse_within(out, lengths) if d else out)
             inp = torch.cat(outs, dim=2)
         out = inp * live.to(inp.dtype)  # zeros past each length, as pad_packed_sequence gives
         if packed:
             out = pack_padded_sequence(out, lengths, enforce_sorted=False)
-        return out, torch.stack(finals)
+        states = tuple(torch.stack(part) for part in zip(*finals))
+        return out, states if pair else states[0]
 
 
 class IndRNN(_Loop):
@@ -130,4 +141,41 @@ class ExpRNN(_Loop):
         return seq @ p("weight_ih").T + p("bias_ih"), step
 
 
-MODULES = {"indrnn": IndRNN, "exprnn": ExpRNN}  # fastrnn cell name -> its module here
+class LnLSTM(_Loop):
+    """The LayerNorm LSTM (Ba et al. 2016, haste's form): gates = LN(W_ih x; gain_ih, bias_ih)
+    + LN(W_hh h; gain_hh, bias_hh), c = f c + i g, h = o tanh(LN(c; gain_c, bias_c)), each LN
+    over its row (4H, or H), eps 1e-5. nn.LSTM's weights and init, gains 1, bias_c 0. The input
+    side's LayerNorm runs over every step at once."""
+    cell_state = True
+
+    @staticmethod
+    def shapes(I, H):
+        G = 4 * H
+        return (("weight_ih", (G, I)), ("weight_hh", (G, H)), ("bias_ih", (G,)), ("bias_hh", (G,)),
+                ("gain_ih", (G,)), ("gain_hh", (G,)), ("gain_c", (H,)), ("bias_c", (H,)))
+
+    def reset_parameters(self):
+        k = self.hidden_size ** -0.5
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("gain"):
+                    p.fill_(1.0)
+                elif name.startswith("bias_c"):
+                    p.zero_()
+                else:
+                    p.uniform_(-k, k)
+
+    def project(self, p, seq):
+        norm = torch.nn.functional.layer_norm
+        G, H = 4 * self.hidden_size, self.hidden_size
+        w_hh, g_hh, b_hh, g_c, b_c = p("weight_hh"), p("gain_hh"), p("bias_hh"), p("gain_c"), p("bias_c")
+
+        def step(xp, h, c):
+            i, f, g, o = (xp + norm(h @ w_hh.T, (G,), g_hh, b_hh, 1e-5)).chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            return torch.sigmoid(o) * torch.tanh(norm(c, (H,), g_c, b_c, 1e-5)), c
+
+        return norm(seq @ p("weight_ih").T, (G,), p("gain_ih"), p("bias_ih"), 1e-5), step
+
+
+MODULES = {"indrnn": IndRNN, "exprnn": ExpRNN, "lnlstm": LnLSTM}  # fastrnn cell name -> its module here

@@ -101,11 +101,12 @@ class Backend(Protocol):
         outputs y (N, O), a host target ((N, O) values or (N,) class ids) and valid rows (N,)."""
 
     # ---------------------------------------------------------------- cells
-    def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
+    def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh, extra):
         """Put the layer's weights into tape.weights as the cell's kernel family reads them,
         once per call: w_hh (the cell's recurrent weight: (G, H) dense, (G,) diagonal) in the
         kernels' layout, and the biases (G,) summed (the GRU's b_hn kept apart: it sits
-        inside r * (.))."""
+        inside r * (.)); extra: {name: array} of the parameters the cell declares beyond
+        PyTorch's four (Cell.extra_params: a LayerNorm's gains), empty for most cells."""
 
     def layer_forward(self, cell, tape, lengths):
         """Run the layer over its T steps from tape.h[0] (and tape.c[0]): fills tape.h[1:]

@@ -379,8 +379,9 @@ class RNN:
                     be.gather_columns(p[f"weight_ih_l0{sfx}"], inp.reshape(T * B), xp)
                 else:
                     be.matmul_nt(inp.reshape(T * B, inp.shape[2]), p[f"weight_ih_l{k}{sfx}"], xp)
+                extra = {name: p[f"{name}_l{k}{sfx}"] for name in self.cell.extra_params}
                 be.prepare_layer(self.cell, tape, p[f"weight_hh_l{k}{sfx}"], p[f"bias_ih_l{k}{sfx}"],
-                                 p[f"bias_hh_l{k}{sfx}"])
+                                 p[f"bias_hh_l{k}{sfx}"], extra)
                 self._set_initial(tape.h, h0, k)
                 if self.cell.has_cell_state:
                     self._set_initial(tape.c, c0, k)
@@ -509,6 +510,10 @@ class RNN:
         valid = self.loss_rows(loss, output, target, lengths, T, B)
         value, dy = self.backend.loss(loss, y, target, valid)
         dh_top = self._readout_backward(dy, hs, output, d_len, T, B)
+        if self.cell.layer_norm:  # the kernels add each sequence's share into dnorm, window by window
+            for k in range(self.num_layers):
+                for t, _, _ in self._directions(k):
+                    self.backend.zero(t.dnorm)
         if K is None or K >= T - 1:  # one window holding every step: plain full BPTT
             self._zero_carries()
             outs = [[(t.dgi, t.dgh, t.dh_seq) for t, _, _ in self._directions(k)] for k in range(self.num_layers)]
@@ -630,6 +635,7 @@ class RNN:
                 ih, hh = g[f"weight_ih_l{k}{sfx}"], g[f"weight_hh_l{k}{sfx}"]
                 b_ih, b_hh = g[f"bias_ih_l{k}{sfx}"], g[f"bias_hh_l{k}{sfx}"]
                 split, rec, ids = self.cell.split_grad, self.cell.recurrence, k == 0 and self.tokens
+                norm = self.cell.layer_norm  # the biases' gradients are the kernel's sums (below)
                 inp = inp.reshape(T * B) if ids else inp.reshape(T * B, inp.shape[2])
                 if not split and rec.one_pass and not ids:
                     # dgh is dgi: both weight gradients from one pass over it
@@ -637,16 +643,29 @@ class RNN:
                 else:
                     if ids:  # token ids: the input projection was a gather
                         be.scatter_columns(ih, inp, dgi)
-                        be.column_sums(dgi, b_ih)
+                        if not norm:
+                            be.column_sums(dgi, b_ih)
                     else:
-                        be.matmul_tn(dgi, inp, ih, sums=b_ih)
+                        be.matmul_tn(dgi, inp, ih, sums=None if norm else b_ih)
                     if self.cell.act_bias:  # dgh holds the activation bias's gradient per row
                         rec.weight_grad(be, t, dgi, hs, hh)
                         be.column_sums(dgh, b_hh)
                     else:  # split (the GRU): the recurrent side's bias has a gradient of its own
-                        rec.weight_grad(be, t, dgh, hs, hh, sums=b_hh if split else None)
-                if not split:  # both biases get the same gradient, summed once
+                        rec.weight_grad(be, t, dgh, hs, hh, sums=b_hh if split and not norm else None)
+                if norm:
+                    self._norm_grads(t, k, sfx)
+                elif not split:  # both biases get the same gradient, summed once
                     be.copy_into(b_hh, b_ih)
+
+    def _norm_grads(self, tape, k, sfx):
+        """A layer-normalized cell's bias and LayerNorm gradients: the column sums of the
+        per-sequence sums its kernel left in tape.dnorm (Cell.norm_columns)."""
+        be, g = self.backend, self.grads
+        for name, lo, hi in self.cell.norm_columns(self.hidden_size):
+            out = g[f"{'bias_ih' if name == 'bias' else name}_l{k}{sfx}"]
+            be.column_sums(tape.dnorm[:, lo:hi], out)
+            if name == "bias":  # the gates' shifts sit in one sum: the same gradient
+                be.copy_into(g[f"bias_hh_l{k}{sfx}"], out)
 
     # ----------------------------------------------------------------- clipping
     def clip_grad_norm(self, max_norm=None):

@@ -4,7 +4,7 @@ no GPU needed: typing and lowering errors that the simulator (plain Python) cann
 Run by tests/test_cuda_ptx.py in a fresh process with NUMBA_ENABLE_CUDASIM=0; needs the NVVM
 and NVRTC libraries (the nvidia-cuda-nvcc / nvidia-cuda-nvrtc wheels of the test extra).
 Signatures are those the launches in fastrnn/cuda/backend.py and launch.py produce. Every
-kernel of kernels.py and sequence.py must be listed here (checked), and a float32 kernel must
+kernel of kernels.py, sequence.py and norm.py must be listed here (checked), and a float32 kernel must
 not compute in float64 (a bare 1.0 in Numba is float64 and silently widens float32 math):
 its PTX may convert to float64 only where a float64 accumulator is the point (ALLOW_F64).
 """
@@ -21,6 +21,7 @@ from numba import boolean, cuda, float32, float64, int64
 disp.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
 
 from fastrnn.cuda import kernels as k  # noqa: E402
+from fastrnn.cuda import norm  # noqa: E402
 from fastrnn.cuda import sequence as seq  # noqa: E402
 
 
@@ -57,6 +58,8 @@ for dt in (float32, float64):
     i1, b1 = A(int64, 1), A(boolean, 1)
     f32 = dt is float32
     ks = seq.kernels("float32" if f32 else "float64")
+    ns = norm.kernels("float32" if f32 else "float64")
+    gains = (f1,) * 5  # gain_ih, gain_hh, gain_c, bias_c and the constants
     sigs = {
         "seq.elman_fwd": (ks["elman_fwd"], (f3, f1, f2, i1, boolean, f3)),
         "seq.gru_fwd": (ks["gru_fwd"], (f3, f1, f1, f2, i1, f3, f3, f3)),
@@ -74,6 +77,10 @@ for dt in (float32, float64):
         "seq.exprnn_bwd": (ks["exprnn_bwd"], (f2, f3, int64, int64, i1, f3, f2, f3, f3, f3)),
         "k.exprnn_fwd": (k.exprnn_fwd, (f2, f3, f1, f1, i1, int64, f3)),
         "k.exprnn_bwd": (k.exprnn_bwd, (f2, f3, int64, int64, i1, f3, f3, f3, f3)),
+        "norm.seq_fwd": (ns["seq_fwd"], (f3, f1) + gains + (f2, i1) + (f3,) * 7),
+        "norm.seq_bwd": (ns["seq_bwd"], (f2, f2, f3, int64, int64, i1) + (f3,) * 6 + gains + (f2, f3, f3, f3, f2)),
+        "norm.step_fwd": (ns["step_fwd"], (f2, f3, f1) + gains + (i1, int64) + (f3,) * 7),
+        "norm.step_bwd": (ns["step_bwd"], (f2, f2, f3, int64, int64, i1) + (f3,) * 6 + gains + (f3, f3, f3, f2)),
         "k.indrnn_fwd": (k.indrnn_fwd, (f3, f1, f1, i1, f3)),
         "k.indrnn_bwd": (k.indrnn_bwd, (f2, f3, int64, int64, i1, f1, f3, f3, f3)),
         "k.gemm": (k._GEMM[np.dtype("float32" if f32 else "float64")], (f2, f2, f2, boolean, boolean, s)),
@@ -106,7 +113,7 @@ for dt in (float32, float64):
 # every kernel the package defines is listed above (a new one cannot be left out)
 defined = {f"k.{n}" for n, o in vars(k).items()
            if hasattr(o, "py_func") and not o.targetoptions.get("device")}  # kernels, not device functions
-defined |= {"k.gemm"} | {f"seq.{n}" for n in seq.kernels("float32")}
+defined |= {"k.gemm"} | {f"seq.{n}" for n in seq.kernels("float32")} | {f"norm.{n}" for n in norm.kernels("float32")}
 missing = sorted(defined - compiled)
 if missing:
     fails += 1

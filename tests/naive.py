@@ -7,7 +7,26 @@ the tutorial's nested loop: for each step t with a loss, propagate back over t, 
 import numpy as np
 
 
-GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4, "indrnn": 1, "exprnn": 1}  # H-wide blocks of weight_ih's rows
+GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4, "indrnn": 1, "exprnn": 1, "lnlstm": 4}  # blocks of weight_ih's rows
+EPS = 1e-5  # the LayerNorm's
+
+
+def layer_norm(v):
+    """(v - mean) / sqrt(var + EPS) along each row of v (N, n)."""
+    return (v - v.mean(1, keepdims=True)) / np.sqrt(v.var(1, keepdims=True) + EPS)
+
+
+def layer_norm_vjp(v, y):
+    """y J for each row, J the LayerNorm's Jacobian written out entry by entry:
+    d out_i / d v_j = (delta_ij - 1/n) / s - (v_i - m)(v_j - m) / (n s^3), s = sqrt(var + EPS)."""
+    n = v.shape[1]
+    out = np.empty_like(v)
+    for r in range(v.shape[0]):
+        m, s = v[r].mean(), np.sqrt(v[r].var() + EPS)
+        dev = v[r] - m
+        J = (np.eye(n) - 1.0 / n) / s - np.outer(dev, dev) / (n * s ** 3)
+        out[r] = y[r] @ J
+    return out
 
 
 def sig(a):
@@ -85,6 +104,14 @@ def step_forward(cell, p, k, x, h, c):
         n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
         hn = (1 - z) * n + z * h
         return hn, c, (x, h, c, (r, z, n, gh[:, 2 * H:]))
+    if cell == "lnlstm":  # each side normalized before its bias: W x and W h alone
+        wx, wh = x @ p[f"weight_ih_l{k}"].T, h @ p[f"weight_hh_l{k}"].T
+        a = (layer_norm(wx) * p[f"gain_ih_l{k}"] + p[f"bias_ih_l{k}"]
+             + layer_norm(wh) * p[f"gain_hh_l{k}"] + p[f"bias_hh_l{k}"])
+        i, f, g, o = sig(a[:, :H]), sig(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), sig(a[:, 3 * H:])
+        cn = f * c + i * g
+        nc = layer_norm(cn) * p[f"gain_c_l{k}"] + p[f"bias_c_l{k}"]
+        return o * np.tanh(nc), cn, (x, h, c, (i, f, g, o, cn, wx, wh, nc))
     if cell != "lstm":
         raise ValueError(f"naive: no reference for cell {cell!r}; add its step here")
     a = gi + gh
@@ -125,11 +152,26 @@ def step_backward(cell, p, k, cache, dh, dc, live, grads):
                              dct * i * (1 - g ** 2), dh * tc * o * (1 - o)], axis=1)
         dgi = dgh = da * m
         dc_prev = np.where(live[:, None], dct * f, dc)
+    elif cell == "lnlstm":
+        i, f, g, o, cn, wx, wh, nc = aux
+        dnc = dh * o * (1 - np.tanh(nc) ** 2) * m
+        grads[f"gain_c_l{k}"] += (dnc * layer_norm(cn)).sum(0)
+        grads[f"bias_c_l{k}"] += dnc.sum(0)
+        dct = dc + layer_norm_vjp(cn, dnc * p[f"gain_c_l{k}"])
+        da = np.concatenate([dct * g * i * (1 - i), dct * c * f * (1 - f),
+                             dct * i * (1 - g ** 2), dh * np.tanh(nc) * o * (1 - o)], axis=1) * m
+        for side, v in (("ih", wx), ("hh", wh)):
+            grads[f"bias_{side}_l{k}"] += da.sum(0)  # each side's shift is a summand of the gates
+            grads[f"gain_{side}_l{k}"] += (da * layer_norm(v)).sum(0)
+        dgi = layer_norm_vjp(wx, da * p[f"gain_ih_l{k}"])
+        dgh = layer_norm_vjp(wh, da * p[f"gain_hh_l{k}"])
+        dc_prev = np.where(live[:, None], dct * f, dc)
     else:
         raise ValueError(f"naive: no reference for cell {cell!r}; add its step here")
     grads[f"weight_ih_l{k}"] += dgi.T @ x
-    grads[f"bias_ih_l{k}"] += dgi.sum(0)
-    grads[f"bias_hh_l{k}"] += dgh.sum(0)
+    if cell != "lnlstm":  # there the biases sit after the LayerNorms (above)
+        grads[f"bias_ih_l{k}"] += dgi.sum(0)
+        grads[f"bias_hh_l{k}"] += dgh.sum(0)
     dx = dgi @ p[f"weight_ih_l{k}"]
     if cell == "indrnn":  # d(u * h)/du = h, d(u * h)/dh = u, unit by unit
         grads[f"weight_hh_l{k}"] += (dgh * h).sum(0)

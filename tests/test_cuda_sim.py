@@ -40,7 +40,7 @@ CASES = [
 def _state(cell, L, B, H, seed=5):
     rng = np.random.default_rng(seed)
     h = rng.normal(0, 0.5, (L, B, H))
-    return (h, rng.normal(0, 0.5, (L, B, H))) if cell == "lstm" else h
+    return (h, rng.normal(0, 0.5, (L, B, H))) if CELLS[cell].has_cell_state else h
 
 
 def _host(s):
@@ -87,8 +87,25 @@ def test_forward_and_every_gradient_match_the_cpu(cell, cfg, path):
         assert abs(dev.loss_and_grad(**b, state=res.state, bptt_truncate=K).loss - nxt_cpu) < 1e-12
 
 
+@pytest.mark.parametrize("threads", [2, 5])
 @pytest.mark.parametrize("path", ["sequence", "steps"])
-@pytest.mark.parametrize("cell", ["tanh", "gru", "lstm"])
+def test_layer_norm_sums_with_fewer_or_more_threads_than_units(monkeypatch, path, threads):
+    """The LayerNorm LSTM's block sums (cuda/norm.py) where a thread owns two units (2 threads,
+    H = 3) and where some own none (5): the launches ask sequence.threads_for, patched here."""
+    from fastrnn.cuda import sequence
+
+    model, b = make_problem("lnlstm", T=3, B=2, I=2, H=3, O=2, seed=2, num_layers=1)
+    cpu = model.loss_and_grad(**b, bptt_truncate=1)
+    grad = cpu.grad.copy()
+    monkeypatch.setattr(sequence, "threads_for", lambda H, cap=256: threads)
+    dev = model.copy("cuda", path)
+    res = dev.loss_and_grad(**b, bptt_truncate=1)
+    assert abs(res.loss - cpu.loss) < 1e-12
+    np.testing.assert_allclose(dev.grad_flat.copy_to_host(), grad, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", ["sequence", "steps"])
+@pytest.mark.parametrize("cell", ["tanh", "gru", "lstm", "lnlstm"])
 def test_step_jacobians_match_the_cpu(cell, path):
     from fastrnn.gradients import step_jacobians
 

@@ -149,7 +149,7 @@ def test_bidirectional_matches_reference(cell):
     for k in range(L):
         outs = []
         for sfx, rev in (("", False), ("_reverse", True)):
-            q = {f"{n}_l0": p[f"{n}_l{k}{sfx}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            q = {f"{n}_l0": p[f"{n}_l{k}{sfx}"] for n in model.cell.param_shapes(1, 1)}
             _, hs, _ = naive.forward(cell, q, 1, _reverse(inp, lengths) if rev else inp, lengths)
             h = hs[0][1:]
             outs.append(_reverse(h, lengths) if rev else h)
@@ -161,7 +161,7 @@ def test_bidirectional_matches_reference(cell):
     assert rel_err(y_all[live], (inp @ W.T + bo)[live]) < 1e-12
     y_last, _ = model.forward(x, lengths, output="last")
     assert rel_err(y_last, np.concatenate(finals[-2:], axis=1) @ W.T + bo) < 1e-12
-    h_n = state[0] if cell == "lstm" else state
+    h_n = state[0] if model.cell.has_cell_state else state
     assert h_n.shape == (2 * L, B, H) and rel_err(h_n, np.stack(finals)) < 1e-12
 
 

@@ -50,16 +50,16 @@ def test_outputs_and_gradients_match_torch(cell):
     packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
                                                      enforce_sorted=False)
     _, state = ref(packed)
-    h_n = state[0] if cell == "lstm" else state
+    h_n = state[0] if CELLS[cell].has_cell_state else state
     y = lin(h_n[-1])
     loss = torch.nn.functional.mse_loss(y, torch.from_numpy(target))
     loss.backward()
 
     assert abs(res.loss - loss.item()) < 1e-12
     np.testing.assert_allclose(res.output, y.detach().numpy(), atol=1e-12)
-    ours_h = res.state[0] if cell == "lstm" else res.state
+    ours_h = res.state[0] if CELLS[cell].has_cell_state else res.state
     np.testing.assert_allclose(ours_h, h_n.detach().numpy(), atol=1e-12)
-    if cell == "lstm":
+    if CELLS[cell].has_cell_state:
         np.testing.assert_allclose(res.state[1], state[1].detach().numpy(), atol=1e-12)
     same_grads(ours, ref, lin)
 
@@ -108,7 +108,7 @@ def test_bidirectional_outputs_states_and_gradients_match_torch(cell):
                                                      enforce_sorted=False)
     out_p, state = ref(packed)
     out, _ = torch.nn.utils.rnn.pad_packed_sequence(out_p, total_length=T)  # (T, B, 2H), zeros past lengths
-    h_n = state[0] if cell == "lstm" else state
+    h_n = state[0] if CELLS[cell].has_cell_state else state
 
     # per-step cross-entropy over the steps inside each length
     target = rng.integers(0, O, (T, B))
@@ -121,9 +121,9 @@ def test_bidirectional_outputs_states_and_gradients_match_torch(cell):
     assert abs(res.loss - loss.item()) < 1e-12
     live = np.arange(T)[:, None] < lengths[None, :]
     np.testing.assert_allclose(res.output[live], logits.detach().numpy()[live], atol=1e-12)
-    ours_h = res.state[0] if cell == "lstm" else res.state
+    ours_h = res.state[0] if CELLS[cell].has_cell_state else res.state
     np.testing.assert_allclose(ours_h, h_n.detach().numpy(), atol=1e-12)
-    if cell == "lstm":
+    if CELLS[cell].has_cell_state:
         np.testing.assert_allclose(res.state[1], state[1].detach().numpy(), atol=1e-12)
     same_grads(ours, ref, lin)
 
@@ -131,7 +131,7 @@ def test_bidirectional_outputs_states_and_gradients_match_torch(cell):
     ref.zero_grad()
     lin.zero_grad()
     _, state = ref(packed)
-    h_n = state[0] if cell == "lstm" else state
+    h_n = state[0] if CELLS[cell].has_cell_state else state
     y = lin(torch.cat([h_n[-2], h_n[-1]], dim=1))
     labels = rng.integers(0, O, B)
     loss = torch.nn.functional.cross_entropy(y, torch.from_numpy(labels))

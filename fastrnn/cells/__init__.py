@@ -7,9 +7,10 @@ from .elman import RELU, TANH
 from .exprnn import EXPRNN
 from .gru import GRU
 from .indrnn import INDRNN
+from .lnlstm import LNLSTM
 from .lstm import LSTM
 
-CELLS = {c.name: c for c in (TANH, RELU, GRU, LSTM, INDRNN, EXPRNN)}
+CELLS = {c.name: c for c in (TANH, RELU, GRU, LSTM, INDRNN, EXPRNN, LNLSTM)}
 
 # every initialization some cell accepts, in a stable order (the CLI's --init choices)
 INITS = tuple(dict.fromkeys(i for c in CELLS.values() for i in c.inits))

@@ -7,6 +7,8 @@ family each backend implements: fastrnn/cpu/<kernels>.py, fastrnn/cuda/launch.py
 Parameters per layer and direction, PyTorch's names (G = gates * H, I the layer's input width):
     weight_ih (G, I)    bias_ih (G,)    bias_hh (G,)
     weight_hh           Dense: (G, H), a matrix per gate block    Diagonal: (G,), a vector
+and, for a cell with layer_norm, each LayerNorm's gain (and the cell state's shift; the gates'
+shifts are bias_ih and bias_hh): gain_ih (G,)  gain_hh (G,)  gain_c (H,)  bias_c (H,)
 Importing this module loads neither NumPy nor Numba (the CLI's --help reads the registry).
 """
 import math
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 PYTORCH, XAVIER, ORTHOGONAL, IRNN = "pytorch", "xavier", "orthogonal", "irnn"
 # Tallec & Ollivier (2018): a gated cell's timescales drawn to span [1, T_max] (Cell.chrono)
 CHRONO = "chrono"
+# A layer-normalized cell's own parameters (Cell.layer_norm): (name, G wide (else H), initial value)
+NORM_PARAMS = (("gain_ih", True, 1.0), ("gain_hh", True, 1.0), ("gain_c", False, 1.0), ("bias_c", False, 0.0))
 
 
 class Dense:
@@ -131,6 +135,12 @@ class Cell:
     act_bias        bias_hh is the activation's own (expRNN's modReLU bias), not a summand:
                     the kernel writes its per-row gradient into dgh (split_grad), whose column
                     sums are its gradient, and W_hh's gradient reads dgi
+    layer_norm      each side of the gates' sum and the cell state are layer-normalized (the
+                    LayerNorm LSTM): gains and a shift of their own (NORM_PARAMS); the kernel
+                    writes the input side's gradient after its LayerNorm into dgi, the
+                    recurrent side's into dgh (split_grad), and sums what the biases and the
+                    LayerNorms' own parameters get per sequence into the tape's dnorm
+                    (norm_columns), which the model sums over sequences
     forget_gate     the gate block whose bias --forget-bias sets (-1: none)
     memory_gate     the gate block whose value is the share of the state kept per step (the
                     LSTM's f, the GRU's z): a unit's timescale is -1/ln(gate) steps (-1: none)
@@ -154,6 +164,7 @@ class Cell:
     split_grad: bool = False
     reset_bias: bool = False
     act_bias: bool = False
+    layer_norm: bool = False
     forget_gate: int = -1
     memory_gate: int = -1
     chrono: tuple = ()
@@ -181,7 +192,26 @@ class Cell:
     def param_shapes(self, I, H):
         """{name: shape} of one layer and direction's parameters, in flat-vector order."""
         G = self.gates * H
-        return {"weight_ih": (G, I), "weight_hh": self.recurrence.shape(G, H), "bias_ih": (G,), "bias_hh": (G,)}
+        shapes = {"weight_ih": (G, I), "weight_hh": self.recurrence.shape(G, H), "bias_ih": (G,), "bias_hh": (G,)}
+        if self.layer_norm:
+            shapes.update((name, (G if wide else H,)) for name, wide, _ in NORM_PARAMS)
+        return shapes
+
+    @property
+    def extra_params(self):
+        """Names of the parameters beyond PyTorch's four, which the kernels read (prepare's extra)."""
+        return tuple(name for name, _, _ in NORM_PARAMS) if self.layer_norm else ()
+
+    def norm_columns(self, H):
+        """[(gradient, first column, end)] of the tape's dnorm (B, 3G + 2H): the per-sequence
+        sums a layer-normalized cell's kernel leaves, in column order. 'bias' is the gates'
+        summed pre-activation gradient: both bias_ih's and bias_hh's."""
+        G = self.gates * H
+        out, at = [], 0
+        for name, n in (("bias", G),) + tuple((name, G if wide else H) for name, wide, _ in NORM_PARAMS):
+            out.append((name, at, at + n))
+            at += n
+        return out
 
     def param_count(self, I, H):
         """Parameters of one layer and direction."""
@@ -214,7 +244,12 @@ class Cell:
         if f >= 0 and forget_bias is not None:
             b_ih[f * H:(f + 1) * H] = forget_bias
             b_hh[f * H:(f + 1) * H] = 0.0
-        return dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih, bias_hh=b_hh)
+        out = dict(weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih, bias_hh=b_hh)
+        if self.layer_norm:
+            import numpy as np
+
+            out.update((name, np.full(G if wide else H, value)) for name, wide, value in NORM_PARAMS)
+        return out
 
     def _chrono(self, rng, G, H, I, tmax):
         """Chrono init (Tallec & Ollivier 2018): the weights as PyTorch's default, every bias 0
@@ -248,10 +283,16 @@ class Cell:
         estimate read. Unused buffers are (1, 1, 1) placeholders (every kernel keeps one
         signature); dgi is not listed (it is xproj's memory); dgh is None where it is dgi's."""
         G, unused = self.gates * H, (1, 1, 1)
-        return dict(xproj=(T, B, G), h=(T + 1, B, H),
-                    c=(T + 1, B, H) if self.has_cell_state else unused,
-                    gates=(T, B, G) if self.gate_tape else unused,
-                    ghn=(T, B, H) if self.reset_bias else unused,
-                    gh=(B, G) if self.recurrence.product else unused,
-                    dgh=(T, B, G) if self.split_grad else None,
-                    dh_seq=(T, B, H), dh=(B, H), dc=(B, H))
+        shapes = dict(xproj=(T, B, G), h=(T + 1, B, H),
+                      c=(T + 1, B, H) if self.has_cell_state else unused,
+                      gates=(T, B, G) if self.gate_tape else unused,
+                      ghn=(T, B, H) if self.reset_bias else unused,
+                      gh=(B, G) if self.recurrence.product else unused,
+                      dgh=(T, B, G) if self.split_grad else None,
+                      dh_seq=(T, B, H), dh=(B, H), dc=(B, H))
+        if self.layer_norm:
+            # xnorm, hnorm: each side's pre-activations normalized (before the gain); cnorm: the
+            # cell state's; rstd: 1 / sqrt(var + eps) of the three per row; dnorm: norm_columns
+            shapes.update(xnorm=(T, B, G), hnorm=(T, B, G), cnorm=(T, B, H), rstd=(T, B, 3),
+                          dnorm=(B, 3 * G + 2 * H))
+        return shapes

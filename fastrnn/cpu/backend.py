@@ -147,10 +147,10 @@ class CpuBackend(Backend):
         return get_loss(name)(y, target, valid)
 
     # ---------------------------------------------------------------- cells
-    def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
+    def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh, extra):
         """The layer's weights as its kernel family reads them (its ``prepare``): for a dense
         recurrence W_hh packed both ways into panels (product.prepare_dense), and the biases."""
-        self._cell(cell).prepare(cell, tape, w_hh, b_ih, b_hh)
+        self._cell(cell).prepare(cell, tape, w_hh, b_ih, b_hh, extra)
 
     def _cell(self, cell):
         mod = self._kernels.get(cell.kernels)

@@ -76,7 +76,7 @@ def exprnn_backward_rows(s0, s1, dh_in, lengths, h, w_bwd, dpre, dact, dh_seq, d
 
 
 # --------------------------------------------------------------------------- CPU binding
-def prepare(cell, tape, w_hh, b_ih, b_hh):
+def prepare(cell, tape, w_hh, b_ih, b_hh, extra):
     """W = expm(A) from weight_hh (on the host, float64, then the model's dtype), packed both
     ways as a dense W_hh; b_ih the additive bias, b_hh kept apart (modReLU's)."""
     H = b_ih.shape[0]

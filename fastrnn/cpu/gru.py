@@ -104,7 +104,7 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, dgi, dgh, dh
 
 
 # --------------------------------------------------------------------------- CPU binding
-def prepare(cell, tape, w_hh, b_ih, b_hh):
+def prepare(cell, tape, w_hh, b_ih, b_hh, extra):
     """W_hh packed both ways for the recurrent products and the summed biases but b_hn (applied inside r * (.)) (product.prepare_dense)."""
     prepare_dense(tape, w_hh, b_ih, b_hh, apart=w_hh.shape[1])
 

@@ -93,7 +93,7 @@ class Weights:
         self.u, self.bias = u, bias
 
 
-def prepare(cell, tape, w_hh, b_ih, b_hh):
+def prepare(cell, tape, w_hh, b_ih, b_hh, extra):
     tape.weights = Weights(w_hh, b_ih + b_hh)
 
 

@@ -188,7 +188,7 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_bwd, dpre, dh_seq, dh
 
 
 # --------------------------------------------------------------------------- CPU binding
-def prepare(cell, tape, w_hh, b_ih, b_hh):
+def prepare(cell, tape, w_hh, b_ih, b_hh, extra):
     """W_hh packed both ways for the recurrent products and the summed biases (product.prepare_dense)."""
     prepare_dense(tape, w_hh, b_ih, b_hh)
 

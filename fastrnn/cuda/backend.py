@@ -157,9 +157,9 @@ class CudaBackend(Backend):
         return float(row_loss.copy_to_host().sum() / count), dy
 
     # ---------------------------------------------------------------- cells
-    def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh):
+    def prepare_layer(self, cell, tape, w_hh, b_ih, b_hh, extra):
         """The weights as the cell's kernel family reads them on this path (launch.py)."""
-        launch.CELLS[cell.kernels].prepare(cell, tape, w_hh, b_ih, b_hh, self.path)
+        launch.CELLS[cell.kernels].prepare(cell, tape, w_hh, b_ih, b_hh, extra, self.path)
 
     def layer_forward(self, cell, tape, lengths):
         launch.CELLS[cell.kernels].forward(self.path, cell, tape, lengths)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from numba import cuda
 
 from . import kernels as k
+from . import norm
 from . import sequence as seq
 
 
@@ -25,7 +26,7 @@ class Dense:
     carry_from_dgi = False
 
     @classmethod
-    def prepare(cls, cell, tape, w_hh, b_ih, b_hh, path):
+    def prepare(cls, cell, tape, w_hh, b_ih, b_hh, extra, path):
         """tape.weights: w_hh (G, H) as is, w_hh_t (H, G) for the sequence path, the summed
         bias (G,) and b_hn (the GRU's; else any row)."""
         G, H = w_hh.shape
@@ -97,13 +98,13 @@ class Exprnn(Dense):
     carry_from_dgi = True
 
     @classmethod
-    def prepare(cls, cell, tape, w_hh, b_ih, b_hh, path):
+    def prepare(cls, cell, tape, w_hh, b_ih, b_hh, extra, path):
         import numpy as np
 
         H = b_ih.shape[0]
         tape.exp = cell.recurrence.exp(np.asarray(w_hh.copy_to_host(), np.float64), H)
         W = cuda.to_device(tape.exp.W.astype(w_hh.dtype))
-        super().prepare(cell, tape, W, b_ih, b_hh, path)
+        super().prepare(cell, tape, W, b_ih, b_hh, extra, path)
 
     @staticmethod
     def steps_forward(cell, tp, w, t, lens, grid, block):
@@ -160,12 +161,61 @@ class Lstm(Dense):
         ks["lstm_bwd"][grid, block](tp.dh, tp.dc, dh_in, s0, s1, lens, tp.c, tp.gates, w.w_hh, dgi, dhs)
 
 
+class Lnlstm(Dense):
+    """The LayerNorm LSTM (norm.py): one block per sequence on both paths, since each step's
+    LayerNorms reduce over the sequence's row; the steps path's pointwise launch likewise."""
+
+    @classmethod
+    def prepare(cls, cell, tape, w_hh, b_ih, b_hh, extra, path):
+        import numpy as np
+
+        from ..cells.lnlstm import EPS
+
+        super().prepare(cell, tape, w_hh, b_ih, b_hh, extra, path)
+        H = b_ih.shape[0] // 4
+        tape.norm = extra
+        if getattr(tape, "consts", None) is None:
+            tape.consts = cuda.to_device(np.array([1.0 / (4 * H), 1.0 / H, EPS], b_ih.dtype))
+
+    @staticmethod
+    def _launch(tp):
+        return (tp.B,), (seq.threads_for(tp.h.shape[2]),)
+
+    @classmethod
+    def steps_forward(cls, cell, tp, w, t, lens, grid, block):
+        n = tp.norm
+        norm.kernels(tp.h.dtype)["step_fwd"][cls._launch(tp)](
+            tp.gh, tp.xproj, w.bias, n["gain_ih"], n["gain_hh"], n["gain_c"], n["bias_c"], tp.consts, lens, t, tp.h,
+            tp.c, tp.gates, tp.xnorm, tp.hnorm, tp.cnorm, tp.rstd)
+
+    @classmethod
+    def steps_backward(cls, cell, tp, t, s0, dh_in, lens, dgi, dgh, dhs, grid, block):
+        n = tp.norm
+        norm.kernels(tp.h.dtype)["step_bwd"][cls._launch(tp)](
+            tp.dh, tp.dc, dh_in, t, s0, lens, tp.c, tp.gates, tp.xnorm, tp.hnorm, tp.cnorm, tp.rstd, n["gain_ih"],
+            n["gain_hh"], n["gain_c"], n["bias_c"], tp.consts, dgi, dgh, dhs, tp.dnorm)
+
+    @staticmethod
+    def sequence_forward(cell, ks, tp, w, lens, grid, block):
+        n = tp.norm
+        norm.kernels(tp.h.dtype)["seq_fwd"][grid, block](
+            tp.xproj, w.bias, n["gain_ih"], n["gain_hh"], n["gain_c"], n["bias_c"], tp.consts, w.w_hh_t, lens, tp.h,
+            tp.c, tp.gates, tp.xnorm, tp.hnorm, tp.cnorm, tp.rstd)
+
+    @staticmethod
+    def sequence_backward(cell, ks, tp, w, s0, s1, dh_in, lens, dgi, dgh, dhs, grid, block):
+        n = tp.norm
+        norm.kernels(tp.h.dtype)["seq_bwd"][grid, block](
+            tp.dh, tp.dc, dh_in, s0, s1, lens, tp.c, tp.gates, tp.xnorm, tp.hnorm, tp.cnorm, tp.rstd, n["gain_ih"],
+            n["gain_hh"], n["gain_c"], n["bias_c"], tp.consts, w.w_hh, dgi, dgh, dhs, tp.dnorm)
+
+
 class Indrnn:
     """A diagonal recurrence (fastrnn/cells/indrnn.py): one launch per layer and direction on
     either path, a thread per unit and sequence over every step (kernels.py)."""
 
     @staticmethod
-    def prepare(cell, tape, w_hh, b_ih, b_hh, path):
+    def prepare(cell, tape, w_hh, b_ih, b_hh, extra, path):
         """tape.weights: u (H,) as is and the summed bias (H,)."""
         bias = tape.weights.bias if tape.weights else cuda.device_array(w_hh.shape[0], w_hh.dtype)
         gr, bl = k.grid1(bias.shape[0])
@@ -183,4 +233,4 @@ class Indrnn:
         k.indrnn_bwd[grid, block](tape.dh, dh_in, s0, s1, lengths, tape.weights.u, tape.h, dgi, dh_seq)
 
 
-CELLS = {"elman": Elman, "gru": Gru, "lstm": Lstm, "indrnn": Indrnn, "exprnn": Exprnn}
+CELLS = {"elman": Elman, "gru": Gru, "lstm": Lstm, "indrnn": Indrnn, "exprnn": Exprnn, "lnlstm": Lnlstm}
