@@ -1,4 +1,4 @@
-"""Tables and plots of the five studies in EXPERIMENTS.md, from their sweeps' results.
+"""Tables and plots of the studies in EXPERIMENTS.md, from their sweeps' results.
 
     python studies/figures.py STUDY SWEEP_FOLDER
 
@@ -256,10 +256,55 @@ def truncation(runs, plt):
     return rows, fig
 
 
+def wilson(k, n, z=1.96):
+    """The 95% Wilson score interval of a rate k/n: (low, high)."""
+    if n == 0:
+        return 0.0, 1.0
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * np.sqrt(k * (n - k) / n + z * z / 4)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def layernorm(runs, plt):
+    """Study 11: each seed's outcome (no means of bimodal runs), solve rates with their 95%
+    Wilson interval, steps to solve with the unsolved runs shown."""
+    from fastrnn.cells import CELLS
+
+    g = groups(runs, ("task", "lr", "cell"))
+    rows = ["| task | lr | cell | solved | 95% interval | steps to solve, each seed | final accuracy, each seed |",
+            "|---|---|---|---|---|---|---|"]
+    tasks = sorted({k[0] for k in g})
+    rates = sorted({k[1] for k in g})
+    fig, axes = plt.subplots(len(tasks), len(rates), figsize=(4 * len(rates), 3.3 * len(tasks)), squeeze=False)
+    for (task, lr, cell), rs in sorted(g.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "lstm")):
+        rs = sorted(rs, key=lambda r: r["config"]["seed"])
+        k = sum(r["summary"]["status"] == "solved" for r in rs)
+        lo, hi = wilson(k, len(rs))
+        steps = ", ".join(str(r["summary"]["steps_to_solve"]) if r["summary"]["status"] == "solved"
+                          else ("diverged" if r["summary"]["status"] == "diverged" else "-") for r in rs)
+        acc = ", ".join("-" if r["summary"].get("final_metric") is None else f"{r['summary']['final_metric']:.2f}"
+                        for r in rs)
+        rows.append(f"| {task} | {lr} | {cell} | {k}/{len(rs)} | {lo:.2f}-{hi:.2f} | {steps} | {acc} |")
+        ax = axes[tasks.index(task)][rates.index(lr)]
+        for i, r in enumerate(rs):
+            c = np.array([[p[0], np.nan if p[2] is None else p[2]] for p in r["curve"]])
+            ax.plot(c[:, 0], c[:, 1], color=CELLS[cell].color, lw=0.9, alpha=0.7,
+                    label=f"{cell} ({k}/{len(rs)} solved)" if i == 0 else None)
+    for t, task in enumerate(tasks):
+        chance = runs[[r["config"]["task"] for r in runs].index(task)]["summary"]["baseline"]
+        for j, lr in enumerate(rates):
+            ax = axes[t][j]
+            ax.axhline(chance, color="gray", ls="--", lw=1)
+            ax.set(xlabel="step", ylabel="held-out accuracy", ylim=(0, 1.02),
+                   title=f"{task} ({'4' if task == 'order' else '8'} classes), lr {lr}")
+            ax.legend(fontsize=7, loc="center right")
+    return rows, fig
+
+
 ORDER = ["tanh", "relu", "gru", "lstm"]
 INITS = ["pytorch", "orthogonal", "irnn"]
 STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
-           "init-radius": init_radius, "truncation": truncation}
+           "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm}
 
 
 def main(study, folder):
