@@ -30,6 +30,54 @@ def test_repeated_eigenvalues():
         np.testing.assert_allclose(triangle_grad(ExpSkew(A).adjoint(G)), naive.grad_of_triangle(A, G), atol=1e-12)
 
 
+def test_divided_differences_in_every_regime():
+    """expm.py's F and D (the divided differences of f(lam) = cos(sqrt(-lam)) and g(lam) =
+    sinc(sqrt(-lam))) against independent forms: F from the sines and cosines themselves (apart
+    pairs; the derivative on the diagonal), and g(lam) = int_0^1 cos(t sqrt(-lam)) dt, whose
+    divided difference is int_0^1 t^2 sinc(t s) sinc(t d) / 2 dt (60-node Gauss-Legendre),
+    across the series, the close and the apart forms and the borders between them."""
+    from fastrnn.expm import SINC_SERIES_BELOW, TAYLOR_BELOW, divided_differences
+
+    x, w = np.polynomial.legendre.leggauss(60)
+    t, w = (x + 1) / 2, w / 2
+
+    def sinc(z):
+        return np.sinc(z / np.pi)
+
+    b, c = TAYLOR_BELOW, 2 * SINC_SERIES_BELOW
+    theta = np.array([0, 1e-9, 1e-4, 0.3, b / 2 - 1e-9, b / 2, b - 1e-9, b, b + 1e-9, 1.5, 1.5 + c - 1e-9, 1.5 + c,
+                      2 - 1e-7, 2, 2 + 1e-7, 2 + 2e-5, 2 + 2e-4, 2 + 2e-3, np.pi, 5, 10, 20])
+    F, D = np.empty((len(theta),) * 2), np.empty((len(theta),) * 2)
+    divided_differences(theta, F, D)
+    ref = np.array([[np.sum(w * t**2 * sinc(t * (p + q) / 2) * sinc(t * (p - q) / 2) / 2) for q in theta] for p in theta])
+    np.testing.assert_allclose(D, ref, rtol=1e-12, atol=1e-16)
+    a, bb = np.meshgrid(theta.astype(np.longdouble), theta.astype(np.longdouble), indexing="ij")
+    apart = np.abs(a * a - bb * bb) > 1e-4  # in 80-bit arithmetic, the difference of cosines keeps 1e-14 here
+    ref = (np.cos(a[apart]) - np.cos(bb[apart])) / (bb[apart] ** 2 - a[apart] ** 2)
+    np.testing.assert_allclose(F[apart], ref.astype(np.float64), rtol=1e-13)
+    np.testing.assert_allclose(np.diag(F), sinc(theta) / 2, rtol=1e-15)
+
+
+def test_clustered_and_bordering_angles():
+    """A skew A built from chosen angles (a rotation of 2 x 2 blocks): pairs 1e-10 apart, a
+    zero angle, angles at the divided differences' borders; W and the gradient against the
+    Taylor exponential and the block-matrix Frechet derivative."""
+    rng = np.random.default_rng(5)
+    angles = [0.5, 0.5 + 1e-10, 1.0, 1.0 - 1e-12, 2.0, 2.0 + 1e-7, 3.0, 0.0]
+    H = 2 * len(angles) + 1  # odd: one more zero eigenvalue
+    blocks = np.zeros((H, H))
+    for k, a in enumerate(angles):
+        blocks[2 * k, 2 * k + 1], blocks[2 * k + 1, 2 * k] = a, -a
+    Q, _ = np.linalg.qr(rng.standard_normal((H, H)))
+    A = Q @ blocks @ Q.T
+    A = (A - A.T) / 2
+    e = ExpSkew(A)
+    np.testing.assert_allclose(e.W, naive.expm(A), atol=1e-13)
+    np.testing.assert_allclose(e.W @ e.W.T, np.eye(H), atol=1e-13)
+    G = rng.standard_normal((H, H))
+    np.testing.assert_allclose(triangle_grad(e.adjoint(G)), naive.grad_of_triangle(A, G), atol=1e-12)
+
+
 def test_henaff_init():
     m = RNN("exprnn", 3, 7, 1, dtype="float64", seed=0)
     A = skew(m.params["weight_hh_l0"], 7)

@@ -4,7 +4,7 @@
     W = expm(A), A = U - U^T skew-symmetric               weight_hh: U's strict upper triangle
 W is orthogonal whatever A is, so the step's linear part keeps the state's norm: the gradient
 through time neither vanishes nor explodes through W (only through modReLU's zeros). W is
-computed once per forward pass, on the host (fastrnn/expm.py: one H x H Hermitian eigh), and
+computed once per forward pass, on the host (fastrnn/expm.py: one real H x H eigh, of A^2), and
 dL/dA comes from dL/dW through the adjoint of the exponential's Fréchet derivative.
 bias_hh is modReLU's own bias b (per unit), not a summand; bias_ih is an additive input bias
 (the paper's input kernel has none: it starts at 0). Init ``henaff`` (the paper's): A block
