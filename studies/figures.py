@@ -301,10 +301,50 @@ def layernorm(runs, plt):
     return rows, fig
 
 
+def gate_init(runs, plt):
+    """Study 8: the LSTM's gate init (forget bias 1, 3, 5; chrono) per task and rate: each seed's
+    outcome, solve rates with their 95% Wilson interval, steps to solve with the unsolved runs
+    shown, each seed's held-out curve."""
+    def gate(cfg):
+        return "chrono" if cfg["init"] == "chrono" else f"forget bias {cfg['forget_bias']:g}"
+
+    setups = sorted({(r["config"]["task"], r["config"]["lr"]) for r in runs}, key=lambda s: (s[0] != "order", s))
+    gates = sorted({gate(r["config"]) for r in runs}, key=lambda g: (g == "chrono", g))
+    colors = dict(zip(gates, ["tab:red", "tab:orange", "tab:green", "tab:blue"]))
+    rows = ["| task | lr | gate init | solved | 95% interval | steps to solve, each seed | final metric, each seed |",
+            "|---|---|---|---|---|---|---|"]
+    fig, axes = plt.subplots(1, len(setups), figsize=(4.3 * len(setups), 3.5), squeeze=False)
+    for j, (task, lr) in enumerate(setups):
+        ax = axes[0][j]
+        for g in gates:
+            rs = sorted((r for r in runs if (r["config"]["task"], r["config"]["lr"]) == (task, lr)
+                         and gate(r["config"]) == g), key=lambda r: r["config"]["seed"])
+            if not rs:
+                continue
+            k = sum(r["summary"]["status"] == "solved" for r in rs)
+            lo, hi = wilson(k, len(rs))
+            steps = ", ".join(str(r["summary"]["steps_to_solve"]) if r["summary"]["status"] == "solved"
+                              else ("diverged" if r["summary"]["status"] == "diverged" else "-") for r in rs)
+            final = ", ".join("-" if r["summary"].get("final_metric") is None else f"{r['summary']['final_metric']:.2f}"
+                              for r in rs)
+            rows.append(f"| {task} | {lr} | {g} | {k}/{len(rs)} | {lo:.2f}-{hi:.2f} | {steps} | {final} |")
+            for i, r in enumerate(rs):
+                c = np.array([[p[0], np.nan if p[2] is None else p[2]] for p in r["curve"]])
+                ax.plot(c[:, 0], c[:, 1], color=colors[g], lw=0.9, alpha=0.7,
+                        label=f"{g} ({k}/{len(rs)} solved)" if i == 0 else None)
+        first = next(r for r in runs if r["config"]["task"] == task)["summary"]
+        ax.axhline(first["baseline"], color="gray", ls="--", lw=1)
+        ax.set(xlabel="step", ylabel=f"held-out {first['metric'].replace('_', ' ')}", ylim=(0, 1.02),
+               title=f"{'temporal order 6a' if task == 'order' else task}, T = 100, lr {lr}")
+        ax.legend(fontsize=7, loc="center right")
+    return rows, fig
+
+
 ORDER = ["tanh", "relu", "gru", "lstm"]
 INITS = ["pytorch", "orthogonal", "irnn"]
 STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
-           "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm}
+           "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
+           "gate-init": gate_init}
 
 
 def main(study, folder):
