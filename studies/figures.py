@@ -20,7 +20,9 @@ GROUP_KEYS = ("task", "cell", "lr", "hidden", "init", "spectral_radius", "clip",
 
 
 def load(folder):
-    """[{name, config, summary, curve: [[step, loss, metric, grad_norm], ...]}] of finished runs."""
+    """[{name, config, summary, curve: [[step, loss, metric, grad_norm], ...]}] of finished runs;
+    a run that watched its recurrence (fastrnn.watch) adds radius, timescale, grad_ratio to
+    each row (the sweeps of studies 1-5, 8 and 11 predate it or were compacted without it)."""
     runs = []
     for line in (Path(folder) / "results.jsonl").read_text().splitlines():
         try:
@@ -29,7 +31,9 @@ def load(folder):
             continue  # a line torn by a crash: the sweep ignores it too
         if r.get("status") == "failed" or "summary" not in r:
             continue
-        curve = r.get("curve") or [[m["step"], m["loss"], m["metric"], m.get("grad_norm")] for m in r["metrics"]]
+        curve = r.get("curve") or [[m["step"], m["loss"], m["metric"], m.get("grad_norm")]
+                                   + ([m["radius"], m.get("timescale"), m.get("grad_ratio")] if "radius" in m else [])
+                                   for m in r["metrics"]]
         runs.append(dict(name=r["name"], config=r["config"], summary=r["summary"], curve=curve))
     return sorted(runs, key=lambda r: r["name"])
 
@@ -82,12 +86,16 @@ def label(cfg, keys):
     return ", ".join(f"{k}={cfg[k]}" for k in keys)
 
 
-def curve_plot(ax, rs, color, name, y=2):
+def curve_plot(ax, rs, color, name, y=2, mean=True):
     """Each seed's held-out curve (thin) and their mean (thick); a run that stopped early
-    (solved, or diverged) is held at its last value in the mean."""
-    for r in rs:
+    (solved, or diverged) is held at its last value in the mean. mean=False: the seeds alone,
+    for runs that split into solved and unsolved (a mean of the two is neither)."""
+    for i, r in enumerate(rs):
         c = np.array([[p[0], np.nan if p[y] is None else p[y]] for p in r["curve"]])
-        ax.plot(c[:, 0], c[:, 1], color=color, lw=0.6, alpha=0.45)
+        ax.plot(c[:, 0], c[:, 1], color=color, lw=0.6 if mean else 1.0, alpha=0.45 if mean else 0.8,
+                label=name if (not mean and i == 0) else None)
+    if not mean:
+        return
     longest = max(rs, key=lambda r: len(r["curve"]))["curve"]
     steps = [p[0] for p in longest]
     rows = []
@@ -116,14 +124,30 @@ def adding_lengths(runs, plt):
             mse.append(np.mean(f) if f else np.nan)
             solve.append(float(steps) if steps != "-" else np.nan)
         rows.append(f"| {cell} | {lr} | " + " | ".join(cells) + " |")
-        color = f"C{i}"
-        axes[0].plot(Ts, mse, "o-", color=color, label=f"{cell} (lr {lr})")
-        axes[1].plot(Ts, solve, "o-", color=color, label=f"{cell} (lr {lr})")
+        # each seed, not a mean: the runs split into solved and unsolved, and a mean on a log
+        # scale is neither; diverged runs on the top edge, unsolved ones at the step budget
+        color, shift = f"C{i}", 1 + 0.06 * (i - 2)
+        top = 0.5
+        for T in Ts:
+            sub = by_T.get((T,), [])
+            ok = [r for r in sub if r["summary"]["status"] != "diverged"]
+            axes[0].scatter([T * shift] * len(ok), [r["summary"]["final_metric"] for r in ok], color=color, s=12,
+                            label=f"{cell} (lr {lr})" if T == Ts[0] else None)
+            nd = len(sub) - len(ok)
+            if nd:
+                axes[0].scatter([T * shift] * nd, [top] * nd, color=color, marker="^", s=22)
+            for r in sub:
+                done = r["summary"]["status"] == "solved"
+                axes[1].scatter([T * shift], [r["summary"]["steps_to_solve"] if done else r["config"]["steps"]],
+                                s=14, color=color if done else "none", edgecolors=color,
+                                label=f"{cell} (lr {lr})" if (T == Ts[0] and r is sub[0]) else None)
+        axes[1].plot(Ts, solve, "-", color=color, lw=0.8, alpha=0.6)
     axes[0].axhline(1 / 6, color="gray", ls="--", lw=1, label="baseline 1/6")
     axes[0].axhline(0.01, color="gray", ls=":", lw=1, label="solved (0.01)")
-    axes[0].set(xscale="log", yscale="log", xlabel="T", ylabel="held-out MSE (mean of seeds, diverged left out)",
-                title="Adding problem: final error")
-    axes[1].set(xscale="log", xlabel="T", ylabel="steps to solve (mean of solved runs)", title="...and speed")
+    axes[0].set(xscale="log", yscale="log", xlabel="T", ylim=(None, 0.7),
+                ylabel="final held-out MSE, each seed (^ at the top: diverged)", title="Adding problem: final error")
+    axes[1].set(xscale="log", xlabel="T", ylabel="steps to solve, each seed (hollow: unsolved)",
+                title="...and speed (line: mean of the solved)")
     for ax in axes:
         ax.set_xticks(Ts, [str(T) for T in Ts])
         ax.xaxis.set_minor_locator(plt.NullLocator())
@@ -167,7 +191,7 @@ def temporal_order(runs, plt):
         rows.append(f"| {task} | {cell} | {lr} | {spread(finals(rs), '{:.3f}')} | {text} | {steps} |")
         ax = axes[tasks.index(task)]
         i = ORDER.index(cell) + (4 if lr < 0.01 else 0)
-        curve_plot(ax, rs, f"C{i}", f"{cell} (lr {lr})")
+        curve_plot(ax, rs, f"C{i}", f"{cell} (lr {lr})", mean=False)
     for ax, task in zip(axes, tasks):
         chance = runs[[r["config"]["task"] for r in runs].index(task)]["summary"]["baseline"]
         ax.axhline(chance, color="gray", ls="--", lw=1, label=f"chance {chance:.3f}")
@@ -200,10 +224,12 @@ def init_radius(runs, plt):
         axes[1].scatter([x] * len(f), f, color=f"C{INITS.index(init)}", marker="o" if clip else "x", s=14)
     axes[1].axhline(1 / 6, color="gray", ls="--", lw=1)
     axes[1].axhline(0.01, color="gray", ls=":", lw=1)
-    axes[1].set_xticks([i * 4 + j for i in range(3) for j in range(3)],
-                       [f"{a}\n{r}" for a in INITS for r in (0.9, 1.0, 1.1)], fontsize=6)
+    axes[1].set_xticks([i * 4 + j for i in range(3) for j in range(3)], [str(r) for _ in INITS for r in (0.9, 1.0, 1.1)],
+                       fontsize=7)
+    for i, init in enumerate(INITS):  # one init name under each group of three radii
+        axes[1].text(i * 4 + 1, -0.13, init, transform=axes[1].get_xaxis_transform(), ha="center", va="top", fontsize=8)
     axes[1].set(yscale="log", ylabel="final held-out MSE per seed (o: clip 1, x: no clip)",
-                title="...and where training ended")
+                title="...and where training ended (x axis: init, spectral radius)")
     return rows, fig
 
 
@@ -340,11 +366,95 @@ def gate_init(runs, plt):
     return rows, fig
 
 
+def watch(runs, plt):
+    """Study 12: the recurrence over training, every cell on one task: per run, the held-out
+    MSE, the recurrent spectral radius, the gate timescale and the gradient's ratio across the
+    lag (fastrnn.watch), solid where the run solved the task, dotted where it did not; one
+    column per rate. Table: each run's start and end of the three."""
+    from fastrnn.cells import CELLS
+
+    rates = sorted({r["config"]["lr"] for r in runs})
+    cells = [c for c in CELLS if any(r["config"]["cell"] == c for r in runs)]
+    panels = [(2, "held-out MSE", True), (4, "spectral radius (largest gate block)", False),
+              (5, "gate timescale, median (steps)", True), (6, "gradient ratio across the lag", True)]
+    fig, axes = plt.subplots(len(panels), len(rates), figsize=(5.5 * len(rates), 2.9 * len(panels)),
+                             squeeze=False, sharex=True)
+    rows = ["| cell | lr | seed | outcome | steps | radius, start -> end | timescale, start -> end | "
+            "gradient ratio, start -> end |", "|---|---|---|---|---|---|---|---|"]
+
+    def num(v):
+        return "-" if v is None else f"{v:.3g}"
+    for cell in cells:
+        for lr in rates:
+            rs = sorted((r for r in runs if r["config"]["cell"] == cell and r["config"]["lr"] == lr),
+                        key=lambda r: r["config"]["seed"])
+            for r in rs:
+                s, c = r["summary"], r["curve"]
+                steps = s["steps_to_solve"] if s["status"] == "solved" else s["steps"]
+                rows.append(f"| {cell} | {lr} | {r['config']['seed']} | {s['status']} | {steps} | "
+                            + " | ".join(f"{num(c[0][i])} -> {num(c[-1][i])}" for i in (4, 5, 6)) + " |")
+                for (i, _, _), ax in zip(panels, axes[:, rates.index(lr)]):
+                    xy = np.array([[p[0], np.nan if p[i] is None else p[i]] for p in c], float)
+                    ax.plot(xy[:, 0], xy[:, 1], color=CELLS[cell].color, lw=1.0, alpha=0.8,
+                            ls="-" if s["status"] == "solved" else ":",
+                            label=cell if (i == 2 and r is rs[0]) else None)
+    for j, lr in enumerate(rates):
+        for (i, ylabel, log), ax in zip(panels, axes[:, j]):
+            if log:
+                ax.set_yscale("log")
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.grid(alpha=0.3)
+        axes[0, j].set_title(f"{runs[0]['config']['task']}, T = {runs[0]['config']['seq_len']}, lr {lr} (solid: solved)")
+        axes[0, j].axhline(runs[0]["summary"]["loss_baseline"], color="gray", ls="--", lw=1)
+        axes[-1, j].set_xlabel("step")
+        axes[0, j].legend(fontsize=7, ncol=2)
+    return rows, fig
+
+
+def rates(runs, plt):
+    """The power studies: solve rate against the learning rate, per (task, cell, T), each
+    rate with its 95% Wilson interval (10 seeds); diverged runs counted and shown."""
+    from fastrnn.cells import CELLS
+
+    keys = sorted({(r["config"]["task"], r["config"]["cell"], r["config"]["seq_len"]) for r in runs})
+    lrs = sorted({r["config"]["lr"] for r in runs})
+    rows = ["| task | cell | T | lr | solved | 95% interval | diverged | steps to solve, median [min, max] |",
+            "|---|---|---|---|---|---|---|---|"]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    styles = ["-", "--", ":", "-."]
+    for n, key in enumerate(keys):
+        task, cell, T = key
+        ys, los, his = [], [], []
+        for lr in lrs:
+            rs = [r for r in runs if (r["config"]["task"], r["config"]["cell"], r["config"]["seq_len"]) == key
+                  and r["config"]["lr"] == lr]
+            if not rs:
+                continue
+            k = sum(r["summary"]["status"] == "solved" for r in rs)
+            div = sum(r["summary"]["status"] == "diverged" for r in rs)
+            lo, hi = wilson(k, len(rs))
+            steps = sorted(r["summary"]["steps_to_solve"] for r in rs if r["summary"]["status"] == "solved")
+            st = f"{int(np.median(steps))} [{steps[0]}, {steps[-1]}]" if steps else "-"
+            rows.append(f"| {task} | {cell} | {T} | {lr} | {k}/{len(rs)} | {lo:.2f}-{hi:.2f} | {div} | {st} |")
+            ys.append(k / len(rs))
+            los.append(k / len(rs) - lo)
+            his.append(hi - k / len(rs))
+        same = [k2 for k2 in keys if k2[1] == cell]
+        ax.errorbar(np.array(lrs[:len(ys)]) * (1 + 0.04 * (n - len(keys) / 2)), ys, yerr=[los, his], capsize=3,
+                    color=CELLS[cell].color, ls=styles[same.index(key) % len(styles)], marker="o", ms=4,
+                    label=f"{cell}, {task} T = {T}")
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate (Adam)", ylabel="solve rate (95% Wilson interval)", ylim=(-0.03, 1.03))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return rows, fig
+
+
 ORDER = ["tanh", "relu", "gru", "lstm"]
 INITS = ["pytorch", "orthogonal", "irnn"]
 STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
            "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
-           "gate-init": gate_init}
+           "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates}
 
 
 def main(study, folder):
