@@ -291,6 +291,24 @@ def wilson(k, n, z=1.96):
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def per_seed(rs, fmt="{:.2f}", key="final_metric"):
+    """Runs of one setting, sorted by seed: (solved count, its 95% Wilson interval as text,
+    each seed's steps to solve ('-' unsolved), each seed's summary[key] formatted)."""
+    k = sum(r["summary"]["status"] == "solved" for r in rs)
+    lo, hi = wilson(k, len(rs))
+    steps = ", ".join(str(r["summary"]["steps_to_solve"]) if r["summary"]["status"] == "solved"
+                      else ("diverged" if r["summary"]["status"] == "diverged" else "-") for r in rs)
+    vals = ", ".join("-" if r["summary"].get(key) is None else fmt.format(r["summary"][key]) for r in rs)
+    return k, f"{lo:.2f}-{hi:.2f}", steps, vals
+
+
+def seed_lines(ax, rs, label, y=2, **style):
+    """Each run's held-out curve (column y of its rows), the first one labelled."""
+    for i, r in enumerate(rs):
+        c = np.array([[p[0], np.nan if p[y] is None else p[y]] for p in r["curve"]])
+        ax.plot(c[:, 0], c[:, 1], label=label if i == 0 else None, **style)
+
+
 def layernorm(runs, plt):
     """Study 11: each seed's outcome (no means of bimodal runs), solve rates with their 95%
     Wilson interval, steps to solve with the unsolved runs shown."""
@@ -304,18 +322,10 @@ def layernorm(runs, plt):
     fig, axes = plt.subplots(len(tasks), len(rates), figsize=(4 * len(rates), 3.3 * len(tasks)), squeeze=False)
     for (task, lr, cell), rs in sorted(g.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "lstm")):
         rs = sorted(rs, key=lambda r: r["config"]["seed"])
-        k = sum(r["summary"]["status"] == "solved" for r in rs)
-        lo, hi = wilson(k, len(rs))
-        steps = ", ".join(str(r["summary"]["steps_to_solve"]) if r["summary"]["status"] == "solved"
-                          else ("diverged" if r["summary"]["status"] == "diverged" else "-") for r in rs)
-        acc = ", ".join("-" if r["summary"].get("final_metric") is None else f"{r['summary']['final_metric']:.2f}"
-                        for r in rs)
-        rows.append(f"| {task} | {lr} | {cell} | {k}/{len(rs)} | {lo:.2f}-{hi:.2f} | {steps} | {acc} |")
-        ax = axes[tasks.index(task)][rates.index(lr)]
-        for i, r in enumerate(rs):
-            c = np.array([[p[0], np.nan if p[2] is None else p[2]] for p in r["curve"]])
-            ax.plot(c[:, 0], c[:, 1], color=CELLS[cell].color, lw=0.9, alpha=0.7,
-                    label=f"{cell} ({k}/{len(rs)} solved)" if i == 0 else None)
+        k, interval, steps, acc = per_seed(rs)
+        rows.append(f"| {task} | {lr} | {cell} | {k}/{len(rs)} | {interval} | {steps} | {acc} |")
+        seed_lines(axes[tasks.index(task)][rates.index(lr)], rs, f"{cell} ({k}/{len(rs)} solved)",
+                   color=CELLS[cell].color, lw=0.9, alpha=0.7)
     for t, task in enumerate(tasks):
         chance = runs[[r["config"]["task"] for r in runs].index(task)]["summary"]["baseline"]
         for j, lr in enumerate(rates):
@@ -347,17 +357,9 @@ def gate_init(runs, plt):
                          and gate(r["config"]) == g), key=lambda r: r["config"]["seed"])
             if not rs:
                 continue
-            k = sum(r["summary"]["status"] == "solved" for r in rs)
-            lo, hi = wilson(k, len(rs))
-            steps = ", ".join(str(r["summary"]["steps_to_solve"]) if r["summary"]["status"] == "solved"
-                              else ("diverged" if r["summary"]["status"] == "diverged" else "-") for r in rs)
-            final = ", ".join("-" if r["summary"].get("final_metric") is None else f"{r['summary']['final_metric']:.2f}"
-                              for r in rs)
-            rows.append(f"| {task} | {lr} | {g} | {k}/{len(rs)} | {lo:.2f}-{hi:.2f} | {steps} | {final} |")
-            for i, r in enumerate(rs):
-                c = np.array([[p[0], np.nan if p[2] is None else p[2]] for p in r["curve"]])
-                ax.plot(c[:, 0], c[:, 1], color=colors[g], lw=0.9, alpha=0.7,
-                        label=f"{g} ({k}/{len(rs)} solved)" if i == 0 else None)
+            k, interval, steps, final = per_seed(rs)
+            rows.append(f"| {task} | {lr} | {g} | {k}/{len(rs)} | {interval} | {steps} | {final} |")
+            seed_lines(ax, rs, f"{g} ({k}/{len(rs)} solved)", color=colors[g], lw=0.9, alpha=0.7)
         first = next(r for r in runs if r["config"]["task"] == task)["summary"]
         ax.axhline(first["baseline"], color="gray", ls="--", lw=1)
         ax.set(xlabel="step", ylabel=f"held-out {first['metric'].replace('_', ' ')}", ylim=(0, 1.02),
@@ -450,11 +452,51 @@ def rates(runs, plt):
     return rows, fig
 
 
+def copy_orthogonal(runs, plt):
+    """Study 6: copy memory at several gaps, expRNN against the gated cells and an orthogonally
+    initialized tanh RNN: each seed's outcome and held-out cross-entropy, the memoryless
+    baseline per gap."""
+    from fastrnn.cells import CELLS
+    from fastrnn.memory import parameter_count
+
+    def model(cfg):
+        return (f"{cfg['cell']} {cfg['hidden']}" + (f" ({cfg['init']})" if cfg["init"] else "")
+                + (f", lr {cfg['lr']}" if cfg["cell"] == "exprnn" else ""))
+
+    Ts = sorted({r["config"]["seq_len"] for r in runs})
+    names = sorted({model(r["config"]) for r in runs},
+                   key=lambda n: (n.split()[0] != "exprnn", n.split()[0], n))
+    rows = ["| T | model | params | solved | 95% interval | steps to solve, each seed | final recall accuracy, each seed | "
+            "final CE (nats), each seed |", "|---|---|---|---|---|---|---|---|"]
+    fig, axes = plt.subplots(1, len(Ts), figsize=(4.6 * len(Ts), 3.8), squeeze=False)
+    for j, T in enumerate(Ts):
+        ax = axes[0][j]
+        for name in names:
+            rs = sorted((r for r in runs if r["config"]["seq_len"] == T and model(r["config"]) == name),
+                        key=lambda r: r["config"]["seed"])
+            if not rs:
+                continue
+            cfg = rs[0]["config"]
+            k, interval, steps, acc = per_seed(rs, "{:.3f}")
+            ce = per_seed(rs, "{:.4f}", "final_loss")[3]
+            params = parameter_count(cfg["cell"], 10, cfg["hidden"], 9, 1)  # 10 input symbols, 9 classes
+            rows.append(f"| {T} | {name} | {params:,} | {k}/{len(rs)} | {interval} | {steps} | {acc} | {ce} |")
+            seed_lines(ax, rs, f"{name} ({k}/{len(rs)})", y=1, color=CELLS[cfg["cell"]].color,
+                       ls="--" if "0.0002" in name else "-", lw=1.0, alpha=0.8)
+        base = next(r for r in runs if r["config"]["seq_len"] == T)["summary"]["loss_baseline"]
+        ax.axhline(base, color="gray", ls=":", lw=1)
+        ax.set(yscale="log", ylim=(1e-3, 3), xlabel="step", ylabel="held-out cross-entropy (nats)",
+               title=f"copy, T = {T} (dotted: memoryless, {base:.3f})")
+        ax.legend(fontsize=6)
+    return rows, fig
+
+
 ORDER = ["tanh", "relu", "gru", "lstm"]
 INITS = ["pytorch", "orthogonal", "irnn"]
 STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
            "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
-           "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates}
+           "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates,
+           "copy-orthogonal": copy_orthogonal}
 
 
 def main(study, folder):
@@ -470,6 +512,7 @@ def main(study, folder):
     out.mkdir(parents=True, exist_ok=True)
     if Path(folder).resolve() != out.resolve():
         compact(runs, out / "results.jsonl")
+        runs = load(out)  # tables from the committed precision, so that they regenerate byte for byte
     rows, fig = STUDIES[study](runs, plt)
     fig.tight_layout()
     fig.savefig(out / f"{study}.png", dpi=110)
