@@ -491,12 +491,49 @@ def copy_orthogonal(runs, plt):
     return rows, fig
 
 
+def pascanu(runs, plt):
+    """Study 9: a tanh RNN on temporal order by plain SGD at initial radius 0.95, 1.5 and 3,
+    clipped or not: each seed's outcome, the gradient's ratio across the lag at the start (the
+    watch's first record: above 1 it grows back through time), the largest gradient norm seen
+    at an evaluation; each seed's held-out accuracy, one panel per rate and radius."""
+    lrs = sorted({r["config"]["lr"] for r in runs})
+    radii = sorted({r["config"]["spectral_radius"] for r in runs})
+    rows = ["| lr | initial radius | clip | solved | 95% interval | steps to solve, each seed | "
+            "final accuracy, each seed | gradient ratio across the lag at the start | largest gradient norm at an "
+            "evaluation |", "|---|---|---|---|---|---|---|---|---|"]
+    fig, axes = plt.subplots(len(lrs), len(radii), figsize=(4 * len(radii), 3.1 * len(lrs)), squeeze=False,
+                             sharex=True, sharey=True)
+    for i, lr in enumerate(lrs):
+        for j, rho in enumerate(radii):
+            for clip, color in ((1.0, "tab:blue"), (None, "tab:red")):
+                rs = sorted((r for r in runs if r["config"]["lr"] == lr and r["config"]["spectral_radius"] == rho
+                             and r["config"]["clip"] == clip), key=lambda r: r["config"]["seed"])
+                if not rs:
+                    continue
+                k, interval, steps, acc = per_seed(rs)
+                ratio = ", ".join(f"{r['curve'][0][6]:.2g}" for r in rs)
+                norms = [max((p[3] for p in r["curve"] if p[3] is not None), default=float("nan")) for r in rs]
+                rows.append(f"| {lr} | {rho} | {clip if clip else 'off'} | {k}/{len(rs)} | {interval} | {steps} | {acc} "
+                            f"| {ratio} | {', '.join(f'{n:.3g}' for n in norms)} |")
+                seed_lines(axes[i][j], rs, f"clip {clip if clip else 'off'} ({k}/{len(rs)} solved)", color=color,
+                           lw=0.9, alpha=0.75)
+            ax = axes[i][j]
+            ax.axhline(0.25, color="gray", ls="--", lw=1)
+            ax.set_title(f"lr {lr}, initial radius {rho}", fontsize=9)
+            ax.legend(fontsize=7, loc="center right")
+            if j == 0:
+                ax.set_ylabel("held-out accuracy")
+            if i == len(lrs) - 1:
+                ax.set_xlabel("step")
+    return rows, fig
+
+
 ORDER = ["tanh", "relu", "gru", "lstm"]
 INITS = ["pytorch", "orthogonal", "irnn"]
 STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
            "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
            "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates,
-           "copy-orthogonal": copy_orthogonal}
+           "copy-orthogonal": copy_orthogonal, "pascanu": pascanu}
 
 
 def main(study, folder):
