@@ -528,12 +528,40 @@ def pascanu(runs, plt):
     return rows, fig
 
 
+def truncation_boundary(runs, plt):
+    """Study 10: solve rate against the truncation length K (95% Wilson intervals), each seed's
+    outcome; the information symbols' distance from the end shaded."""
+    Ks = sorted({r["config"]["bptt_truncate"] for r in runs})
+    rows = ["| task | cell | K | solved | 95% interval | steps to solve, each seed | final accuracy, each seed |",
+            "|---|---|---|---|---|---|---|"]
+    ys, lo, hi = [], [], []
+    for K in Ks:
+        rs = sorted((r for r in runs if r["config"]["bptt_truncate"] == K), key=lambda r: r["config"]["seed"])
+        k, interval, steps, acc = per_seed(rs)
+        rows.append(f"| {rs[0]['config']['task']} | {rs[0]['config']['cell']} | {K} | {k}/{len(rs)} | {interval} | "
+                    f"{steps} | {acc} |")
+        a, b = wilson(k, len(rs))
+        ys.append(k / len(rs))
+        lo.append(k / len(rs) - a)
+        hi.append(b - k / len(rs))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    T = runs[0]["config"]["seq_len"]
+    ax.axvspan(0.4 * T - 1, 0.6 * T, color="tab:green", alpha=0.12, label="second symbol's distance from the end")
+    ax.errorbar(Ks, ys, yerr=[lo, hi], color="tab:green", marker="o", capsize=3, label="GRU, solve rate")
+    ax.set(xlabel="truncation K (steps a loss flows back)", ylabel="solve rate (95% Wilson interval)",
+           ylim=(-0.03, 1.03), title=f"temporal order 6a, T = {T}-{T + T // 10}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return rows, fig
+
+
 ORDER = ["tanh", "relu", "gru", "lstm"]
 INITS = ["pytorch", "orthogonal", "irnn"]
 STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
            "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
            "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates,
-           "copy-orthogonal": copy_orthogonal, "pascanu": pascanu}
+           "copy-orthogonal": copy_orthogonal, "pascanu": pascanu,
+           "truncation-boundary": truncation_boundary}
 
 
 def main(study, folder):
