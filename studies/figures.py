@@ -369,7 +369,7 @@ def gate_init(runs, plt):
 
 
 def watch(runs, plt):
-    """Study 12: the recurrence over training, every cell on one task: per run, the held-out
+    """Studies 12 and 7: the recurrence over training, every cell on one task: per run, the held-out
     MSE, the recurrent spectral radius, the gate timescale and the gradient's ratio across the
     lag (fastrnn.watch), solid where the run solved the task, dotted where it did not; one
     column per rate. Table: each run's start and end of the three."""
@@ -381,8 +381,8 @@ def watch(runs, plt):
               (5, "gate timescale, median (steps)", True), (6, "gradient ratio across the lag", True)]
     fig, axes = plt.subplots(len(panels), len(rates), figsize=(5.5 * len(rates), 2.9 * len(panels)),
                              squeeze=False, sharex=True)
-    rows = ["| cell | lr | seed | outcome | steps | radius, start -> end | timescale, start -> end | "
-            "gradient ratio, start -> end |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| cell | lr | seed | outcome | steps | final held-out metric | radius, start -> end | "
+            "timescale, start -> end | gradient ratio, start -> end |", "|---|---|---|---|---|---|---|---|---|"]
 
     def num(v):
         return "-" if v is None else f"{v:.3g}"
@@ -394,6 +394,7 @@ def watch(runs, plt):
                 s, c = r["summary"], r["curve"]
                 steps = s["steps_to_solve"] if s["status"] == "solved" else s["steps"]
                 rows.append(f"| {cell} | {lr} | {r['config']['seed']} | {s['status']} | {steps} | "
+                            f"{num(s.get('final_metric'))} | "
                             + " | ".join(f"{num(c[0][i])} -> {num(c[-1][i])}" for i in (4, 5, 6)) + " |")
                 for (i, _, _), ax in zip(panels, axes[:, rates.index(lr)]):
                     xy = np.array([[p[0], np.nan if p[i] is None else p[i]] for p in c], float)
@@ -561,7 +562,7 @@ STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "tempor
            "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
            "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates,
            "copy-orthogonal": copy_orthogonal, "pascanu": pascanu,
-           "truncation-boundary": truncation_boundary}
+           "truncation-boundary": truncation_boundary, "indrnn-long": watch}
 
 
 def main(study, folder):
