@@ -51,7 +51,8 @@ def triangle_grad(dA):
 @njit(cache=CACHE, error_model=ERROR_MODEL)
 def divided_differences(theta, F, D):
     """F, D (H, H): the divided differences of f(lam) = cos(sqrt(-lam)) and g(lam) =
-    sinc(sqrt(-lam)) at lam = -theta^2 (theta >= 0), their derivatives where lam_j = lam_k.
+    sinc(sqrt(-lam)) at lam = -theta^2 (theta >= 0), their derivatives where lam_j = lam_k;
+    returns sinc(theta) (H,), which D's apart form reads (the exponential needs it too).
     With a = theta_j, b = theta_k, s = (a + b) / 2, d = (a - b) / 2:
       F = sinc(s) sinc(d) / 2, exactly (cos a - cos b = -2 sin s sin d, b^2 - a^2 = -4 s d);
       D, by whichever form loses no digits for the pair:
@@ -98,6 +99,7 @@ def divided_differences(theta, F, D):
                 D[j, k] = D[k, j] = (cos_d * sinc_s - cos_s * sinc_d) / (2 * a * b)
             else:
                 D[j, k] = D[k, j] = (sa[j] - sa[k]) / (b * b - a * a)
+    return sa
 
 
 @njit(cache=CACHE, error_model=ERROR_MODEL)
@@ -110,11 +112,8 @@ def _exponential(A, F, D):
     S = A @ A
     lam, Q = np.linalg.eigh((S + S.T) / 2)  # symmetric to the last bit, as eigh reads one triangle
     theta = np.sqrt(np.maximum(-lam, 0.0))  # rounding can leave a zero eigenvalue at +1e-16
-    divided_differences(theta, F, D)
+    sinc = divided_differences(theta, F, D)
     AQ = A @ Q
-    sinc = np.empty_like(theta)
-    for j in range(theta.shape[0]):
-        sinc[j] = np.sin(theta[j]) / theta[j] if theta[j] != 0 else 1.0
     W = (Q * np.cos(theta) + AQ * sinc) @ Q.T
     return W, Q, AQ, sinc
 

@@ -90,10 +90,7 @@ def curve_plot(ax, rs, color, name, y=2, mean=True):
     """Each seed's held-out curve (thin) and their mean (thick); a run that stopped early
     (solved, or diverged) is held at its last value in the mean. mean=False: the seeds alone,
     for runs that split into solved and unsolved (a mean of the two is neither)."""
-    for i, r in enumerate(rs):
-        c = np.array([[p[0], np.nan if p[y] is None else p[y]] for p in r["curve"]])
-        ax.plot(c[:, 0], c[:, 1], color=color, lw=0.6 if mean else 1.0, alpha=0.45 if mean else 0.8,
-                label=name if (not mean and i == 0) else None)
+    seed_lines(ax, rs, None if mean else name, y, color=color, lw=0.6 if mean else 1.0, alpha=0.45 if mean else 0.8)
     if not mean:
         return
     longest = max(rs, key=lambda r: len(r["curve"]))["curve"]
@@ -303,7 +300,8 @@ def per_seed(rs, fmt="{:.2f}", key="final_metric"):
 
 
 def seed_lines(ax, rs, label, y=2, **style):
-    """Each run's held-out curve (column y of its rows), the first one labelled."""
+    """Each run's held-out curve (column y of its rows; a missing value a gap), the first one
+    labelled (label None: none)."""
     for i, r in enumerate(rs):
         c = np.array([[p[0], np.nan if p[y] is None else p[y]] for p in r["curve"]])
         ax.plot(c[:, 0], c[:, 1], label=label if i == 0 else None, **style)
@@ -397,10 +395,8 @@ def watch(runs, plt):
                             f"{num(s.get('final_metric'))} | "
                             + " | ".join(f"{num(c[0][i])} -> {num(c[-1][i])}" for i in (4, 5, 6)) + " |")
                 for (i, _, _), ax in zip(panels, axes[:, rates.index(lr)]):
-                    xy = np.array([[p[0], np.nan if p[i] is None else p[i]] for p in c], float)
-                    ax.plot(xy[:, 0], xy[:, 1], color=CELLS[cell].color, lw=1.0, alpha=0.8,
-                            ls="-" if s["status"] == "solved" else ":",
-                            label=cell if (i == 2 and r is rs[0]) else None)
+                    seed_lines(ax, [r], cell if (i == 2 and r is rs[0]) else None, i, color=CELLS[cell].color,
+                               lw=1.0, alpha=0.8, ls="-" if s["status"] == "solved" else ":")
     for j, lr in enumerate(rates):
         for (i, ylabel, log), ax in zip(panels, axes[:, j]):
             if log:
