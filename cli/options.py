@@ -112,6 +112,9 @@ def training_options(defaults, exclude=()):
                      help="indrnn: keep every |u| within this after each update; auto: 2^(1/T) for the task's T."),
         click.option("--bptt-truncate", type=click.IntRange(min=0), default=d["bptt_truncate"],
                      help="Each step's loss flows back at most K steps (default: full BPTT)."),
+        click.option("--min-lag", type=click.IntRange(min=0), default=d["min_lag"], show_default=True,
+                     help="adding: place both marked steps at least N steps before the last "
+                          "(with --bptt-truncate K, N = K + 1 puts them beyond its reach)."),
         click.option("--data", type=click.Path(dir_okay=False), default=None,
                      help="Data file: UTF-8 text for 'text', mnist.npz for 'mnist', your sequences "
                           "(.npz: x, y, optional lengths, x_test, y_test, vocab) or a series (.csv) for 'file'."),

@@ -52,6 +52,16 @@ def flag(name, value):
     return value
 
 
+def min_lag(value, seq_len=None):
+    """The adding task's min_lag: an integer >= 0 that leaves its two markers room in the first
+    seq_len - min_lag steps (seq_len None: checked once the task's default is known)."""
+    nonnegative_int("min_lag", value)
+    if value and seq_len is not None and value > seq_len - 2:
+        raise ValueError(f"min_lag: the markers need two steps before the last min_lag, so at most "
+                         f"seq_len - 2 = {seq_len - 2}; got {value}")
+    return int(value)
+
+
 def truncation(value, name="bptt_truncate"):
     """None (full BPTT) or an integer K >= 0: how many steps back each loss's gradient flows."""
     if value is not None and (not _is_int(value) or value < 0):

@@ -48,6 +48,20 @@ def test_data_is_refused_where_no_task_reads_it(tmp_path):
     assert r.exit_code == 2 and "data: the adding task makes its own sequences" in r.output
 
 
+def test_min_lag_is_checked_before_anything_runs(tmp_path):
+    r = run("train", "--task", "order", "--min-lag", "3", *TINY, "--out", tmp_path / "r")
+    assert r.exit_code == 2 and "min_lag: only for the adding task's markers" in r.output
+    r = run("train", "--task", "adding", "--min-lag", "5", *TINY, "--out", tmp_path / "r")
+    assert r.exit_code == 2 and "min_lag: the markers need two steps before the last min_lag, so at most " \
+                                "seq_len - 2 = 4; got 5" in r.output
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match=r"min_lag: .* got 99"):
+        expand({"task": "adding", "seq_len": 50, "min_lag": 99}, {"cell": ["tanh"]})
+    r = run("train", "--task", "adding", "--min-lag", "4", *TINY, "--out", tmp_path / "ok")
+    assert r.exit_code == 0, r.output
+    assert "--min-lag 4" in TrainConfig(min_lag=4).command("o")
+
+
 def test_a_misspelt_option_gets_a_suggestion():
     with pytest.raises(ValueError, match=r"unknown option\(s\) step \(did you mean steps\?\)"):
         expand({"step": 10}, {"cell": ["tanh"]})

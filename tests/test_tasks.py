@@ -27,6 +27,38 @@ def test_adding_layout_and_baseline():
     assert t.solved(0.009) and not t.solved(0.011)
 
 
+@pytest.mark.parametrize("T, m", [(20, 6), (21, 5), (12, 10)])
+def test_adding_min_lag_keeps_the_last_m_steps_unmarked(T, m):
+    """Study 10's control: with min_lag m the markers fall in the halves of the first T - m
+    steps, so each lies at least m steps before the last; the target and baseline are unchanged."""
+    t = make_task("adding", T, min_lag=m)
+    x, y, _ = t.batch(rng(), 20000)
+    marks = x[:, :, 1]
+    n = T - m
+    assert np.all(marks[n:].sum(0) == 0) and np.all(marks.sum(0) == 2)
+    assert np.all(marks[:n // 2].sum(0) == 1) and np.all(marks[n // 2:n].sum(0) == 1)
+    # every allowed position is used: the lag m (position T - 1 - m) and the first step
+    assert marks[n - 1].any() and marks[0].any() and marks[n // 2].any()
+    np.testing.assert_allclose(y[:, 0], (x[:, :, 0] * marks).sum(0))
+    assert abs(np.mean((y - 1.0) ** 2) - 1 / 6) < 0.005
+    assert t.describe()["min_lag"] == m
+    # min_lag 0 is the plain task, batch for batch
+    a, b = make_task("adding", T, min_lag=0).batch(rng(3), 5), make_task("adding", T).batch(rng(3), 5)
+    assert np.array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(name="adding", seq_len=10, min_lag=9), r"min_lag: .* at most seq_len - 2 = 8; got 9"),
+    (dict(name="adding", min_lag=-1), r"min_lag: expected an integer >= 0; got -1"),
+    (dict(name="adding", min_lag=2.5), r"min_lag: expected an integer >= 0; got 2.5"),
+    (dict(name="adding", min_lag=99), r"min_lag: .* at most seq_len - 2 = 98; got 99"),
+    (dict(name="copy", min_lag=3), r"min_lag: only for the adding task's markers; got --min-lag with copy"),
+])
+def test_adding_min_lag_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_task(**kwargs)
+
+
 def test_same_seed_same_batch():
     for name in ("adding", "copy", "order", "order8", "agreement"):
         t = make_task(name, 12)

@@ -14,12 +14,15 @@ TASK_CLASSES = {c.name: c for c in (Adding, Copy, Order, Order8, Agreement, Text
 
 
 def make_task(name, seq_len=None, data=None, permuted=False, vocab=None, holdout_fraction=0.1,
-              window=None, horizon=1):
+              window=None, horizon=1, min_lag=0):
     """Build a task. seq_len None: the task's default. data: the file for text, mnist and
-    file; holdout_fraction, window, horizon: the file task's (fastrnn/tasks/datafile.py)."""
+    file; holdout_fraction, window, horizon: the file task's (fastrnn/tasks/datafile.py);
+    min_lag: the adding task's (fastrnn/tasks/adding.py)."""
     kw = {} if seq_len is None else {"seq_len": seq_len}
+    if min_lag and name != "adding":
+        raise ValueError(f"min_lag: only for the adding task's markers; got --min-lag with {name}")
     if name == "adding":
-        return Adding(**kw)
+        return Adding(min_lag=min_lag, **kw)
     if name == "copy":
         return Copy(**kw)
     if name == "order":

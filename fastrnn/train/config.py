@@ -65,6 +65,7 @@ class TrainConfig:
     chrono_tmax: int | None = None  # --init chrono's T_max; None: the task's dependency length
     recurrent_max: float | str | None = None  # a diagonal recurrence: |u| <= this after every update; "auto": 2^(1/T)
     bptt_truncate: int | None = None
+    min_lag: int = 0  # adding: every marked step at least this many steps before the last
     data: str | None = None  # text, mnist and file tasks
     permuted: bool = False  # mnist
     holdout_fraction: float = 0.1  # file: the share of sequences held out (without x_test)
@@ -133,6 +134,9 @@ class TrainConfig:
         v.number_in("weight_decay", self.weight_decay, 0)
         v.number_in("momentum", self.momentum, 0, 1)
         v.truncation(self.bptt_truncate)
+        # (with the default length, the task itself checks the room, before anything is written)
+        if v.min_lag(self.min_lag, self.seq_len) and self.task != "adding":
+            raise ValueError(f"min_lag: only for the adding task's markers; got --min-lag with {self.task}")
         v.positive_int("horizon", self.horizon)
         if self.window is not None:
             v.positive_int("window", self.window)

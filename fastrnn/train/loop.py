@@ -44,7 +44,8 @@ def build(cfg: TrainConfig, vocab=None, expect_params=None, source=None):
     run that will not fit in memory, and (expect_params, from a checkpoint at ``source``) a
     config that does not describe the parameters it came with."""
     task = make_task(cfg.task, cfg.seq_len, cfg.data, cfg.permuted, vocab=vocab,
-                     holdout_fraction=cfg.holdout_fraction, window=cfg.window, horizon=cfg.horizon)
+                     holdout_fraction=cfg.holdout_fraction, window=cfg.window, horizon=cfg.horizon,
+                     min_lag=cfg.min_lag)
     if expect_params is not None:
         _check_count(source, expect_params, cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers,
                      2 if cfg.bidirectional else 1)
