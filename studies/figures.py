@@ -552,13 +552,66 @@ def truncation_boundary(runs, plt):
     return rows, fig
 
 
+def within_reach(cfg):
+    """The share of the adding task's sequences whose second marker a truncated loss reaches
+    (lag <= K; fastrnn/tasks/adding.py's placement), as text; full BPTT: 'all'."""
+    K, T, m = cfg["bptt_truncate"], cfg["seq_len"], cfg.get("min_lag", 0)
+    if K is None:
+        return "all"
+    n = T - m
+    lags = [T - 1 - p for p in range(n // 2, n)]
+    k = sum(lag <= K for lag in lags)
+    return f"{k}/{len(lags)}"
+
+
+def truncation_adding(runs, plt):
+    """Study 10, second part: the adding problem with every marker at least min_lag steps back,
+    truncated at K or not, per model: each seed's outcome with the solve rate's 95% Wilson
+    interval; each seed's held-out MSE, one panel per model."""
+    def model(cfg):
+        return cfg["cell"] + (f", {cfg['init']} init" if cfg.get("init") else "")
+
+    def setup(cfg):
+        K = cfg["bptt_truncate"]
+        return (K is None, cfg.get("min_lag", 0))
+
+    models = list(dict.fromkeys(model(r["config"]) for r in sorted(runs, key=lambda r: r["config"]["cell"] != "lstm")))
+    setups = sorted({setup(r["config"]) for r in runs})
+    colors = ["tab:green", "tab:orange", "tab:red", "tab:blue"]
+    rows = ["| model | K | min lag | second marker within reach | solved | 95% interval | steps to solve, each seed "
+            "| final MSE, each seed |", "|---|---|---|---|---|---|---|---|"]
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False, sharey=True)
+    for i, name in enumerate(models):
+        ax = axes[0][i]
+        for j, key in enumerate(setups):
+            rs = sorted((r for r in runs if model(r["config"]) == name and setup(r["config"]) == key),
+                        key=lambda r: r["config"]["seed"])
+            if not rs:
+                continue
+            cfg = rs[0]["config"]
+            K = "full" if cfg["bptt_truncate"] is None else cfg["bptt_truncate"]
+            k, interval, steps, mse = per_seed(rs, "{:.3f}")
+            rows.append(f"| {name} | {K} | {cfg.get('min_lag', 0)} | {within_reach(cfg)} | {k}/{len(rs)} | "
+                        f"{interval} | {steps} | {mse} |")
+            seed_lines(ax, rs, f"K {K}, min lag {cfg.get('min_lag', 0)} ({k}/{len(rs)} solved)",
+                       color=colors[j % len(colors)], lw=0.8, alpha=0.7)
+        ax.axhline(1 / 6, color="gray", ls="--", lw=1)
+        ax.axhline(0.01, color="gray", ls=":", lw=1)
+        ax.set(yscale="log", ylim=(5e-4, 3), xlabel="step", title=f"{name}, adding T = {runs[0]['config']['seq_len']}")
+        if i == 0:
+            ax.set_ylabel("held-out MSE (dashed: baseline; dotted: solved)")
+        ax.legend(fontsize=7, loc="lower right")
+    return rows, fig
+
+
 ORDER = ["tanh", "relu", "gru", "lstm"]
 INITS = ["pytorch", "orthogonal", "irnn"]
 STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
            "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
            "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates,
            "copy-orthogonal": copy_orthogonal, "pascanu": pascanu,
-           "truncation-boundary": truncation_boundary, "indrnn-long": watch}
+           "truncation-boundary": truncation_boundary, "indrnn-long": watch,
+           "truncation-adding": truncation_adding}
 
 
 def main(study, folder):
