@@ -153,6 +153,16 @@ def test_the_readme_python_section_runs(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "py-gru" / "config.json").exists() and np.isfinite(env["res"].loss)
 
 
+def test_experiments_md_shows_every_study_table_as_committed():
+    """EXPERIMENTS.md embeds each studies/results/STUDY/table.md verbatim, so the text cannot
+    drift from the results it reads."""
+    text = (ROOT / "EXPERIMENTS.md").read_text()
+    tables = sorted((ROOT / "studies" / "results").glob("*/table.md"))
+    assert len(tables) >= 5
+    for table in tables:
+        assert table.read_text() in text, f"EXPERIMENTS.md lacks {table.parent.name}'s table as committed"
+
+
 def test_the_study_tables_regenerate_from_the_committed_results(tmp_path):
     """Every studies/results/STUDY/table.md is what studies/figures.py writes from the committed
     compact results, byte for byte (issue #31: four rows were made from full precision)."""
