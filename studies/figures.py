@@ -44,7 +44,7 @@ def compact(runs, path):
         return None if v is None else float(f"{v:.5g}")
 
     keep = ("status", "final_metric", "final_loss", "best_metric", "steps", "steps_to_solve", "diverged_at",
-            "baseline", "loss_baseline", "solved_at", "metric", "wall_seconds")
+            "baseline", "loss_baseline", "solved_at", "metric", "wall_seconds", "key_accuracy", "key_lags")
     with open(path, "w") as f:
         for r in runs:
             s = {k: (rnd(v) if isinstance(v, float) else v) for k, v in r["summary"].items() if k in keep}
@@ -399,7 +399,8 @@ def watch(runs, plt):
                                lw=1.0, alpha=0.8, ls="-" if s["status"] == "solved" else ":")
     for j, lr in enumerate(rates):
         for (i, ylabel, log), ax in zip(panels, axes[:, j]):
-            if log:
+            ys = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.lines] or [np.zeros(1)])
+            if log and np.any(ys > 0):  # (a panel with nothing above 0, such as a ratio that is 0 throughout, stays linear)
                 ax.set_yscale("log")
             ax.set_ylabel(ylabel, fontsize=8)
             ax.grid(alpha=0.3)
@@ -604,14 +605,88 @@ def truncation_adding(runs, plt):
     return rows, fig
 
 
+def key_accuracy(runs, folder):
+    """Study 10's character models: how often each run's best model names the key after '='
+    on the held-out text, by lag (steps from the key to the '='), read from its checkpoint
+    into summary['key_lags'] = [[lag, correct, count], ...] and summary['key_accuracy']."""
+    from fastrnn.tasks.text import Text
+    from fastrnn.train.loop import load_model
+
+    for r in runs:
+        cfg = r["config"]
+        task = Text(cfg["data"], cfg["seq_len"])
+        model, _ = load_model(Path(folder) / "runs" / r["name"] / "best.npz")
+        ids = task.held_ids
+        y, _ = model.forward(ids[:-1, None], output="all")
+        pred = y[:, 0].argmax(-1)
+        at = np.nonzero(ids[:-1] == task.vocab.index("="))[0]
+        starts = np.nonzero(ids == task.vocab.index("\n"))[0] + 1
+        line = np.searchsorted(starts, at, side="right") - 1
+        at, lag = at[line >= 0], (at - starts[np.maximum(line, 0)])[line >= 0]  # the held-out text's first line may be cut
+        right = pred[at] == ids[at + 1]
+        r["summary"]["key_lags"] = [[int(k), int(right[lag == k].sum()), int((lag == k).sum())] for k in np.unique(lag)]
+        r["summary"]["key_accuracy"] = float(right.mean())
+
+
+def truncation_text(runs, plt):
+    """Study 10, third part: each character model's accuracy at naming the key after '=' (chance
+    1/4), for the lags a chunk can hold (lag < chunk) and those it cannot; accuracy by lag."""
+    def setup(cfg):
+        return (Path(cfg["data"]).stem, cfg["seq_len"])
+
+    def acc(rs, keep):
+        out = []
+        for r in rs:
+            rows = [(c, n) for lag, c, n in r["summary"]["key_lags"] if keep(lag, r["config"]["seq_len"])]
+            out.append(sum(c for c, _ in rows) / sum(n for _, n in rows) if rows else None)
+        return ", ".join("-" if a is None else f"{a:.2f}" for a in out)
+
+    cells = sorted({r["config"]["cell"] for r in runs}, key=lambda c: c != "gru")
+    setups = sorted({setup(r["config"]) for r in runs})
+    colors = ["tab:red", "tab:orange", "tab:blue", "tab:green"]
+    rows = ["| cell | data (key lags) | chunk | held-out bpc, each seed | key accuracy, each seed | lags < chunk | "
+            "lags >= chunk |", "|---|---|---|---|---|---|---|"]
+    fig, axes = plt.subplots(1, len(cells), figsize=(5.2 * len(cells), 3.6), squeeze=False, sharey=True)
+    for i, cell in enumerate(cells):
+        ax = axes[0][i]
+        for j, key in enumerate(setups):
+            rs = sorted((r for r in runs if r["config"]["cell"] == cell and setup(r["config"]) == key),
+                        key=lambda r: r["config"]["seed"])
+            if not rs:
+                continue
+            lags = [lag for r in rs for lag, _, _ in r["summary"]["key_lags"]]
+            bpc = ", ".join(f"{r['summary']['final_metric']:.3f}" for r in rs)
+            keys = ", ".join(f"{r['summary']['key_accuracy']:.2f}" for r in rs)
+            rows.append(f"| {cell} | {key[0]} ({min(lags)}-{max(lags)}) | {key[1]} | {bpc} | {keys} | "
+                        f"{acc(rs, lambda lag, T: lag < T)} | {acc(rs, lambda lag, T: lag >= T)} |")
+            for n, r in enumerate(rs):  # accuracy in bins of 4 lags
+                kl = np.array(r["summary"]["key_lags"], float)
+                edges = np.arange(kl[:, 0].min(), kl[:, 0].max() + 4, 4)
+                b = np.digitize(kl[:, 0], edges)
+                xs = [kl[b == k, 0].mean() for k in np.unique(b)]
+                ys = [kl[b == k, 1].sum() / kl[b == k, 2].sum() for k in np.unique(b)]
+                ax.plot(xs, ys, color=colors[j % len(colors)], marker=".", lw=0.9, alpha=0.8,
+                        label=f"{key[0]}, chunk {key[1]}" if n == 0 else None)
+            ax.axvline(key[1] - 0.5, color=colors[j % len(colors)], ls=":", lw=1)
+        ax.axhline(0.25, color="gray", ls="--", lw=1)
+        ax.set(xlabel="lag from the key to '=' (dotted: each chunk's length)", ylim=(0, 1.03),
+               title=f"{cell}, carried state, truncated at each chunk")
+        if i == 0:
+            ax.set_ylabel("key named after '=' (dashed: chance)")
+        ax.legend(fontsize=7, loc="lower left")
+    return rows, fig
+
+
 ORDER = ["tanh", "relu", "gru", "lstm"]
 INITS = ["pytorch", "orthogonal", "irnn"]
 STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "temporal-order": temporal_order,
            "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
            "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates,
            "copy-orthogonal": copy_orthogonal, "pascanu": pascanu,
-           "truncation-boundary": truncation_boundary, "indrnn-long": watch,
-           "truncation-adding": truncation_adding}
+           "truncation-boundary": truncation_boundary, "indrnn-long": watch, "indrnn-10k": watch,
+           "truncation-adding": truncation_adding, "truncation-text": truncation_text}
+# what a study's tables read from the sweep folder beyond its results (the compact copy keeps it)
+AUGMENT = {"truncation-text": key_accuracy}
 
 
 def main(study, folder):
@@ -626,6 +701,8 @@ def main(study, folder):
     out = HERE / "results" / study
     out.mkdir(parents=True, exist_ok=True)
     if Path(folder).resolve() != out.resolve():
+        if study in AUGMENT:
+            AUGMENT[study](runs, folder)
         compact(runs, out / "results.jsonl")
         runs = load(out)  # tables from the committed precision, so that they regenerate byte for byte
     rows, fig = STUDIES[study](runs, plt)
