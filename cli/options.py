@@ -112,6 +112,9 @@ def training_options(defaults, exclude=()):
                      help="indrnn: keep every |u| within this after each update; auto: 2^(1/T) for the task's T."),
         click.option("--bptt-truncate", type=click.IntRange(min=0), default=d["bptt_truncate"],
                      help="Each step's loss flows back at most K steps (default: full BPTT)."),
+        click.option("--carry-state/--no-carry-state", default=d["carry_state"], show_default=True,
+                     help="text: start each chunk of training from the previous chunk's final state "
+                          "(--no-carry-state: from zeros; evaluation always carries it)."),
         click.option("--min-lag", type=click.IntRange(min=0), default=d["min_lag"], show_default=True,
                      help="adding: place both marked steps at least N steps before the last "
                           "(with --bptt-truncate K, N = K + 1 puts them beyond its reach)."),

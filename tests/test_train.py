@@ -221,3 +221,33 @@ def test_config_errors(kwargs, match):
 def test_config_from_dict_rejects_unknown_keys():
     with pytest.raises(ValueError, match="config: unknown option"):
         TrainConfig.from_dict({"cell": "gru", "hiden": 3})
+
+
+@pytest.mark.parametrize("carry", [True, False])
+def test_text_chunks_carry_the_state_unless_told_not_to(tmp_path, carry):
+    """--no-carry-state (study 10's ablation): every training chunk starts from zeros; by
+    default each starts from the previous chunk's final state."""
+    from fastrnn.train.loop import build
+
+    (tmp_path / "t.txt").write_text("hello world, hello recurrent networks. " * 30)
+    cfg = TrainConfig(task="text", data=str(tmp_path / "t.txt"), cell="gru", seq_len=6, hidden=8, batch_size=4,
+                      steps=4, eval_every=10, carry_state=carry, watch=False)
+    task, model = build(cfg)
+    seen, inner = [], model.loss_and_grad
+
+    def spy(*a, **kw):
+        seen.append(kw.get("state"))
+        res = inner(*a, **kw)
+        seen[-1] = (seen[-1], res.state)
+        return res
+    model.loss_and_grad = spy
+    train(cfg, tmp_path / "run", prepared=(task, model))
+    assert len(seen) == 4 and seen[0][0] is None
+    for (_, before), (given, _) in zip(seen, seen[1:]):
+        assert (given is before) if carry else (given is None)
+
+
+def test_carry_state_is_for_the_text_task_only():
+    with pytest.raises(ValueError, match="carry_state: only the text task carries its state"):
+        TrainConfig(task="adding", carry_state=False)
+    assert "--no-carry-state" in TrainConfig(task="text", data="t.txt", carry_state=False).command("o")

@@ -65,6 +65,7 @@ class TrainConfig:
     chrono_tmax: int | None = None  # --init chrono's T_max; None: the task's dependency length
     recurrent_max: float | str | None = None  # a diagonal recurrence: |u| <= this after every update; "auto": 2^(1/T)
     bptt_truncate: int | None = None
+    carry_state: bool = True  # text: each chunk starts from the previous chunk's final state (False: from zeros)
     min_lag: int = 0  # adding: every marked step at least this many steps before the last
     data: str | None = None  # text, mnist and file tasks
     permuted: bool = False  # mnist
@@ -90,6 +91,9 @@ class TrainConfig:
         v.flag("permuted", self.permuted)
         v.flag("bidirectional", self.bidirectional)
         v.flag("watch", self.watch)
+        if not v.flag("carry_state", self.carry_state) and self.task != "text":
+            raise ValueError(f"carry_state: only the text task carries its state from one batch to the next; "
+                             f"leave --no-carry-state out (got it with {self.task})")
         if self.early_stop is not None:
             v.flag("early_stop", self.early_stop)
         if self.data is not None and not (isinstance(self.data, str) and self.data):
@@ -184,6 +188,8 @@ class TrainConfig:
                 args.append(flag)
             elif name == "watch":
                 args.append("--watch" if value else "--no-watch")
+            elif name == "carry_state":
+                args.append("--carry-state" if value else "--no-carry-state")
             elif name == "clip" and value is None:
                 args += [flag, "0"]  # 0 turns clipping off
             else:
