@@ -630,9 +630,13 @@ def key_accuracy(runs, folder):
 
 def truncation_text(runs, plt):
     """Study 10, third part: each character model's accuracy at naming the key after '=' (chance
-    1/4), for the lags a chunk can hold (lag < chunk) and those it cannot; accuracy by lag."""
+    1/4), for the lags a chunk can hold (lag < chunk) and those it cannot; accuracy by lag, with
+    the state carried across chunks (solid) or reset at each (dashed)."""
     def setup(cfg):
         return (Path(cfg["data"]).stem, cfg["seq_len"])
+
+    def carried(cfg):
+        return cfg.get("carry_state", True)
 
     def acc(rs, keep):
         out = []
@@ -644,20 +648,21 @@ def truncation_text(runs, plt):
     cells = sorted({r["config"]["cell"] for r in runs}, key=lambda c: c != "gru")
     setups = sorted({setup(r["config"]) for r in runs})
     colors = ["tab:red", "tab:orange", "tab:blue", "tab:green"]
-    rows = ["| cell | data (key lags) | chunk | held-out bpc, each seed | key accuracy, each seed | lags < chunk | "
-            "lags >= chunk |", "|---|---|---|---|---|---|---|"]
-    fig, axes = plt.subplots(1, len(cells), figsize=(5.2 * len(cells), 3.6), squeeze=False, sharey=True)
+    rows = ["| cell | data (key lags) | chunk | state | held-out bpc, each seed | key accuracy, each seed | "
+            "lags < chunk | lags >= chunk |", "|---|---|---|---|---|---|---|---|"]
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.6 * len(cells) + 2.6, 3.6), squeeze=False, sharey=True)
     for i, cell in enumerate(cells):
         ax = axes[0][i]
-        for j, key in enumerate(setups):
-            rs = sorted((r for r in runs if r["config"]["cell"] == cell and setup(r["config"]) == key),
-                        key=lambda r: r["config"]["seed"])
+        for j, key, state in [(j, key, state) for j, key in enumerate(setups) for state in (True, False)]:
+            rs = sorted((r for r in runs if r["config"]["cell"] == cell and setup(r["config"]) == key
+                         and carried(r["config"]) == state), key=lambda r: r["config"]["seed"])
             if not rs:
                 continue
             lags = [lag for r in rs for lag, _, _ in r["summary"]["key_lags"]]
             bpc = ", ".join(f"{r['summary']['final_metric']:.3f}" for r in rs)
             keys = ", ".join(f"{r['summary']['key_accuracy']:.2f}" for r in rs)
-            rows.append(f"| {cell} | {key[0]} ({min(lags)}-{max(lags)}) | {key[1]} | {bpc} | {keys} | "
+            rows.append(f"| {cell} | {key[0]} ({min(lags)}-{max(lags)}) | {key[1]} | "
+                        f"{'carried' if state else 'reset'} | {bpc} | {keys} | "
                         f"{acc(rs, lambda lag, T: lag < T)} | {acc(rs, lambda lag, T: lag >= T)} |")
             for n, r in enumerate(rs):  # accuracy in bins of 4 lags
                 kl = np.array(r["summary"]["key_lags"], float)
@@ -665,15 +670,15 @@ def truncation_text(runs, plt):
                 b = np.digitize(kl[:, 0], edges)
                 xs = [kl[b == k, 0].mean() for k in np.unique(b)]
                 ys = [kl[b == k, 1].sum() / kl[b == k, 2].sum() for k in np.unique(b)]
-                ax.plot(xs, ys, color=colors[j % len(colors)], marker=".", lw=0.9, alpha=0.8,
-                        label=f"{key[0]}, chunk {key[1]}" if n == 0 else None)
+                ax.plot(xs, ys, color=colors[j % len(colors)], marker=".", lw=0.9, alpha=0.8, ls="-" if state else "--",
+                        label=f"{key[0]}, chunk {key[1]}, {'carried' if state else 'reset'}" if n == 0 else None)
             ax.axvline(key[1] - 0.5, color=colors[j % len(colors)], ls=":", lw=1)
         ax.axhline(0.25, color="gray", ls="--", lw=1)
         ax.set(xlabel="lag from the key to '=' (dotted: each chunk's length)", ylim=(0, 1.03),
-               title=f"{cell}, carried state, truncated at each chunk")
+               title=f"{cell} (solid: state carried; dashed: reset)")
         if i == 0:
             ax.set_ylabel("key named after '=' (dashed: chance)")
-        ax.legend(fontsize=7, loc="lower left")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return rows, fig
 
 
