@@ -688,7 +688,7 @@ STUDIES = {"adding-lengths": adding_lengths, "copy-memory": copy_memory, "tempor
            "init-radius": init_radius, "truncation": truncation, "layernorm": layernorm,
            "gate-init": gate_init, "watch": watch, "power-adding": rates, "power-order": rates,
            "copy-orthogonal": copy_orthogonal, "pascanu": pascanu,
-           "truncation-boundary": truncation_boundary, "indrnn-long": watch, "indrnn-10k": watch,
+           "truncation-boundary": truncation_boundary, "indrnn-long": watch, "indrnn-20k": watch,
            "truncation-adding": truncation_adding, "truncation-text": truncation_text}
 # what a study's tables read from the sweep folder beyond its results (the compact copy keeps it)
 AUGMENT = {"truncation-text": key_accuracy}
