@@ -52,10 +52,12 @@ def flag(name, value):
     return value
 
 
-def min_lag(value, seq_len=None):
-    """The adding task's min_lag: an integer >= 0 that leaves its two markers room in the first
-    seq_len - min_lag steps (seq_len None: checked once the task's default is known)."""
-    nonnegative_int("min_lag", value)
+def min_lag(value, task, seq_len=None):
+    """The adding task's min_lag: an integer >= 0 (above 0 for ``task`` adding only) that leaves
+    its two markers room in the first seq_len - min_lag steps (seq_len None: checked once the
+    task's default is known)."""
+    if nonnegative_int("min_lag", value) and task != "adding":
+        raise ValueError(f"min_lag: only for the adding task's markers; got --min-lag with {task}")
     if value and seq_len is not None and value > seq_len - 2:
         raise ValueError(f"min_lag: the markers need two steps before the last min_lag, so at most "
                          f"seq_len - 2 = {seq_len - 2}; got {value}")

@@ -32,7 +32,7 @@ from .threads import run_split
 # into one store per loop where a row is this short: there LLVM's runtime alias checks over
 # the six arrays cost more than the two extra passes (measured at H = 32: forward -7%); at
 # H = 128 the fused loop is ~5% faster (bench/PROFILE.md, the LayerNorm LSTM). The backward
-# pass's loops are split at every size (-10% at H = 32, even at H = 128).
+# pass's loops are split at every size (up to 10% faster at H = 32; within noise at H = 128).
 SPLIT_ROW = 256
 
 

@@ -7,6 +7,7 @@ from .mnist import MNIST
 from .order import Order, Order8
 from .text import Text
 
+from .. import validate
 from ..choices import TASKS
 
 # every task class by name (their class attributes, such as loss and output, without building one)
@@ -19,8 +20,7 @@ def make_task(name, seq_len=None, data=None, permuted=False, vocab=None, holdout
     file; holdout_fraction, window, horizon: the file task's (fastrnn/tasks/datafile.py);
     min_lag: the adding task's (fastrnn/tasks/adding.py)."""
     kw = {} if seq_len is None else {"seq_len": seq_len}
-    if min_lag and name != "adding":
-        raise ValueError(f"min_lag: only for the adding task's markers; got --min-lag with {name}")
+    validate.min_lag(min_lag, name)
     if name == "adding":
         return Adding(min_lag=min_lag, **kw)
     if name == "copy":

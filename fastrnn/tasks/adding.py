@@ -25,7 +25,7 @@ class Adding(Task):
 
     def __init__(self, seq_len=100, min_lag=0):
         self.seq_len = check_seq_len(seq_len, 2)
-        self.min_lag = validate.min_lag(min_lag, self.seq_len)
+        self.min_lag = validate.min_lag(min_lag, self.name, self.seq_len)
 
     def batch(self, rng, batch_size):
         T, B = self.seq_len, batch_size

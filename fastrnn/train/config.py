@@ -138,9 +138,7 @@ class TrainConfig:
         v.number_in("weight_decay", self.weight_decay, 0)
         v.number_in("momentum", self.momentum, 0, 1)
         v.truncation(self.bptt_truncate)
-        # (with the default length, the task itself checks the room, before anything is written)
-        if v.min_lag(self.min_lag, self.seq_len) and self.task != "adding":
-            raise ValueError(f"min_lag: only for the adding task's markers; got --min-lag with {self.task}")
+        v.min_lag(self.min_lag, self.task, self.seq_len)  # (with the default length, the task checks the room)
         v.positive_int("horizon", self.horizon)
         if self.window is not None:
             v.positive_int("window", self.window)
