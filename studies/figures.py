@@ -299,6 +299,11 @@ def per_seed(rs, fmt="{:.2f}", key="final_metric"):
     return k, f"{lo:.2f}-{hi:.2f}", steps, vals
 
 
+def by_seed(rs):
+    """Runs of one setting in seed order, as the tables list them."""
+    return sorted(rs, key=lambda r: r["config"]["seed"])
+
+
 def seed_lines(ax, rs, label, y=2, **style):
     """Each run's held-out curve (column y of its rows; a missing value a gap), the first one
     labelled (label None: none)."""
@@ -319,7 +324,7 @@ def layernorm(runs, plt):
     rates = sorted({k[1] for k in g})
     fig, axes = plt.subplots(len(tasks), len(rates), figsize=(4 * len(rates), 3.3 * len(tasks)), squeeze=False)
     for (task, lr, cell), rs in sorted(g.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "lstm")):
-        rs = sorted(rs, key=lambda r: r["config"]["seed"])
+        rs = by_seed(rs)
         k, interval, steps, acc = per_seed(rs)
         rows.append(f"| {task} | {lr} | {cell} | {k}/{len(rs)} | {interval} | {steps} | {acc} |")
         seed_lines(axes[tasks.index(task)][rates.index(lr)], rs, f"{cell} ({k}/{len(rs)} solved)",
@@ -351,8 +356,8 @@ def gate_init(runs, plt):
     for j, (task, lr) in enumerate(setups):
         ax = axes[0][j]
         for g in gates:
-            rs = sorted((r for r in runs if (r["config"]["task"], r["config"]["lr"]) == (task, lr)
-                         and gate(r["config"]) == g), key=lambda r: r["config"]["seed"])
+            rs = by_seed(r for r in runs if (r["config"]["task"], r["config"]["lr"]) == (task, lr)
+                         and gate(r["config"]) == g)
             if not rs:
                 continue
             k, interval, steps, final = per_seed(rs)
@@ -386,8 +391,7 @@ def watch(runs, plt):
         return "-" if v is None else f"{v:.3g}"
     for cell in cells:
         for lr in rates:
-            rs = sorted((r for r in runs if r["config"]["cell"] == cell and r["config"]["lr"] == lr),
-                        key=lambda r: r["config"]["seed"])
+            rs = by_seed(r for r in runs if r["config"]["cell"] == cell and r["config"]["lr"] == lr)
             for r in rs:
                 s, c = r["summary"], r["curve"]
                 steps = s["steps_to_solve"] if s["status"] == "solved" else s["steps"]
@@ -470,8 +474,7 @@ def copy_orthogonal(runs, plt):
     for j, T in enumerate(Ts):
         ax = axes[0][j]
         for name in names:
-            rs = sorted((r for r in runs if r["config"]["seq_len"] == T and model(r["config"]) == name),
-                        key=lambda r: r["config"]["seed"])
+            rs = by_seed(r for r in runs if r["config"]["seq_len"] == T and model(r["config"]) == name)
             if not rs:
                 continue
             cfg = rs[0]["config"]
@@ -504,8 +507,8 @@ def pascanu(runs, plt):
     for i, lr in enumerate(lrs):
         for j, rho in enumerate(radii):
             for clip, color in ((1.0, "tab:blue"), (None, "tab:red")):
-                rs = sorted((r for r in runs if r["config"]["lr"] == lr and r["config"]["spectral_radius"] == rho
-                             and r["config"]["clip"] == clip), key=lambda r: r["config"]["seed"])
+                rs = by_seed(r for r in runs if r["config"]["lr"] == lr and r["config"]["spectral_radius"] == rho
+                             and r["config"]["clip"] == clip)
                 if not rs:
                     continue
                 k, interval, steps, acc = per_seed(rs)
@@ -534,7 +537,7 @@ def truncation_boundary(runs, plt):
             "|---|---|---|---|---|---|---|"]
     ys, lo, hi = [], [], []
     for K in Ks:
-        rs = sorted((r for r in runs if r["config"]["bptt_truncate"] == K), key=lambda r: r["config"]["seed"])
+        rs = by_seed(r for r in runs if r["config"]["bptt_truncate"] == K)
         k, interval, steps, acc = per_seed(rs)
         rows.append(f"| {rs[0]['config']['task']} | {rs[0]['config']['cell']} | {K} | {k}/{len(rs)} | {interval} | "
                     f"{steps} | {acc} |")
@@ -585,8 +588,7 @@ def truncation_adding(runs, plt):
     for i, name in enumerate(models):
         ax = axes[0][i]
         for j, key in enumerate(setups):
-            rs = sorted((r for r in runs if model(r["config"]) == name and setup(r["config"]) == key),
-                        key=lambda r: r["config"]["seed"])
+            rs = by_seed(r for r in runs if model(r["config"]) == name and setup(r["config"]) == key)
             if not rs:
                 continue
             cfg = rs[0]["config"]
@@ -654,8 +656,8 @@ def truncation_text(runs, plt):
     for i, cell in enumerate(cells):
         ax = axes[0][i]
         for j, key, state in [(j, key, state) for j, key in enumerate(setups) for state in (True, False)]:
-            rs = sorted((r for r in runs if r["config"]["cell"] == cell and setup(r["config"]) == key
-                         and carried(r["config"]) == state), key=lambda r: r["config"]["seed"])
+            rs = by_seed(r for r in runs if r["config"]["cell"] == cell and setup(r["config"]) == key
+                         and carried(r["config"]) == state)
             if not rs:
                 continue
             lags = [lag for r in rs for lag, _, _ in r["summary"]["key_lags"]]

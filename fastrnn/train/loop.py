@@ -390,12 +390,11 @@ class Run:
         """One training step: batch, loss and gradient, clipping, update. Returns (loss, norm)
         before the update; a non-finite pair means the run diverged and nothing was updated."""
         cfg, task, model = self.cfg, self.task, self.model
+        carries = task.stateful and cfg.carry_state  # the text task: this batch goes on from the last
         x, target, lengths = task.batch(self.rng, cfg.batch_size)
         masks = model.dropout_masks(self.rng, x.shape[0], x.shape[1])  # None without dropout: no draw
-        res = model.loss_and_grad(x, target, task.loss, task.output, lengths,
-                                  state=self.carry if task.stateful and cfg.carry_state else None,
-                                  bptt_truncate=cfg.bptt_truncate,
-                                  masks=masks)
+        res = model.loss_and_grad(x, target, task.loss, task.output, lengths, state=self.carry if carries else None,
+                                  bptt_truncate=cfg.bptt_truncate, masks=masks)
         norm = model.clip_grad_norm(cfg.clip)
         if not (_finite(res.loss) and _finite(norm)):
             return res.loss, norm
@@ -405,7 +404,7 @@ class Run:
         self.opt.step(model.flat, res.grad)
         if self.u_max is not None:
             model.bound_recurrent(self.u_max)
-        if task.stateful and cfg.carry_state:
+        if carries:
             self.carry = res.state  # on the model's device
         self.step_count += 1
         return res.loss, norm
