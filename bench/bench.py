@@ -51,6 +51,8 @@ def grid(kind):
                 ("lnlstm", 1, 128, 1, 784)]
     if kind == "exprnn":  # expRNN's 3x targets (issue #29)
         return [("exprnn", 2, 32, 32, 100), ("exprnn", 2, 128, 32, 100), ("exprnn", 64, 128, 32, 100)]
+    if kind == "small":  # issue #32's H = 32 rows, where the per-step pointwise work weighs most
+        return [(cell, I, 32, B, 100) for cell in ("lstm", "gru") for B in (16, 32) for I in (2, 16)]
     if kind == "lstm":  # the LSTM rows issue #32 read five times: a few minutes a run, for --noisy and spread.py
         return [("lstm", 128, 512, 64, 50), ("lstm", 128, 256, 64, 50), ("lstm", 2, 128, 32, 100),
                 ("lstm", 2, 32, 32, 100), ("lstm", 1, 128, 1, 784)]
@@ -471,8 +473,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                     help="cuda: fastrnn's CUDA kernels vs PyTorch/cuDNN on this GPU (bench/gpu.py)")
-    ap.add_argument("--grid", choices=("targets", "full", "quick", "lstm", "lnlstm", "exprnn", "smoke"), default="targets",
+    ap.add_argument("--grid", choices=("targets", "full", "quick", "small", "lstm", "lnlstm", "exprnn", "smoke"),
+                    default="targets",
                     help="lstm: the five LSTM rows of issue #32 (minutes; for --noisy and spread.py); "
+                         "small: the LSTM's and GRU's H = 32 rows (B = 16 and 32); "
                          "lnlstm: the LayerNorm LSTM's target rows, each beside our LSTM; exprnn: expRNN's; "
                          "smoke: tiny shapes, --device cuda only (runs in the CUDA simulator)")
     ap.add_argument("--threads", type=int, default=2)

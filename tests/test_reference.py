@@ -79,10 +79,13 @@ def test_dropout_masks_are_drawn_as_documented():
     assert model.copy().dropout == 0.3 and model.config()["dropout"] == 0.3
 
 
+@pytest.mark.parametrize("H", [4, 20])
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_float32_matches_reference(cell):
-    m64, b = make_problem(cell, loss="ce", output="all", num_layers=2, T=9, B=4, seed=2)
-    model = RNN(cell, 3, 4, 3, 2, dtype="float32")
+def test_float32_matches_reference(cell, H):
+    """H = 4: every float32 pointwise loop runs unit by unit; H = 20: one register of 16
+    units, then 4 as scalars (cpu/simd.py's pointwise split)."""
+    m64, b = make_problem(cell, loss="ce", output="all", num_layers=2, T=9, B=4, H=H, seed=2)
+    model = RNN(cell, 3, H, 3, 2, dtype="float32")
     model.flat[:] = m64.flat  # rounds to float32; the reference sees the rounded weights
     res = model.loss_and_grad(**b, bptt_truncate=None)
     assert res.grad.dtype == np.float32 and res.output.dtype == np.float32

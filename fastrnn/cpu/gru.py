@@ -19,6 +19,7 @@ from numba import njit
 from ..cells._math import copy, one_like, sigmoid, tanh
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from .product import add_recurrent_grad, matmul_packed, prepare_dense
+from .simd import pload, pstore, vsigmoid, vsplit, vtanh
 from .threads import run_split
 
 
@@ -48,14 +49,24 @@ def gru_forward_rows(xproj, bias, w_fwd, b_hn, lengths, h, gates, ghn, gh, b0, b
                 q[:] = 0
                 continue
             a, xp = gh[b], xproj[t, b]
-            for j in range(2 * H):  # r and z
+            # every loop: float32 in registers, then the rest unit by unit (cpu/simd.py)
+            stop, V = vsplit(0, 2 * H, gt)
+            for j in range(0, stop, V):  # r and z
+                pstore(gt, j, vsigmoid(pload(a, j) + pload(xp, j) + pload(bias, j)))
+            for j in range(stop, 2 * H):
                 gt[j] = sigmoid(a[j] + xp[j] + bias[j])
-            r, z, n = gt[:H], gt[H:2 * H], gt[2 * H:]
-            an, xn, bn = a[2 * H:], xp[2 * H:], bias[2 * H:]
-            for j in range(H):
-                q[j] = an[j] + b_hn[j]
-                n[j] = tanh(xn[j] + bn[j] + r[j] * q[j])
-                hn[j] = n[j] + z[j] * (hp[j] - n[j])
+            stop, V = vsplit(0, H, gt)
+            for j in range(0, stop, V):
+                qj = pload(a, 2 * H + j) + pload(b_hn, j)
+                n = vtanh(pload(xp, 2 * H + j) + pload(bias, 2 * H + j) + pload(gt, j) * qj)
+                pstore(q, j, qj)
+                pstore(gt, 2 * H + j, n)
+                pstore(hn, j, n + pload(gt, H + j) * (pload(hp, j) - n))
+            for j in range(stop, H):
+                q[j] = a[2 * H + j] + b_hn[j]
+                n = tanh(xp[2 * H + j] + bias[2 * H + j] + gt[j] * q[j])
+                gt[2 * H + j] = n
+                hn[j] = n + gt[H + j] * (hp[j] - n)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -87,19 +98,31 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, dgi, dgh, dh
                 copy(d, ds)
                 continue
             gt, hp, q = gates[t, b], h[t, b], ghn[t, b]
-            r, z, n = gt[:H], gt[H:2 * H], gt[2 * H:]
-            for j in range(H):
-                g = ds[j]
-                dnp = g * (one - z[j]) * (one - n[j] * n[j])
-                drp = dnp * q[j] * r[j] * (one - r[j])
-                dzp = g * (hp[j] - n[j]) * z[j] * (one - z[j])
+            stop, V = vsplit(0, H, gt)  # float32 in registers, then unit by unit (cpu/simd.py)
+            for j in range(0, stop, V):
+                g, r, z, n = pload(ds, j), pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j)
+                dnp = g * (1.0 - z) * (1.0 - n * n)
+                drp = dnp * pload(q, j) * r * (1.0 - r)
+                dzp = g * (pload(hp, j) - n) * z * (1.0 - z)
+                pstore(di, j, drp)
+                pstore(di, H + j, dzp)
+                pstore(di, 2 * H + j, dnp)
+                pstore(dr, j, drp)
+                pstore(dr, H + j, dzp)
+                pstore(dr, 2 * H + j, dnp * r)
+                pstore(d, j, g * z)
+            for j in range(stop, H):
+                g, r, z, n = ds[j], gt[j], gt[H + j], gt[2 * H + j]
+                dnp = g * (one - z) * (one - n * n)
+                drp = dnp * q[j] * r * (one - r)
+                dzp = g * (hp[j] - n) * z * (one - z)
                 di[j] = drp
                 di[H + j] = dzp
                 di[2 * H + j] = dnp
                 dr[j] = drp
                 dr[H + j] = dzp
-                dr[2 * H + j] = dnp * r[j]
-                d[j] = g * z[j]
+                dr[2 * H + j] = dnp * r
+                d[j] = g * z
         add_recurrent_grad(dgh[w], w_bwd, dh, b0, b1)
 
 

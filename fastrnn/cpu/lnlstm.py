@@ -22,40 +22,42 @@ import math
 import numpy as np
 from numba import njit
 
-from ..cells._math import copy, one_like, sigmoid, tanh, zero_like
+from ..cells._math import copy, one_like, sigmoid, tanh
 from ..cells.lnlstm import EPS
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from .product import add_recurrent_grad, matmul_packed, prepare_dense
+from .simd import pload, pstore, pzero, vsigmoid, vsplit, vsum, vtanh
 from .threads import run_split
-
-# The 4H-wide loops that write several rows at once (x-hat, h-hat and the gates) are split
-# into one store per loop where a row is this short: there LLVM's runtime alias checks over
-# the six arrays cost more than the two extra passes (measured at H = 32: forward -7%); at
-# H = 128 the fused loop is ~5% faster (bench/PROFILE.md, the LayerNorm LSTM). The backward
-# pass's loops are split at every size (up to 10% faster at H = 32; within noise at H = 128).
-SPLIT_ROW = 256
-
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
 def _moments(u, v, inv_n, eps):
     """(mean u, 1 / sqrt(var u + eps), mean v, 1 / sqrt(var v + eps)) of two equal-length rows,
-    in one pass for the means and one for the squared deviations (no cancellation in var)."""
-    one = one_like(u[0])
-    mu = zero_like(u[0])
-    mv = zero_like(u[0])
-    for j in range(u.shape[0]):
+    in one pass for the means and one for the squared deviations (no cancellation in var);
+    float32 in registers, then the rest one by one (cpu/simd.py)."""
+    n = u.shape[0]
+    stop, V = vsplit(0, n, u)
+    su, sv = pzero(u), pzero(u)
+    for j in range(0, stop, V):
+        su = su + pload(u, j)
+        sv = sv + pload(v, j)
+    mu, mv = vsum(su), vsum(sv)
+    for j in range(stop, n):
         mu += u[j]
         mv += v[j]
     mu *= inv_n
     mv *= inv_n
-    su = zero_like(u[0])
-    sv = zero_like(u[0])
-    for j in range(u.shape[0]):
+    su, sv = pzero(u), pzero(u)
+    for j in range(0, stop, V):
+        du, dv = pload(u, j) - mu, pload(v, j) - mv
+        su = su + du * du
+        sv = sv + dv * dv
+    qu, qv = vsum(su), vsum(sv)
+    for j in range(stop, n):
         du, dv = u[j] - mu, v[j] - mv
-        su += du * du
-        sv += dv * dv
-    return mu, one / math.sqrt(su * inv_n + eps), mv, one / math.sqrt(sv * inv_n + eps)
-
+        qu += du * du
+        qv += dv * dv
+    one = one_like(u[0])
+    return mu, one / math.sqrt(qu * inv_n + eps), mv, one / math.sqrt(qv * inv_n + eps)
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
 def lnlstm_forward_rows(xproj, bias, gain_ih, gain_hh, gain_c, bias_c, consts, w_fwd, lengths, h, c, gates, gh,
@@ -82,41 +84,56 @@ def lnlstm_forward_rows(xproj, bias, gain_ih, gain_hh, gain_c, bias_c, consts, w
                 continue
             xp, a, xn, hn, r = xproj[t, b], gh[b], xnorm[t, b], hnorm[t, b], rstd[t, b]
             mx, rx, mh, rh = _moments(xp, a, inv_g, eps)
-            if G <= SPLIT_ROW:  # short rows: one store per loop (module constant's note)
-                for j in range(G):
-                    xn[j] = (xp[j] - mx) * rx
-                for j in range(G):
-                    hn[j] = (a[j] - mh) * rh
-                for j in range(G):
-                    gt[j] = gain_ih[j] * xn[j] + gain_hh[j] * hn[j] + bias[j]
-            else:
-                for j in range(G):
-                    xn[j] = (xp[j] - mx) * rx
-                    hn[j] = (a[j] - mh) * rh
-                    gt[j] = gain_ih[j] * xn[j] + gain_hh[j] * hn[j] + bias[j]
-            for j in range(2 * H):  # i, f
+            # every loop: float32 in registers, then the rest unit by unit (cpu/simd.py)
+            stop, V = vsplit(0, G, gt)
+            for j in range(0, stop, V):
+                x_, h_ = (pload(xp, j) - mx) * rx, (pload(a, j) - mh) * rh
+                pstore(xn, j, x_)
+                pstore(hn, j, h_)
+                pstore(gt, j, pload(gain_ih, j) * x_ + pload(gain_hh, j) * h_ + pload(bias, j))
+            for j in range(stop, G):
+                xn[j] = (xp[j] - mx) * rx
+                hn[j] = (a[j] - mh) * rh
+                gt[j] = gain_ih[j] * xn[j] + gain_hh[j] * hn[j] + bias[j]
+            stop, V = vsplit(0, 2 * H, gt)
+            for j in range(0, stop, V):  # i, f
+                pstore(gt, j, vsigmoid(pload(gt, j)))
+            for j in range(stop, 2 * H):
                 gt[j] = sigmoid(gt[j])
-            i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]
-            for j in range(H):
-                g[j] = tanh(g[j])
-            for j in range(H):
-                o[j] = sigmoid(o[j])
             cp, cn, hnext, cz = c[t, b], c[t + 1, b], h[t + 1, b], cnorm[t, b]
-            mc = zero_like(inv_h)
-            for j in range(H):
-                cn[j] = f[j] * cp[j] + i[j] * g[j]
+            stop, V = vsplit(0, H, gt)
+            vm = pzero(cn)
+            for j in range(0, stop, V):
+                g, o = vtanh(pload(gt, 2 * H + j)), vsigmoid(pload(gt, 3 * H + j))
+                pstore(gt, 2 * H + j, g)
+                pstore(gt, 3 * H + j, o)
+                cj = pload(gt, H + j) * pload(cp, j) + pload(gt, j) * g
+                pstore(cn, j, cj)
+                vm = vm + cj
+            mc = vsum(vm)
+            for j in range(stop, H):
+                gt[2 * H + j] = tanh(gt[2 * H + j])
+                gt[3 * H + j] = sigmoid(gt[3 * H + j])
+                cn[j] = gt[H + j] * cp[j] + gt[j] * gt[2 * H + j]
                 mc += cn[j]
             mc *= inv_h
-            sc = zero_like(inv_h)
-            for j in range(H):
+            vs = pzero(cn)
+            for j in range(0, stop, V):
+                d = pload(cn, j) - mc
+                vs = vs + d * d
+            sc = vsum(vs)
+            for j in range(stop, H):
                 d = cn[j] - mc
                 sc += d * d
             rc = one_like(inv_h) / math.sqrt(sc * inv_h + eps)
-            for j in range(H):
+            for j in range(0, stop, V):
+                z = (pload(cn, j) - mc) * rc
+                pstore(cz, j, z)
+                pstore(hnext, j, pload(gt, 3 * H + j) * vtanh(pload(gain_c, j) * z + pload(bias_c, j)))
+            for j in range(stop, H):
                 cz[j] = (cn[j] - mc) * rc
-                hnext[j] = o[j] * tanh(gain_c[j] * cz[j] + bias_c[j])
+                hnext[j] = gt[3 * H + j] * tanh(gain_c[j] * cz[j] + bias_c[j])
             r[0], r[1], r[2] = rx, rh, rc
-
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
 def lnlstm_backward_rows(s0, s1, dh_in, lengths, c, gates, xnorm, hnorm, cnorm, rstd, gain_ih, gain_hh, gain_c,
@@ -147,62 +164,89 @@ def lnlstm_backward_rows(s0, s1, dh_in, lengths, c, gates, xnorm, hnorm, cnorm, 
                 dq[:] = 0
                 copy(d, ds)
                 continue
-            gt, cz, r = gates[t, b], cnorm[t, b], rstd[t, b]
-            i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]
-            di, df, dg, do = dp[:H], dp[H:2 * H], dp[2 * H:3 * H], dp[3 * H:]
-            acc = dnorm[b]
-            a_b, a_xi, a_hh, a_gc, a_bc = acc[:G], acc[G:2 * G], acc[2 * G:3 * G], acc[3 * G:3 * G + H], acc[3 * G + H:]
-            # through h = o tanh(gain_c cn + bias_c): y = dn gain_c, kept in dq's first block for now
-            y = dq[:H]
-            m1 = zero_like(inv_h)
-            m2 = zero_like(inv_h)
-            for j in range(H):
+            gt, cz, r, cp = gates[t, b], cnorm[t, b], rstd[t, b], c[t, b]
+            acc = dnorm[b]  # its blocks: both biases, gain_ih, gain_hh (G each), gain_c, bias_c (H each)
+            gc, bc = 3 * G, 3 * G + H  # acc's gain_c and bias_c sums start here
+            # through h = o tanh(gain_c cn + bias_c): y = dn gain_c, kept in dq's first H for now.
+            # The H-wide loops: float32 in registers, then the rest unit by unit (cpu/simd.py)
+            stop, V = vsplit(0, H, gt)
+            v1, v2 = pzero(cz), pzero(cz)
+            for j in range(0, stop, V):
+                z, o, s = pload(cz, j), pload(gt, 3 * H + j), pload(ds, j)
+                tn = vtanh(pload(gain_c, j) * z + pload(bias_c, j))
+                pstore(dp, 3 * H + j, s * tn * o * (1.0 - o))
+                dn = s * o * (1.0 - tn * tn)
+                pstore(acc, gc + j, pload(acc, gc + j) + dn * z)
+                pstore(acc, bc + j, pload(acc, bc + j) + dn)
+                y = dn * pload(gain_c, j)
+                pstore(dq, j, y)
+                v1 = v1 + y
+                v2 = v2 + y * z
+            m1, m2 = vsum(v1), vsum(v2)
+            for j in range(stop, H):
+                o = gt[3 * H + j]
                 tn = tanh(gain_c[j] * cz[j] + bias_c[j])
-                do[j] = ds[j] * tn * o[j] * (one - o[j])
-                dn = ds[j] * o[j] * (one - tn * tn)
-                a_gc[j] += dn * cz[j]
-                a_bc[j] += dn
-                y[j] = dn * gain_c[j]
-                m1 += y[j]
-                m2 += y[j] * cz[j]
+                dp[3 * H + j] = ds[j] * tn * o * (one - o)
+                dn = ds[j] * o * (one - tn * tn)
+                acc[gc + j] += dn * cz[j]
+                acc[bc + j] += dn
+                dq[j] = dn * gain_c[j]
+                m1 += dq[j]
+                m2 += dq[j] * cz[j]
             m1 *= inv_h
             m2 *= inv_h
-            rc, cp = r[2], c[t, b]
-            for j in range(H):
-                dcn = dcb[j] + rc * (y[j] - m1 - cz[j] * m2)  # dL/dc_t: carried, and through the LayerNorm
-                di[j] = dcn * g[j] * i[j] * (one - i[j])
-                df[j] = dcn * cp[j] * f[j] * (one - f[j])
-                dg[j] = dcn * i[j] * (one - g[j] * g[j])
-                dcb[j] = dcn * f[j]
+            rc = r[2]
+            for j in range(0, stop, V):  # dL/dc_t: carried, and through the LayerNorm
+                dcn = pload(dcb, j) + rc * (pload(dq, j) - m1 - pload(cz, j) * m2)
+                i, f, g = pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j)
+                pstore(dp, j, dcn * g * i * (1.0 - i))
+                pstore(dp, H + j, dcn * pload(cp, j) * f * (1.0 - f))
+                pstore(dp, 2 * H + j, dcn * i * (1.0 - g * g))
+                pstore(dcb, j, dcn * f)
+            for j in range(stop, H):
+                i, f, g = gt[j], gt[H + j], gt[2 * H + j]
+                dcn = dcb[j] + rc * (dq[j] - m1 - cz[j] * m2)
+                dp[j] = dcn * g * i * (one - i)
+                dp[H + j] = dcn * cp[j] * f * (one - f)
+                dp[2 * H + j] = dcn * i * (one - g * g)
+                dcb[j] = dcn * f
             xn, hn = xnorm[t, b], hnorm[t, b]
-            s1x = zero_like(inv_g)
-            s2x = zero_like(inv_g)
-            s1h = zero_like(inv_g)
-            s2h = zero_like(inv_g)
-            for j in range(G):  # the sums first, then one store per loop (as in the forward)
+            stop, V = vsplit(0, G, gt)
+            w1x, w2x, w1h, w2h = pzero(xn), pzero(xn), pzero(xn), pzero(xn)
+            for j in range(0, stop, V):  # the LayerNorms' sums, and the gains' and shifts' gradients
+                p, x_, h_ = pload(dp, j), pload(xn, j), pload(hn, j)
+                yx, yh = p * pload(gain_ih, j), p * pload(gain_hh, j)
+                w1x = w1x + yx
+                w2x = w2x + yx * x_
+                w1h = w1h + yh
+                w2h = w2h + yh * h_
+                pstore(acc, j, pload(acc, j) + p)
+                pstore(acc, G + j, pload(acc, G + j) + p * x_)
+                pstore(acc, 2 * G + j, pload(acc, 2 * G + j) + p * h_)
+            s1x, s2x, s1h, s2h = vsum(w1x), vsum(w2x), vsum(w1h), vsum(w2h)
+            for j in range(stop, G):
                 yx, yh = dp[j] * gain_ih[j], dp[j] * gain_hh[j]
                 s1x += yx
                 s2x += yx * xn[j]
                 s1h += yh
                 s2h += yh * hn[j]
-            for j in range(G):
-                a_b[j] += dp[j]
-            for j in range(G):
-                a_xi[j] += dp[j] * xn[j]
-            for j in range(G):
-                a_hh[j] += dp[j] * hn[j]
+                acc[j] += dp[j]
+                acc[G + j] += dp[j] * xn[j]
+                acc[2 * G + j] += dp[j] * hn[j]
             s1x *= inv_g
             s2x *= inv_g
             s1h *= inv_g
             s2h *= inv_g
             rx, rh = r[0], r[1]
-            for j in range(G):
+            for j in range(0, stop, V):
+                p = pload(dp, j)
+                pstore(dq, j, rh * (p * pload(gain_hh, j) - s1h - pload(hn, j) * s2h))
+                pstore(dp, j, rx * (p * pload(gain_ih, j) - s1x - pload(xn, j) * s2x))
+            for j in range(stop, G):
                 dq[j] = rh * (dp[j] * gain_hh[j] - s1h - hn[j] * s2h)
-            for j in range(G):
                 dp[j] = rx * (dp[j] * gain_ih[j] - s1x - xn[j] * s2x)
             d[:] = 0
         add_recurrent_grad(dgh[w], w_bwd, dh, b0, b1)
-
 
 # --------------------------------------------------------------------------- CPU binding
 def prepare(cell, tape, w_hh, b_ih, b_hh, extra):
@@ -213,13 +257,11 @@ def prepare(cell, tape, w_hh, b_ih, b_hh, extra):
     tape.norm = extra
     tape.consts = np.array([1.0 / (4 * H), 1.0 / H, EPS], b_ih.dtype)
 
-
 def forward(cell, tape, lengths):
     n, w = tape.norm, tape.weights
     run_split(lnlstm_forward_rows, (tape.xproj, w.bias, n["gain_ih"], n["gain_hh"], n["gain_c"], n["bias_c"],
                                     tape.consts, w.fwd, lengths, tape.h, tape.c, tape.gates, tape.gh, tape.xnorm,
                                     tape.hnorm, tape.cnorm, tape.rstd), tape.B, MIN_ROWS, ROW_BLOCK)
-
 
 def backward(cell, tape, s0, s1, dh_in, lengths, dgi, dgh, dh_seq):
     n = tape.norm

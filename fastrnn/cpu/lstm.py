@@ -18,7 +18,38 @@ from ..cells._math import copy, one_like, sigmoid, tanh
 from ..config import CACHE, COL_ALIGN, ERROR_MODEL, FASTMATH, MIN_COL_UNITS, MIN_ROWS, ROW_BLOCK
 from .barrier import arrive
 from .product import add_recurrent_grad, matmul_packed, prepare_dense, unit_cols
+from .simd import pload, pstore, vsigmoid, vsplit, vtanh
 from .threads import run_columns, run_split, share_columns
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _gate_acts(a, xp, bias, gt, cp, cn, hn, H, u0, u1):
+    """One sequence-step of the forward pointwise part, units u0..u1-1: gates gt (4H,) from the
+    recurrent product a, xp = W_ih x_t and the summed bias (each (4H,), blocks i, f, g, o),
+    then c_t = cn and h_t = hn from c_{t-1} = cp (each (H,)). float32 in registers, the rest
+    (and float64) unit by unit (simd.py says why)."""
+    stop, V = vsplit(u0, u1, gt)
+    for q in range(4):  # a gate block per loop: one loop over all four spills its 16 row addresses
+        lo = q * H
+        if q == 2:
+            for j in range(lo + u0, lo + stop, V):
+                pstore(gt, j, vtanh(pload(a, j) + pload(xp, j) + pload(bias, j)))
+        else:
+            for j in range(lo + u0, lo + stop, V):
+                pstore(gt, j, vsigmoid(pload(a, j) + pload(xp, j) + pload(bias, j)))
+    for j in range(u0, stop, V):
+        i, f, g, o = pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j), pload(gt, 3 * H + j)
+        cj = f * pload(cp, j) + i * g
+        pstore(cn, j, cj)
+        pstore(hn, j, o * vtanh(cj))
+    for j in range(stop, u1):
+        i = sigmoid(a[j] + xp[j] + bias[j])
+        f = sigmoid(a[H + j] + xp[H + j] + bias[H + j])
+        g = tanh(a[2 * H + j] + xp[2 * H + j] + bias[2 * H + j])
+        o = sigmoid(a[3 * H + j] + xp[3 * H + j] + bias[3 * H + j])
+        gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j] = i, f, g, o
+        cn[j] = f * cp[j] + i * g
+        hn[j] = o * tanh(cn[j])
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -44,38 +75,35 @@ def lstm_forward_rows(xproj, bias, w_fwd, lengths, h, c, gates, gh, b0, b1):
                 copy(c[t + 1, b], c[t, b])
                 gt[:] = 0
                 continue
-            a, xp = gh[b], xproj[t, b]
-            # one contiguous loop per nonlinearity, so each vectorizes; each from 0 over views:
-            # a loop from an offset (range(2 * H, 3 * H)) did not vectorize (2x slower)
-            for j in range(2 * H):  # i, f
-                gt[j] = sigmoid(a[j] + xp[j] + bias[j])
-            i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]
-            ag, xg, bg = a[2 * H:3 * H], xp[2 * H:3 * H], bias[2 * H:3 * H]
-            for j in range(H):
-                g[j] = tanh(ag[j] + xg[j] + bg[j])
-            ao, xo, bo = a[3 * H:], xp[3 * H:], bias[3 * H:]
-            for j in range(H):
-                o[j] = sigmoid(ao[j] + xo[j] + bo[j])
-            cp, cn, hn = c[t, b], c[t + 1, b], h[t + 1, b]
-            for j in range(H):
-                cn[j] = f[j] * cp[j] + i[j] * g[j]
-                hn[j] = o[j] * tanh(cn[j])
+            _gate_acts(gh[b], xproj[t, b], bias, gt, c[t, b], c[t + 1, b], h[t + 1, b], H, 0, H)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
-def _gate_grads(i, f, g, o, cp, cn, ds, dcb, di, df, dg, do):
-    """One sequence-step of the backward pointwise part, over equal-length views of the units
-    (both kernels below): the gate pre-activation gradients di, df, dg, do, and dcb (dL/dc)
-    carried from c_t to c_{t-1}; ds = dL/dh_t."""
-    one = one_like(cn[0])
-    for j in range(cn.shape[0]):
+def _gate_grads(gt, cp, cn, ds, dcb, dp, H, u0, u1):
+    """One sequence-step of the backward pointwise part, units u0..u1-1 (both kernels below):
+    the gate pre-activation gradients dp (4H,) from the gates gt (4H,), c_{t-1} = cp, c_t = cn
+    and ds = dL/dh_t; dcb (dL/dc) carried from c_t to c_{t-1}. Registers, then scalars, as
+    _gate_acts."""
+    stop, V = vsplit(u0, u1, gt)
+    for j in range(u0, stop, V):
+        i, f, g, o = pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j), pload(gt, 3 * H + j)
+        s, tc = pload(ds, j), vtanh(pload(cn, j))
+        dcn = pload(dcb, j) + s * o * (1.0 - tc * tc)
+        pstore(dp, j, dcn * g * i * (1.0 - i))
+        pstore(dp, H + j, dcn * pload(cp, j) * f * (1.0 - f))
+        pstore(dp, 2 * H + j, dcn * i * (1.0 - g * g))
+        pstore(dp, 3 * H + j, s * tc * o * (1.0 - o))
+        pstore(dcb, j, dcn * f)
+    one = one_like(gt[0])
+    for j in range(stop, u1):
+        i, f, g, o = gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j]
         tc = tanh(cn[j])
-        dcn = dcb[j] + ds[j] * o[j] * (one - tc * tc)
-        di[j] = dcn * g[j] * i[j] * (one - i[j])
-        df[j] = dcn * cp[j] * f[j] * (one - f[j])
-        dg[j] = dcn * i[j] * (one - g[j] * g[j])
-        do[j] = ds[j] * tc * o[j] * (one - o[j])
-        dcb[j] = dcn * f[j]
+        dcn = dcb[j] + ds[j] * o * (one - tc * tc)
+        dp[j] = dcn * g * i * (one - i)
+        dp[H + j] = dcn * cp[j] * f * (one - f)
+        dp[2 * H + j] = dcn * i * (one - g * g)
+        dp[3 * H + j] = ds[j] * tc * o * (one - o)
+        dcb[j] = dcn * f
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -102,11 +130,7 @@ def lstm_backward_rows(s0, s1, dh_in, lengths, c, gates, w_bwd, dpre, dh_seq, dh
                 dp[:] = 0
                 copy(d, ds)
                 continue
-            gt = gates[t, b]
-            i, f, g, o = gt[:H], gt[H:2 * H], gt[2 * H:3 * H], gt[3 * H:]
-            di, df, dg, do = dp[:H], dp[H:2 * H], dp[2 * H:3 * H], dp[3 * H:]
-            cp, cn = c[t, b], c[t + 1, b]
-            _gate_grads(i, f, g, o, cp, cn, ds, dcb, di, df, dg, do)
+            _gate_grads(gates[t, b], c[t, b], c[t + 1, b], ds, dcb, dp, H, 0, H)
             d[:] = 0
         add_recurrent_grad(dpre[w], w_bwd, dh, b0, b1)
 
@@ -117,10 +141,7 @@ def lstm_forward_cols(xproj, bias, w_fwd, lengths, h, c, gates, gh, flags, me, n
     sequence, hidden units u0..u1-1 (their i, f, g, o columns) on this thread, the n threads
     meeting at a barrier after each step, since the next step's product reads every unit of
     h_t (threads.run_columns). Arguments as lstm_forward_rows. Returns False if the barrier
-    gave up.
-
-    The pointwise loops run over views that start at the thread's first unit: a loop from a
-    runtime offset did not vectorize (measured 2-7x slower)."""
+    gave up. The pointwise part is _gate_acts on this thread's units, as in the row kernel."""
     T, B, G = xproj.shape
     H = G // 4
     U = u1 - u0
@@ -135,20 +156,8 @@ def lstm_forward_cols(xproj, bias, w_fwd, lengths, h, c, gates, gh, flags, me, n
                     cn[j] = cp[j]
                     i[j] = f[j] = g[j] = o[j] = 0
                 continue
-            a, xp = gh[b], xproj[t, b]
-            unit_cols(h[t, b], w_fwd, a, H, u0, u1, 0.0)
-            for q in range(4):
-                lo = q * H + u0
-                gq, aq, xq, bq = gt[lo:lo + U], a[lo:lo + U], xp[lo:lo + U], bias[lo:lo + U]
-                if q == 2:
-                    for j in range(U):
-                        gq[j] = tanh(aq[j] + xq[j] + bq[j])
-                else:
-                    for j in range(U):
-                        gq[j] = sigmoid(aq[j] + xq[j] + bq[j])
-            for j in range(U):
-                cn[j] = f[j] * cp[j] + i[j] * g[j]
-                hn[j] = o[j] * tanh(cn[j])
+            unit_cols(h[t, b], w_fwd, gh[b], H, u0, u1, 0.0)
+            _gate_acts(gh[b], xproj[t, b], bias, gt, c[t, b], c[t + 1, b], h[t + 1, b], H, u0, u1)
         if not arrive(flags, me, n, t + 1):
             return False
     return True
@@ -164,7 +173,7 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_bwd, dpre, dh_seq, dh
     for t in range(s1, s0 - 1, -1):
         w = t - s0
         for b in range(B):
-            d, dcb, din, ds = dh[b, u0:u1], dc[b, u0:u1], dh_in[w, b, u0:u1], dh_seq[w, b, u0:u1]
+            d, din, ds = dh[b, u0:u1], dh_in[w, b, u0:u1], dh_seq[w, b, u0:u1]
             dp = dpre[w, b]
             di, df, dg, do = dp[u0:u1], dp[H + u0:H + u1], dp[2 * H + u0:2 * H + u1], dp[3 * H + u0:3 * H + u1]
             for j in range(U):
@@ -174,10 +183,7 @@ def lstm_backward_cols(s0, s1, dh_in, lengths, c, gates, w_bwd, dpre, dh_seq, dh
                     di[j] = df[j] = dg[j] = do[j] = 0
                     d[j] = ds[j]
                 continue
-            gt = gates[t, b]
-            i, f, g, o = gt[u0:u1], gt[H + u0:H + u1], gt[2 * H + u0:2 * H + u1], gt[3 * H + u0:3 * H + u1]
-            cp, cn = c[t, b, u0:u1], c[t + 1, b, u0:u1]
-            _gate_grads(i, f, g, o, cp, cn, ds, dcb, di, df, dg, do)
+            _gate_grads(gates[t, b], c[t, b], c[t + 1, b], dh_seq[w, b], dc[b], dp, H, u0, u1)
             for j in range(U):
                 d[j] = 0
         if not arrive(flags, me, n, s1 - t + 1):

@@ -1,4 +1,5 @@
-"""One vector register as a Numba value, for the recurrent product's micro-kernel (product.py).
+"""One vector register as a Numba value: the recurrent product's micro-kernel (product.py) and
+the float32 pointwise loops of the gated cells (lstm.py, gru.py, lnlstm.py).
 
 LLVM vectorizes a loop that sums along a contiguous axis (a dot product), but not the other
 shape of a matrix product: a tile of the output kept in registers while a k loop adds
@@ -15,21 +16,48 @@ update one FMA instruction.
     vstore(row, j, v)    row[j : j + width] = v
     vfma(acc, x, v)      acc + x * v, x a scalar broadcast to every lane
     vadd(a, b), vget(v, lane)
+    + - * /              between registers, or a register and a scalar (broadcast)
+    vsum(v)              the lanes' sum, as a tree of halves (the same bits on every run)
+    pload(row, j), pzero(arr)   as vload and vzero, POINTWISE_BYTES wide (16 float32 lanes)
+    vsplit(u0, u1, arr)  (stop, V): pload's registers cover [u0, stop) in steps of V, scalars
+                         the rest; V = 16 for float32, and for any other dtype stop = u0
+    vtanh(v), vsigmoid(v)   float32 values: _math's rational tanh, lane by lane (the same bits)
+
+Why the pointwise loops: LLVM vectorizes them itself, but on this AVX-512 machine it picks 16
+lanes unrolled 4 times (its remarks: width 16, interleave 4), 64 units a pass, so a row of 32
+units runs wholly in the scalar remainder loop. Written with these values the LSTM's backward
+pointwise part at H = 32 took 0.8 ns a unit against 2.0 (in isolation; the kernels' own
+timings are in bench/PROFILE.md). A kernel loops over values on [u0, stop) (vsplit), then
+over the remaining units as scalars: float64 (stop = u0) keeps the scalar loop whole, with
+libm's tanh and exp. The results do not depend on the thread count: a row kernel's units
+start at 0, and the column split cuts on multiples of COL_ALIGN = 16 (config.py), so a unit
+falls in the same part (registers or scalars) however many threads share the row. Each loop
+reads and writes few rows: one loop over all four of the LSTM's gates and its state kept 16
+row addresses live, more than the CPU's registers (its forward at H = 128 was 5% slower than
+LLVM's loops).
+
+Numba's cache does not follow these functions into the kernels that inline them: after
+changing one, clear the kernels' cache (``find fastrnn -name '*.nb[ic]' -delete``).
 
 No bounds are checked: callers keep j + width within the row.
 """
+import operator
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic, models, register_model
+from numba.extending import intrinsic, models, overload, register_jitable, register_model
+
+from ..config import FASTMATH
+from ..cells._math import A1, A3, A5, A7, A9, A11, A13, B0, B2, B4, B6, CLAMP, HALF
 
 REGISTER_BYTES = 32  # AVX2; on a narrower machine LLVM splits each value into two registers
 
 
 class Vector(types.Type):
-    def __init__(self, dtype):
+    def __init__(self, dtype, nbytes=REGISTER_BYTES):
         self.dtype = dtype
-        self.width = REGISTER_BYTES * 8 // dtype.bitwidth
+        self.width = nbytes * 8 // dtype.bitwidth
         super().__init__(name=f"Vector({dtype} x {self.width})")
 
 
@@ -92,6 +120,36 @@ def vstore(typingctx, row, j, v):
     return types.none(row, j, v), codegen
 
 
+POINTWISE_BYTES = 64  # the pointwise loops' values: one AVX-512 register, two AVX2 ones
+
+
+@intrinsic
+def pload(typingctx, row, j):
+    """vload of POINTWISE_BYTES: the pointwise loops' value."""
+    if not (_is_row(row) and isinstance(j, types.Integer)):
+        return None
+    vt = Vector(row.dtype, POINTWISE_BYTES)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vt)
+        return builder.load(_address(context, builder, sig.args[0], args[0], args[1], vty),
+                            align=row.dtype.bitwidth // 8)
+    return vt(row, j), codegen
+
+
+pstore = vstore  # stores any Vector of the row's dtype
+
+
+@intrinsic
+def pzero(typingctx, arr):
+    """A pointwise value (pload's) of zeros in arr's dtype: a sum's start."""
+    vt = Vector(arr.dtype, POINTWISE_BYTES)
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(vt), None)
+    return vt(arr), codegen
+
+
 @intrinsic
 def vfma(typingctx, acc, x, v):
     if not (isinstance(acc, Vector) and acc == v and isinstance(x, (types.Float, types.Integer))):
@@ -128,3 +186,114 @@ def vget(typingctx, v, lane):
     def codegen(context, builder, sig, args):
         return builder.extract_element(args[0], args[1])
     return v.dtype(v, lane), codegen
+
+
+@intrinsic
+def _lanes32(typingctx, arr):
+    width = POINTWISE_BYTES * 8 // 32 if arr.dtype == types.float32 else 0
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, width)
+    return types.intp(arr), codegen
+
+
+@register_jitable
+def vsplit(u0, u1, arr):
+    V = _lanes32(arr)
+    if V == 0:
+        return u0, 1
+    return u1 - (u1 - u0) % V, V
+
+
+def _splat(builder, x, vty):
+    lanes = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined), lanes)
+
+
+_FLAGS = tuple(sorted(FASTMATH))  # the scalar kernels' flags (config.FASTMATH), so both round alike
+
+
+def _arith(op):
+    """A lane-wise operation as an intrinsic: register op register, scalar op register or
+    register op scalar (the scalar cast to the lanes' dtype and broadcast). 'contract' lets
+    LLVM fuse a product into the sum that takes it, as the scalar kernels' flags do."""
+    @intrinsic
+    def lanewise(typingctx, a, b):
+        vec = a if isinstance(a, Vector) else b
+        if not isinstance(vec, Vector):
+            return None
+        for x in (a, b):
+            if not (x == vec or isinstance(x, (types.Float, types.Integer))):
+                return None
+
+        def codegen(context, builder, sig, args):
+            vty = context.get_value_type(vec)
+            ops = [v if t == vec else _splat(builder, context.cast(builder, v, t, vec.dtype), vty)
+                   for v, t in zip(args, sig.args)]
+            return getattr(builder, op)(ops[0], ops[1], flags=_FLAGS)
+        return vec(a, b), codegen
+    return lanewise
+
+
+_vadd, _vsub, _vmul, _vdiv = _arith("fadd"), _arith("fsub"), _arith("fmul"), _arith("fdiv")
+
+
+def _operator(op, fn):
+    @overload(op)
+    def _ov(a, b):
+        if isinstance(a, Vector) or isinstance(b, Vector):
+            return lambda a, b: fn(a, b)
+
+
+for _op, _fn in ((operator.add, _vadd), (operator.sub, _vsub), (operator.mul, _vmul), (operator.truediv, _vdiv)):
+    _operator(_op, _fn)
+
+
+@intrinsic
+def _clamp(typingctx, v, lo, hi):
+    """min(max(v, lo), hi) lane by lane, as _math's scalar min/max: a NaN lane stays NaN."""
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        lo_v = _splat(builder, context.cast(builder, args[1], sig.args[1], v.dtype), vty)
+        hi_v = _splat(builder, context.cast(builder, args[2], sig.args[2], v.dtype), vty)
+        x = builder.select(builder.fcmp_ordered("<", args[0], lo_v), lo_v, args[0])
+        return builder.select(builder.fcmp_ordered(">", x, hi_v), hi_v, x)
+    return v(v, lo, hi), codegen
+
+
+@intrinsic
+def vsum(typingctx, v):
+    """The lanes' sum as a tree, halves added until one lane is left (16 lanes: 4 dependent
+    adds, where a lane-by-lane chain is 15); a fixed order, so the same bits on every run."""
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x, n = args[0], v.width
+        while n > 1:
+            n //= 2
+            lo = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(n))))
+            hi = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(n, 2 * n))))
+            x = builder.fadd(lo, hi)
+        return builder.extract_element(x, ir.Constant(ir.IntType(32), 0))
+    return v.dtype(v), codegen
+
+
+@register_jitable
+def vtanh(x):
+    """_math's float32 tanh (a rational function of x^2 on [-CLAMP, CLAMP]) on a register."""
+    x = _clamp(x, -CLAMP, CLAMP)
+    x2 = x * x
+    p = ((((((A13 * x2 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1) * x
+    q = ((B6 * x2 + B4) * x2 + B2) * x2 + B0
+    return p / q
+
+
+@register_jitable
+def vsigmoid(x):
+    return HALF + HALF * vtanh(HALF * x)
+
