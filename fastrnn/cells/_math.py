@@ -1,4 +1,6 @@
-"""Scalar nonlinearities shared by the cell kernels, specialized by precision.
+"""Scalar nonlinearities shared by the cell kernels, specialized by precision; the CPU kernels
+also call them on a register of float32 lanes (cpu/simd.py's Vector, a ``Lanes`` type), so
+that a pointwise formula is written once for its register loop and its scalar remainder.
 
 float64: libm's tanh and exp, so the float64 kernels match the NumPy reference to ~1e-15.
 float32: a branch-free rational tanh (the minimax approximation Eigen uses for float tanh),
@@ -29,6 +31,18 @@ HALF = np.float32(0.5)
 JIT = dict(fastmath=FASTMATH, error_model=ERROR_MODEL)
 
 
+class Lanes(types.Type):
+    """The base of cpu/simd.py's register type: a value of several lanes of ``dtype``, on
+    which tanh, sigmoid, one_like and zero_like below work lane by lane (float32 lanes only
+    for tanh and sigmoid). Declared here so that this module need not import the CPU's."""
+
+
+def _is_f32(x):
+    """float32, or a register of float32 lanes."""
+    t = x.dtype if isinstance(x, Lanes) else x
+    return isinstance(t, types.Float) and t.bitwidth == 32
+
+
 def tanh(x):
     """tanh; float32 arguments take the vectorizable rational form (see module doc)."""
     return math.tanh(x)
@@ -38,8 +52,19 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def clamp(x, lo, hi):
+    """min(max(x, lo), hi): a NaN stays NaN. cpu/simd.py adds the register form."""
+    return min(max(x, lo), hi)
+
+
+@overload(clamp, inline="always")
+def _ov_clamp(x, lo, hi):
+    if isinstance(x, types.Float):
+        return lambda x, lo, hi: min(max(x, lo), hi)
+
+
 def _tanh32(x):
-    x = min(max(x, -CLAMP), CLAMP)
+    x = clamp(x, -CLAMP, CLAMP)
     x2 = x * x
     p = ((((((A13 * x2 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1) * x
     q = ((B6 * x2 + B4) * x2 + B2) * x2 + B0
@@ -48,30 +73,32 @@ def _tanh32(x):
 
 @overload(tanh, jit_options=JIT)
 def _ov_tanh(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
+    if _is_f32(x):
         return _tanh32
-    return lambda x: math.tanh(x)
+    if isinstance(x, types.Float):
+        return lambda x: math.tanh(x)
 
 
 @overload(sigmoid, jit_options=JIT)
 def _ov_sigmoid(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
+    if _is_f32(x):
         def impl(x):
             return HALF + HALF * tanh(HALF * x)
         return impl
-    # exp(-x) overflows to inf for x << 0 and 1/(1+inf) = 0 is right: no branch, no ninf flag
-    return lambda x: 1.0 / (1.0 + math.exp(-x))
+    if isinstance(x, types.Float):
+        # exp(-x) overflows to inf for x << 0 and 1/(1+inf) = 0 is right: no branch, no ninf flag
+        return lambda x: 1.0 / (1.0 + math.exp(-x))
 
 
 def one_like(x):
-    """1 in the type of x: keeps float32 arithmetic in float32 (a bare 1.0 is float64 and
-    would widen every expression it touches)."""
+    """1 in the type of x (a register's: its lanes'): keeps float32 arithmetic in float32 (a
+    bare 1.0 is float64 and would widen every expression it touches)."""
     return 1.0
 
 
 @overload(one_like, inline="always")
 def _ov_one_like(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
+    if _is_f32(x):
         return lambda x: np.float32(1.0)
     return lambda x: 1.0
 
@@ -83,7 +110,7 @@ def zero_like(x):
 
 @overload(zero_like, inline="always")
 def _ov_zero_like(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
+    if _is_f32(x):
         return lambda x: np.float32(0.0)
     return lambda x: 0.0
 

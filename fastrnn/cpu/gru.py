@@ -19,8 +19,29 @@ from numba import njit
 from ..cells._math import copy, one_like, sigmoid, tanh
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from .product import add_recurrent_grad, matmul_packed, prepare_dense
-from .simd import pload, pstore, vsigmoid, vsplit, vtanh
+from .simd import pload, pstore, vsplit
 from .threads import run_split
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _new_state(an, bn_h, xn, bn_i, r, z, hp):
+    """One unit, or a register of units (cpu/simd.py): (q, n, h_t) with q = W_hn h + b_hn from
+    its product an and bias bn_h, n = tanh(xn + bn_i + r q), h_t = n + z (h_{t-1} - n)."""
+    q = an + bn_h
+    n = tanh(xn + bn_i + r * q)
+    return q, n, n + z * (hp - n)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _unit_grads(g, r, z, n, q, hp):
+    """The backward step of one unit, or a register of units, with g = dL/dh_t and q = W_hn
+    h_{t-1} + b_hn (module doc): (dr', dz', dn', dn' r, g z), the last two the n block's
+    recurrent-side gradient and dL/dh_{t-1}'s direct part."""
+    one = one_like(g)
+    dnp = g * (one - z) * (one - n * n)
+    drp = dnp * q * r * (one - r)
+    dzp = g * (hp - n) * z * (one - z)
+    return drp, dzp, dnp, dnp * r, g * z
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -52,21 +73,19 @@ def gru_forward_rows(xproj, bias, w_fwd, b_hn, lengths, h, gates, ghn, gh, b0, b
             # every loop: float32 in registers, then the rest unit by unit (cpu/simd.py)
             stop, V = vsplit(0, 2 * H, gt)
             for j in range(0, stop, V):  # r and z
-                pstore(gt, j, vsigmoid(pload(a, j) + pload(xp, j) + pload(bias, j)))
+                pstore(gt, j, sigmoid(pload(a, j) + pload(xp, j) + pload(bias, j)))
             for j in range(stop, 2 * H):
                 gt[j] = sigmoid(a[j] + xp[j] + bias[j])
             stop, V = vsplit(0, H, gt)
             for j in range(0, stop, V):
-                qj = pload(a, 2 * H + j) + pload(b_hn, j)
-                n = vtanh(pload(xp, 2 * H + j) + pload(bias, 2 * H + j) + pload(gt, j) * qj)
+                qj, n, hj = _new_state(pload(a, 2 * H + j), pload(b_hn, j), pload(xp, 2 * H + j), pload(bias, 2 * H + j),
+                                       pload(gt, j), pload(gt, H + j), pload(hp, j))
                 pstore(q, j, qj)
                 pstore(gt, 2 * H + j, n)
-                pstore(hn, j, n + pload(gt, H + j) * (pload(hp, j) - n))
+                pstore(hn, j, hj)
             for j in range(stop, H):
-                q[j] = a[2 * H + j] + b_hn[j]
-                n = tanh(xp[2 * H + j] + bias[2 * H + j] + gt[j] * q[j])
-                gt[2 * H + j] = n
-                hn[j] = n + gt[H + j] * (hp[j] - n)
+                q[j], gt[2 * H + j], hn[j] = _new_state(a[2 * H + j], b_hn[j], xp[2 * H + j], bias[2 * H + j],
+                                                        gt[j], gt[H + j], hp[j])
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -84,7 +103,6 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, dgi, dgh, dh
                        out: dL/dh_{s0-1}
     """
     H = dh.shape[1]
-    one = one_like(h[0, 0, 0])
     for t in range(s1, s0 - 1, -1):
         w = t - s0
         for b in range(b0, b1):
@@ -100,29 +118,20 @@ def gru_backward_rows(s0, s1, dh_in, lengths, h, gates, ghn, w_bwd, dgi, dgh, dh
             gt, hp, q = gates[t, b], h[t, b], ghn[t, b]
             stop, V = vsplit(0, H, gt)  # float32 in registers, then unit by unit (cpu/simd.py)
             for j in range(0, stop, V):
-                g, r, z, n = pload(ds, j), pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j)
-                dnp = g * (1.0 - z) * (1.0 - n * n)
-                drp = dnp * pload(q, j) * r * (1.0 - r)
-                dzp = g * (pload(hp, j) - n) * z * (1.0 - z)
+                drp, dzp, dnp, dnh, dd = _unit_grads(pload(ds, j), pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j),
+                                                     pload(q, j), pload(hp, j))
                 pstore(di, j, drp)
                 pstore(di, H + j, dzp)
                 pstore(di, 2 * H + j, dnp)
                 pstore(dr, j, drp)
                 pstore(dr, H + j, dzp)
-                pstore(dr, 2 * H + j, dnp * r)
-                pstore(d, j, g * z)
+                pstore(dr, 2 * H + j, dnh)
+                pstore(d, j, dd)
             for j in range(stop, H):
-                g, r, z, n = ds[j], gt[j], gt[H + j], gt[2 * H + j]
-                dnp = g * (one - z) * (one - n * n)
-                drp = dnp * q[j] * r * (one - r)
-                dzp = g * (hp[j] - n) * z * (one - z)
-                di[j] = drp
-                di[H + j] = dzp
-                di[2 * H + j] = dnp
-                dr[j] = drp
-                dr[H + j] = dzp
-                dr[2 * H + j] = dnp * r
-                d[j] = g * z
+                drp, dzp, dnp, dnh, dd = _unit_grads(ds[j], gt[j], gt[H + j], gt[2 * H + j], q[j], hp[j])
+                di[j], di[H + j], di[2 * H + j] = drp, dzp, dnp
+                dr[j], dr[H + j], dr[2 * H + j] = drp, dzp, dnh
+                d[j] = dd
         add_recurrent_grad(dgh[w], w_bwd, dh, b0, b1)
 
 

@@ -26,7 +26,7 @@ from ..cells._math import copy, one_like, sigmoid, tanh
 from ..cells.lnlstm import EPS
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MIN_ROWS, ROW_BLOCK
 from .product import add_recurrent_grad, matmul_packed, prepare_dense
-from .simd import pload, pstore, pzero, vsigmoid, vsplit, vsum, vtanh
+from .simd import pload, pstore, pzero, vsplit, vsum
 from .threads import run_split
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
@@ -59,6 +59,54 @@ def _moments(u, v, inv_n, eps):
     one = one_like(u[0])
     return mu, one / math.sqrt(qu * inv_n + eps), mv, one / math.sqrt(qv * inv_n + eps)
 
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _normed(xp, a, mx, rx, mh, rh, gi, gh, bias):
+    """One unit, or a register of units (cpu/simd.py): (x-hat, h-hat, the gate's
+    pre-activation gain_ih x-hat + gain_hh h-hat + bias)."""
+    x_, h_ = (xp - mx) * rx, (a - mh) * rh
+    return x_, h_, gi * x_ + gh * h_ + bias
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _cell(i, f, gp, op, cp):
+    """(g, o, c_t) from the activated i, f, the pre-activations of g and o, and c_{t-1}."""
+    g = tanh(gp)
+    return g, sigmoid(op), f * cp + i * g
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _out(c, mc, rc, o, gain_c, bias_c):
+    """(c-hat, h_t) from c_t, its row's mean and 1/std, and o."""
+    z = (c - mc) * rc
+    return z, o * tanh(gain_c * z + bias_c)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _out_grads(z, o, s, gain_c, bias_c):
+    """Back through h = o tanh(n), n = gain_c c-hat + bias_c, with s = dL/dh_t: (do', dn,
+    y = dn gain_c, the gradient at c-hat)."""
+    one = one_like(z)
+    tn = tanh(gain_c * z + bias_c)
+    dn = s * o * (one - tn * tn)
+    return s * tn * o * (one - o), dn, dn * gain_c
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _cell_grads(dc, y, z, m1, m2, rc, i, f, g, cp):
+    """dL/dc_t = the carried dc plus LN'(y) (m1, m2: the row's mean(y), mean(y c-hat)), then
+    the LSTM's (di', df', dg', dL/dc_{t-1})."""
+    one = one_like(dc)
+    dcn = dc + rc * (y - m1 - z * m2)
+    return dcn * g * i * (one - i), dcn * cp * f * (one - f), dcn * i * (one - g * g), dcn * f
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _ln_back(p, gain, vn, s1, s2, r):
+    """LN'(p gain; vn, r) of one unit or register, with s1, s2 the row's mean(p gain) and
+    mean(p gain vn) (module doc)."""
+    return r * (p * gain - s1 - vn * s2)
+
+
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
 def lnlstm_forward_rows(xproj, bias, gain_ih, gain_hh, gain_c, bias_c, consts, w_fwd, lengths, h, c, gates, gh,
                         xnorm, hnorm, cnorm, rstd, b0, b1):
@@ -87,34 +135,30 @@ def lnlstm_forward_rows(xproj, bias, gain_ih, gain_hh, gain_c, bias_c, consts, w
             # every loop: float32 in registers, then the rest unit by unit (cpu/simd.py)
             stop, V = vsplit(0, G, gt)
             for j in range(0, stop, V):
-                x_, h_ = (pload(xp, j) - mx) * rx, (pload(a, j) - mh) * rh
+                x_, h_, p = _normed(pload(xp, j), pload(a, j), mx, rx, mh, rh, pload(gain_ih, j), pload(gain_hh, j),
+                                    pload(bias, j))
                 pstore(xn, j, x_)
                 pstore(hn, j, h_)
-                pstore(gt, j, pload(gain_ih, j) * x_ + pload(gain_hh, j) * h_ + pload(bias, j))
+                pstore(gt, j, p)
             for j in range(stop, G):
-                xn[j] = (xp[j] - mx) * rx
-                hn[j] = (a[j] - mh) * rh
-                gt[j] = gain_ih[j] * xn[j] + gain_hh[j] * hn[j] + bias[j]
+                xn[j], hn[j], gt[j] = _normed(xp[j], a[j], mx, rx, mh, rh, gain_ih[j], gain_hh[j], bias[j])
             stop, V = vsplit(0, 2 * H, gt)
             for j in range(0, stop, V):  # i, f
-                pstore(gt, j, vsigmoid(pload(gt, j)))
+                pstore(gt, j, sigmoid(pload(gt, j)))
             for j in range(stop, 2 * H):
                 gt[j] = sigmoid(gt[j])
             cp, cn, hnext, cz = c[t, b], c[t + 1, b], h[t + 1, b], cnorm[t, b]
             stop, V = vsplit(0, H, gt)
             vm = pzero(cn)
             for j in range(0, stop, V):
-                g, o = vtanh(pload(gt, 2 * H + j)), vsigmoid(pload(gt, 3 * H + j))
+                g, o, cj = _cell(pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j), pload(gt, 3 * H + j), pload(cp, j))
                 pstore(gt, 2 * H + j, g)
                 pstore(gt, 3 * H + j, o)
-                cj = pload(gt, H + j) * pload(cp, j) + pload(gt, j) * g
                 pstore(cn, j, cj)
                 vm = vm + cj
             mc = vsum(vm)
             for j in range(stop, H):
-                gt[2 * H + j] = tanh(gt[2 * H + j])
-                gt[3 * H + j] = sigmoid(gt[3 * H + j])
-                cn[j] = gt[H + j] * cp[j] + gt[j] * gt[2 * H + j]
+                gt[2 * H + j], gt[3 * H + j], cn[j] = _cell(gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j], cp[j])
                 mc += cn[j]
             mc *= inv_h
             vs = pzero(cn)
@@ -127,12 +171,11 @@ def lnlstm_forward_rows(xproj, bias, gain_ih, gain_hh, gain_c, bias_c, consts, w
                 sc += d * d
             rc = one_like(inv_h) / math.sqrt(sc * inv_h + eps)
             for j in range(0, stop, V):
-                z = (pload(cn, j) - mc) * rc
+                z, hj = _out(pload(cn, j), mc, rc, pload(gt, 3 * H + j), pload(gain_c, j), pload(bias_c, j))
                 pstore(cz, j, z)
-                pstore(hnext, j, pload(gt, 3 * H + j) * vtanh(pload(gain_c, j) * z + pload(bias_c, j)))
+                pstore(hnext, j, hj)
             for j in range(stop, H):
-                cz[j] = (cn[j] - mc) * rc
-                hnext[j] = gt[3 * H + j] * tanh(gain_c[j] * cz[j] + bias_c[j])
+                cz[j], hnext[j] = _out(cn[j], mc, rc, gt[3 * H + j], gain_c[j], bias_c[j])
             r[0], r[1], r[2] = rx, rh, rc
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -152,7 +195,6 @@ def lnlstm_backward_rows(s0, s1, dh_in, lengths, c, gates, xnorm, hnorm, cnorm, 
     H = dh.shape[1]
     G = 4 * H
     inv_g, inv_h = consts[0], consts[1]
-    one = one_like(consts[0])
     for t in range(s1, s0 - 1, -1):
         w = t - s0
         for b in range(b0, b1):
@@ -168,48 +210,38 @@ def lnlstm_backward_rows(s0, s1, dh_in, lengths, c, gates, xnorm, hnorm, cnorm, 
             acc = dnorm[b]  # its blocks: both biases, gain_ih, gain_hh (G each), gain_c, bias_c (H each)
             gc, bc = 3 * G, 3 * G + H  # acc's gain_c and bias_c sums start here
             # through h = o tanh(gain_c cn + bias_c): y = dn gain_c, kept in dq's first H for now.
-            # The H-wide loops: float32 in registers, then the rest unit by unit (cpu/simd.py)
+            # Every loop: float32 in registers, then the rest unit by unit (cpu/simd.py)
             stop, V = vsplit(0, H, gt)
             v1, v2 = pzero(cz), pzero(cz)
             for j in range(0, stop, V):
-                z, o, s = pload(cz, j), pload(gt, 3 * H + j), pload(ds, j)
-                tn = vtanh(pload(gain_c, j) * z + pload(bias_c, j))
-                pstore(dp, 3 * H + j, s * tn * o * (1.0 - o))
-                dn = s * o * (1.0 - tn * tn)
+                z = pload(cz, j)
+                do, dn, y = _out_grads(z, pload(gt, 3 * H + j), pload(ds, j), pload(gain_c, j), pload(bias_c, j))
+                pstore(dp, 3 * H + j, do)
                 pstore(acc, gc + j, pload(acc, gc + j) + dn * z)
                 pstore(acc, bc + j, pload(acc, bc + j) + dn)
-                y = dn * pload(gain_c, j)
                 pstore(dq, j, y)
                 v1 = v1 + y
                 v2 = v2 + y * z
             m1, m2 = vsum(v1), vsum(v2)
             for j in range(stop, H):
-                o = gt[3 * H + j]
-                tn = tanh(gain_c[j] * cz[j] + bias_c[j])
-                dp[3 * H + j] = ds[j] * tn * o * (one - o)
-                dn = ds[j] * o * (one - tn * tn)
+                dp[3 * H + j], dn, dq[j] = _out_grads(cz[j], gt[3 * H + j], ds[j], gain_c[j], bias_c[j])
                 acc[gc + j] += dn * cz[j]
                 acc[bc + j] += dn
-                dq[j] = dn * gain_c[j]
                 m1 += dq[j]
                 m2 += dq[j] * cz[j]
             m1 *= inv_h
             m2 *= inv_h
             rc = r[2]
-            for j in range(0, stop, V):  # dL/dc_t: carried, and through the LayerNorm
-                dcn = pload(dcb, j) + rc * (pload(dq, j) - m1 - pload(cz, j) * m2)
-                i, f, g = pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j)
-                pstore(dp, j, dcn * g * i * (1.0 - i))
-                pstore(dp, H + j, dcn * pload(cp, j) * f * (1.0 - f))
-                pstore(dp, 2 * H + j, dcn * i * (1.0 - g * g))
-                pstore(dcb, j, dcn * f)
+            for j in range(0, stop, V):
+                di, df, dg, dc_ = _cell_grads(pload(dcb, j), pload(dq, j), pload(cz, j), m1, m2, rc, pload(gt, j),
+                                              pload(gt, H + j), pload(gt, 2 * H + j), pload(cp, j))
+                pstore(dp, j, di)
+                pstore(dp, H + j, df)
+                pstore(dp, 2 * H + j, dg)
+                pstore(dcb, j, dc_)
             for j in range(stop, H):
-                i, f, g = gt[j], gt[H + j], gt[2 * H + j]
-                dcn = dcb[j] + rc * (dq[j] - m1 - cz[j] * m2)
-                dp[j] = dcn * g * i * (one - i)
-                dp[H + j] = dcn * cp[j] * f * (one - f)
-                dp[2 * H + j] = dcn * i * (one - g * g)
-                dcb[j] = dcn * f
+                dp[j], dp[H + j], dp[2 * H + j], dcb[j] = _cell_grads(dcb[j], dq[j], cz[j], m1, m2, rc, gt[j], gt[H + j],
+                                                                      gt[2 * H + j], cp[j])
             xn, hn = xnorm[t, b], hnorm[t, b]
             stop, V = vsplit(0, G, gt)
             w1x, w2x, w1h, w2h = pzero(xn), pzero(xn), pzero(xn), pzero(xn)
@@ -240,11 +272,11 @@ def lnlstm_backward_rows(s0, s1, dh_in, lengths, c, gates, xnorm, hnorm, cnorm, 
             rx, rh = r[0], r[1]
             for j in range(0, stop, V):
                 p = pload(dp, j)
-                pstore(dq, j, rh * (p * pload(gain_hh, j) - s1h - pload(hn, j) * s2h))
-                pstore(dp, j, rx * (p * pload(gain_ih, j) - s1x - pload(xn, j) * s2x))
+                pstore(dq, j, _ln_back(p, pload(gain_hh, j), pload(hn, j), s1h, s2h, rh))
+                pstore(dp, j, _ln_back(p, pload(gain_ih, j), pload(xn, j), s1x, s2x, rx))
             for j in range(stop, G):
-                dq[j] = rh * (dp[j] * gain_hh[j] - s1h - hn[j] * s2h)
-                dp[j] = rx * (dp[j] * gain_ih[j] - s1x - xn[j] * s2x)
+                dq[j] = _ln_back(dp[j], gain_hh[j], hn[j], s1h, s2h, rh)
+                dp[j] = _ln_back(dp[j], gain_ih[j], xn[j], s1x, s2x, rx)
             d[:] = 0
         add_recurrent_grad(dgh[w], w_bwd, dh, b0, b1)
 

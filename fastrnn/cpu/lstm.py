@@ -18,38 +18,44 @@ from ..cells._math import copy, one_like, sigmoid, tanh
 from ..config import CACHE, COL_ALIGN, ERROR_MODEL, FASTMATH, MIN_COL_UNITS, MIN_ROWS, ROW_BLOCK
 from .barrier import arrive
 from .product import add_recurrent_grad, matmul_packed, prepare_dense, unit_cols
-from .simd import pload, pstore, vsigmoid, vsplit, vtanh
+from .simd import pload, pstore, vsplit
 from .threads import run_columns, run_split, share_columns
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _act(q, v):
+    """Gate block q's nonlinearity (i, f, g, o: sigmoid, sigmoid, tanh, sigmoid) of a
+    pre-activation v: one unit, or a register of units (cpu/simd.py)."""
+    return tanh(v) if q == 2 else sigmoid(v)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _state(i, f, g, o, cp):
+    """(c_t, h_t) from the gates and c_{t-1}: one unit, or a register of units."""
+    c = f * cp + i * g
+    return c, o * tanh(c)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
 def _gate_acts(a, xp, bias, gt, cp, cn, hn, H, u0, u1):
     """One sequence-step of the forward pointwise part, units u0..u1-1: gates gt (4H,) from the
     recurrent product a, xp = W_ih x_t and the summed bias (each (4H,), blocks i, f, g, o),
-    then c_t = cn and h_t = hn from c_{t-1} = cp (each (H,)). float32 in registers, the rest
-    (and float64) unit by unit (simd.py says why)."""
+    then c_t = cn and h_t = hn from c_{t-1} = cp (each (H,)). float32 units in registers up
+    to stop, the rest (and float64) one by one (simd.py says why); one loop per gate block:
+    one loop over all four spills its 16 row addresses."""
     stop, V = vsplit(u0, u1, gt)
-    for q in range(4):  # a gate block per loop: one loop over all four spills its 16 row addresses
+    for q in range(4):
         lo = q * H
-        if q == 2:
-            for j in range(lo + u0, lo + stop, V):
-                pstore(gt, j, vtanh(pload(a, j) + pload(xp, j) + pload(bias, j)))
-        else:
-            for j in range(lo + u0, lo + stop, V):
-                pstore(gt, j, vsigmoid(pload(a, j) + pload(xp, j) + pload(bias, j)))
+        for j in range(lo + u0, lo + stop, V):
+            pstore(gt, j, _act(q, pload(a, j) + pload(xp, j) + pload(bias, j)))
+        for j in range(lo + stop, lo + u1):
+            gt[j] = _act(q, a[j] + xp[j] + bias[j])
     for j in range(u0, stop, V):
-        i, f, g, o = pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j), pload(gt, 3 * H + j)
-        cj = f * pload(cp, j) + i * g
+        cj, hj = _state(pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j), pload(gt, 3 * H + j), pload(cp, j))
         pstore(cn, j, cj)
-        pstore(hn, j, o * vtanh(cj))
+        pstore(hn, j, hj)
     for j in range(stop, u1):
-        i = sigmoid(a[j] + xp[j] + bias[j])
-        f = sigmoid(a[H + j] + xp[H + j] + bias[H + j])
-        g = tanh(a[2 * H + j] + xp[2 * H + j] + bias[2 * H + j])
-        o = sigmoid(a[3 * H + j] + xp[3 * H + j] + bias[3 * H + j])
-        gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j] = i, f, g, o
-        cn[j] = f * cp[j] + i * g
-        hn[j] = o * tanh(cn[j])
+        cn[j], hn[j] = _state(gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j], cp[j])
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)
@@ -79,6 +85,18 @@ def lstm_forward_rows(xproj, bias, w_fwd, lengths, h, c, gates, gh, b0, b1):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _unit_grads(i, f, g, o, cp, cn, s, dc):
+    """The backward step of one unit, or a register of units: the gate pre-activation
+    gradients (di', df', dg', do') and dL/dc_{t-1}, from the gates, c_{t-1} = cp, c_t = cn,
+    s = dL/dh_t and dc = dL/dc_t from step t+1 (module doc)."""
+    one = one_like(i)
+    tc = tanh(cn)
+    dcn = dc + s * o * (one - tc * tc)
+    return (dcn * g * i * (one - i), dcn * cp * f * (one - f), dcn * i * (one - g * g),
+            s * tc * o * (one - o), dcn * f)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
 def _gate_grads(gt, cp, cn, ds, dcb, dp, H, u0, u1):
     """One sequence-step of the backward pointwise part, units u0..u1-1 (both kernels below):
     the gate pre-activation gradients dp (4H,) from the gates gt (4H,), c_{t-1} = cp, c_t = cn
@@ -86,24 +104,16 @@ def _gate_grads(gt, cp, cn, ds, dcb, dp, H, u0, u1):
     _gate_acts."""
     stop, V = vsplit(u0, u1, gt)
     for j in range(u0, stop, V):
-        i, f, g, o = pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j), pload(gt, 3 * H + j)
-        s, tc = pload(ds, j), vtanh(pload(cn, j))
-        dcn = pload(dcb, j) + s * o * (1.0 - tc * tc)
-        pstore(dp, j, dcn * g * i * (1.0 - i))
-        pstore(dp, H + j, dcn * pload(cp, j) * f * (1.0 - f))
-        pstore(dp, 2 * H + j, dcn * i * (1.0 - g * g))
-        pstore(dp, 3 * H + j, s * tc * o * (1.0 - o))
-        pstore(dcb, j, dcn * f)
-    one = one_like(gt[0])
+        di, df, dg, do, dc = _unit_grads(pload(gt, j), pload(gt, H + j), pload(gt, 2 * H + j), pload(gt, 3 * H + j),
+                                         pload(cp, j), pload(cn, j), pload(ds, j), pload(dcb, j))
+        pstore(dp, j, di)
+        pstore(dp, H + j, df)
+        pstore(dp, 2 * H + j, dg)
+        pstore(dp, 3 * H + j, do)
+        pstore(dcb, j, dc)
     for j in range(stop, u1):
-        i, f, g, o = gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j]
-        tc = tanh(cn[j])
-        dcn = dcb[j] + ds[j] * o * (one - tc * tc)
-        dp[j] = dcn * g * i * (one - i)
-        dp[H + j] = dcn * cp[j] * f * (one - f)
-        dp[2 * H + j] = dcn * i * (one - g * g)
-        dp[3 * H + j] = ds[j] * tc * o * (one - o)
-        dcb[j] = dcn * f
+        dp[j], dp[H + j], dp[2 * H + j], dp[3 * H + j], dcb[j] = _unit_grads(
+            gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j], cp[j], cn[j], ds[j], dcb[j])
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True)

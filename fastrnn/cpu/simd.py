@@ -21,7 +21,11 @@ update one FMA instruction.
     pload(row, j), pzero(arr)   as vload and vzero, POINTWISE_BYTES wide (16 float32 lanes)
     vsplit(u0, u1, arr)  (stop, V): pload's registers cover [u0, stop) in steps of V, scalars
                          the rest; V = 16 for float32, and for any other dtype stop = u0
-    vtanh(v), vsigmoid(v)   float32 values: _math's rational tanh, lane by lane (the same bits)
+    tanh, sigmoid, one_like, zero_like (cells/_math.py) take these values too: float32 lanes
+                         its rational tanh, the same bits as on a scalar; float64, libm per lane
+
+So a cell's pointwise step is written once, as a function of values that are either one unit
+or a register of units (lstm.py's _unit_grads, for one), and called from both loops.
 
 Why the pointwise loops: LLVM vectorizes them itself, but on this AVX-512 machine it picks 16
 lanes unrolled 4 times (its remarks: width 16, interleave 4), 64 units a pass, so a row of 32
@@ -41,6 +45,7 @@ changing one, clear the kernels' cache (``find fastrnn -name '*.nb[ic]' -delete`
 
 No bounds are checked: callers keep j + width within the row.
 """
+import math
 import operator
 
 from llvmlite import ir
@@ -49,12 +54,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_jitable, register_model
 
 from ..config import FASTMATH
-from ..cells._math import A1, A3, A5, A7, A9, A11, A13, B0, B2, B4, B6, CLAMP, HALF
+from ..cells._math import Lanes, clamp, sigmoid, tanh
 
 REGISTER_BYTES = 32  # AVX2; on a narrower machine LLVM splits each value into two registers
 
 
-class Vector(types.Type):
+class Vector(Lanes):
     def __init__(self, dtype, nbytes=REGISTER_BYTES):
         self.dtype = dtype
         self.width = nbytes * 8 // dtype.bitwidth
@@ -252,7 +257,7 @@ for _op, _fn in ((operator.add, _vadd), (operator.sub, _vsub), (operator.mul, _v
 
 @intrinsic
 def _clamp(typingctx, v, lo, hi):
-    """min(max(v, lo), hi) lane by lane, as _math's scalar min/max: a NaN lane stays NaN."""
+    """min(max(v, lo), hi) lane by lane, as _math's scalar clamp: a NaN lane stays NaN."""
     if not isinstance(v, Vector):
         return None
 
@@ -263,6 +268,12 @@ def _clamp(typingctx, v, lo, hi):
         x = builder.select(builder.fcmp_ordered("<", args[0], lo_v), lo_v, args[0])
         return builder.select(builder.fcmp_ordered(">", x, hi_v), hi_v, x)
     return v(v, lo, hi), codegen
+
+
+@overload(clamp, inline="always")
+def _ov_clamp(v, lo, hi):  # with it, _math's tanh and sigmoid take a register of float32
+    if isinstance(v, Vector):
+        return lambda v, lo, hi: _clamp(v, lo, hi)
 
 
 @intrinsic
@@ -283,17 +294,40 @@ def vsum(typingctx, v):
     return v.dtype(v), codegen
 
 
-@register_jitable
-def vtanh(x):
-    """_math's float32 tanh (a rational function of x^2 on [-CLAMP, CLAMP]) on a register."""
-    x = _clamp(x, -CLAMP, CLAMP)
-    x2 = x * x
-    p = ((((((A13 * x2 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1) * x
-    q = ((B6 * x2 + B4) * x2 + B2) * x2 + B0
-    return p / q
+
+@intrinsic
+def _vset(typingctx, v, lane, x):
+    if not (isinstance(v, Vector) and isinstance(lane, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.insert_element(args[0], context.cast(builder, args[2], sig.args[2], v.dtype), args[1])
+    return v(v, lane, x), codegen
 
 
-@register_jitable
-def vsigmoid(x):
-    return HALF + HALF * vtanh(HALF * x)
+# float64 lanes: libm lane by lane. The kernels never run them (vsplit sends float64 to the
+# scalar loops), but their register loops are compiled for every dtype, so they must type.
+@overload(tanh)
+def _ov_tanh64(v):
+    if isinstance(v, Vector) and v.dtype == types.float64:
+        lanes = v.width
 
+        def impl(v):
+            out = v
+            for k in range(lanes):
+                out = _vset(out, k, math.tanh(vget(v, k)))
+            return out
+        return impl
+
+
+@overload(sigmoid)
+def _ov_sigmoid64(v):
+    if isinstance(v, Vector) and v.dtype == types.float64:
+        lanes = v.width
+
+        def impl(v):
+            out = v
+            for k in range(lanes):
+                out = _vset(out, k, 1.0 / (1.0 + math.exp(-vget(v, k))))
+            return out
+        return impl
