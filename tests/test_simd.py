@@ -60,3 +60,25 @@ def test_tree_sum_and_tail():
     outs = [np.empty_like(x) for _ in range(3)]
     total, stop = _lanes(x, *outs)
     assert stop == 16 and total == 210.0
+
+
+@njit(**KERNEL)
+def _register64(x, out_t, out_s):
+    pstore(out_t, 0, tanh(pload(x, 0)))
+    pstore(out_s, 0, sigmoid(pload(x, 0)))
+
+
+def test_float64_registers_take_libm_lane_by_lane():
+    """The kernels send float64 to their scalar loops, but a float64 register's tanh and sigmoid
+    are compiled all the same; run once, they are libm's, lane by lane."""
+    x = np.array([-30.0, -2.5, -1e-9, 0.0, 0.7, 3.0, 40.0, np.nan])
+    out_t, out_s = np.empty_like(x), np.empty_like(x)
+    _register64(x, out_t, out_s)
+    want = np.array([_one(v) for v in x])  # the scalar functions, element by element
+    np.testing.assert_array_equal(out_t, want[:, 0])
+    np.testing.assert_array_equal(out_s, want[:, 1])
+
+
+@njit(**KERNEL)
+def _one(v):
+    return tanh(v), sigmoid(v)

@@ -45,7 +45,6 @@ changing one, clear the kernels' cache (``find fastrnn -name '*.nb[ic]' -delete`
 
 No bounds are checked: callers keep j + width within the row.
 """
-import math
 import operator
 
 from llvmlite import ir
@@ -305,29 +304,22 @@ def _vset(typingctx, v, lane, x):
     return v(v, lane, x), codegen
 
 
-# float64 lanes: libm lane by lane. The kernels never run them (vsplit sends float64 to the
-# scalar loops), but their register loops are compiled for every dtype, so they must type.
-@overload(tanh)
-def _ov_tanh64(v):
-    if isinstance(v, Vector) and v.dtype == types.float64:
-        lanes = v.width
+# float64 lanes: _math's scalar functions (libm) lane by lane. The kernels never run them
+# (vsplit sends float64 to the scalar loops), but their register loops are compiled for every
+# dtype, so they must type.
+def _lane_by_lane(fn):
+    @overload(fn)
+    def _ov(v):
+        if isinstance(v, Vector) and v.dtype == types.float64:
+            lanes = v.width
 
-        def impl(v):
-            out = v
-            for k in range(lanes):
-                out = _vset(out, k, math.tanh(vget(v, k)))
-            return out
-        return impl
+            def impl(v):
+                out = v
+                for k in range(lanes):
+                    out = _vset(out, k, fn(vget(v, k)))
+                return out
+            return impl
 
 
-@overload(sigmoid)
-def _ov_sigmoid64(v):
-    if isinstance(v, Vector) and v.dtype == types.float64:
-        lanes = v.width
-
-        def impl(v):
-            out = v
-            for k in range(lanes):
-                out = _vset(out, k, 1.0 / (1.0 + math.exp(-vget(v, k))))
-            return out
-        return impl
+_lane_by_lane(tanh)
+_lane_by_lane(sigmoid)
