@@ -30,34 +30,43 @@ from .simd import pload, pstore, pzero, vsplit, vsum
 from .threads import run_split
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
-def _moments(u, v, inv_n, eps):
-    """(mean u, 1 / sqrt(var u + eps), mean v, 1 / sqrt(var v + eps)) of two equal-length rows,
-    in one pass for the means and one for the squared deviations (no cancellation in var);
-    float32 in registers, then the rest one by one (cpu/simd.py)."""
+def _row_sum(u):
+    """sum u of a row: float32 in registers (a tree), then the rest one by one (cpu/simd.py)."""
     n = u.shape[0]
     stop, V = vsplit(0, n, u)
-    su, sv = pzero(u), pzero(u)
+    acc = pzero(u)
     for j in range(0, stop, V):
-        su = su + pload(u, j)
-        sv = sv + pload(v, j)
-    mu, mv = vsum(su), vsum(sv)
+        acc = acc + pload(u, j)
+    s = vsum(acc)
     for j in range(stop, n):
-        mu += u[j]
-        mv += v[j]
-    mu *= inv_n
-    mv *= inv_n
-    su, sv = pzero(u), pzero(u)
+        s += u[j]
+    return s
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _sq_dev(u, m):
+    """sum (u - m)^2 of a row, as _row_sum: a variance's second pass (no cancellation)."""
+    n = u.shape[0]
+    stop, V = vsplit(0, n, u)
+    acc = pzero(u)
     for j in range(0, stop, V):
-        du, dv = pload(u, j) - mu, pload(v, j) - mv
-        su = su + du * du
-        sv = sv + dv * dv
-    qu, qv = vsum(su), vsum(sv)
+        d = pload(u, j) - m
+        acc = acc + d * d
+    s = vsum(acc)
     for j in range(stop, n):
-        du, dv = u[j] - mu, v[j] - mv
-        qu += du * du
-        qv += dv * dv
+        d = u[j] - m
+        s += d * d
+    return s
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
+def _moments(u, v, inv_n, eps):
+    """(mean u, 1 / sqrt(var u + eps), mean v, 1 / sqrt(var v + eps)) of two equal-length rows,
+    in one pass for the mean and one for the squared deviations (no cancellation in var)."""
     one = one_like(u[0])
-    return mu, one / math.sqrt(qu * inv_n + eps), mv, one / math.sqrt(qv * inv_n + eps)
+    mu, mv = _row_sum(u) * inv_n, _row_sum(v) * inv_n
+    return mu, one / math.sqrt(_sq_dev(u, mu) * inv_n + eps), mv, one / math.sqrt(_sq_dev(v, mv) * inv_n + eps)
+
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, nogil=True, inline="always")
 def _normed(xp, a, mx, rx, mh, rh, gi, gh, bias):
@@ -161,15 +170,7 @@ def lnlstm_forward_rows(xproj, bias, gain_ih, gain_hh, gain_c, bias_c, consts, w
                 gt[2 * H + j], gt[3 * H + j], cn[j] = _cell(gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j], cp[j])
                 mc += cn[j]
             mc *= inv_h
-            vs = pzero(cn)
-            for j in range(0, stop, V):
-                d = pload(cn, j) - mc
-                vs = vs + d * d
-            sc = vsum(vs)
-            for j in range(stop, H):
-                d = cn[j] - mc
-                sc += d * d
-            rc = one_like(inv_h) / math.sqrt(sc * inv_h + eps)
+            rc = one_like(inv_h) / math.sqrt(_sq_dev(cn, mc) * inv_h + eps)
             for j in range(0, stop, V):
                 z, hj = _out(pload(cn, j), mc, rc, pload(gt, 3 * H + j), pload(gain_c, j), pload(bias_c, j))
                 pstore(cz, j, z)
