@@ -90,26 +90,35 @@ def vwidth(typingctx, arr):
     return types.intp(arr), codegen
 
 
-@intrinsic
-def vzero(typingctx, arr):
-    vt = Vector(arr.dtype)
+def _zeros(nbytes):
+    """A register of nbytes of zeros in arr's dtype, as an intrinsic."""
+    @intrinsic
+    def zeros(typingctx, arr):
+        vt = Vector(arr.dtype, nbytes)
 
-    def codegen(context, builder, sig, args):
-        return ir.Constant(context.get_value_type(vt), None)
-    return vt(arr), codegen
+        def codegen(context, builder, sig, args):
+            return ir.Constant(context.get_value_type(vt), None)
+        return vt(arr), codegen
+    return zeros
 
 
-@intrinsic
-def vload(typingctx, row, j):
-    if not (_is_row(row) and isinstance(j, types.Integer)):
-        return None
-    vt = Vector(row.dtype)
+def _loader(nbytes):
+    """row[j : j + lanes] as a register of nbytes, as an intrinsic."""
+    @intrinsic
+    def load(typingctx, row, j):
+        if not (_is_row(row) and isinstance(j, types.Integer)):
+            return None
+        vt = Vector(row.dtype, nbytes)
 
-    def codegen(context, builder, sig, args):
-        vty = context.get_value_type(vt)
-        return builder.load(_address(context, builder, sig.args[0], args[0], args[1], vty),
-                            align=row.dtype.bitwidth // 8)
-    return vt(row, j), codegen
+        def codegen(context, builder, sig, args):
+            vty = context.get_value_type(vt)
+            return builder.load(_address(context, builder, sig.args[0], args[0], args[1], vty),
+                                align=row.dtype.bitwidth // 8)
+        return vt(row, j), codegen
+    return load
+
+
+vzero, vload = _zeros(REGISTER_BYTES), _loader(REGISTER_BYTES)
 
 
 @intrinsic
@@ -125,33 +134,14 @@ def vstore(typingctx, row, j, v):
 
 
 POINTWISE_BYTES = 64  # the pointwise loops' values: one AVX-512 register, two AVX2 ones
-
-
-@intrinsic
-def pload(typingctx, row, j):
-    """vload of POINTWISE_BYTES: the pointwise loops' value."""
-    if not (_is_row(row) and isinstance(j, types.Integer)):
-        return None
-    vt = Vector(row.dtype, POINTWISE_BYTES)
-
-    def codegen(context, builder, sig, args):
-        vty = context.get_value_type(vt)
-        return builder.load(_address(context, builder, sig.args[0], args[0], args[1], vty),
-                            align=row.dtype.bitwidth // 8)
-    return vt(row, j), codegen
-
-
+pload, pzero = _loader(POINTWISE_BYTES), _zeros(POINTWISE_BYTES)
 pstore = vstore  # stores any Vector of the row's dtype
 
 
-@intrinsic
-def pzero(typingctx, arr):
-    """A pointwise value (pload's) of zeros in arr's dtype: a sum's start."""
-    vt = Vector(arr.dtype, POINTWISE_BYTES)
-
-    def codegen(context, builder, sig, args):
-        return ir.Constant(context.get_value_type(vt), None)
-    return vt(arr), codegen
+def _splat(builder, x, vty):
+    lanes = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined), lanes)
 
 
 @intrinsic
@@ -162,10 +152,7 @@ def vfma(typingctx, acc, x, v):
     def codegen(context, builder, sig, args):
         a, xs, y = args
         vty = a.type
-        xs = context.cast(builder, xs, sig.args[1], acc.dtype)
-        lanes = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
-        one = builder.insert_element(ir.Constant(vty, ir.Undefined), xs, ir.Constant(ir.IntType(32), 0))
-        bx = builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined), lanes)
+        bx = _splat(builder, context.cast(builder, xs, sig.args[1], acc.dtype), vty)
         name = f"llvm.fmuladd.v{vty.count}f{acc.dtype.bitwidth}"  # a fused multiply-add where the CPU has one
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3), name)
         return builder.call(fn, [bx, y, a])
@@ -207,12 +194,6 @@ def vsplit(u0, u1, arr):
     if V == 0:
         return u0, 1
     return u1 - (u1 - u0) % V, V
-
-
-def _splat(builder, x, vty):
-    lanes = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
-    one = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined), lanes)
 
 
 _FLAGS = tuple(sorted(FASTMATH))  # the scalar kernels' flags (config.FASTMATH), so both round alike
