@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastrnn.cpu import blas, threads
-from fastrnn.cpu.blas import MAX_PARTS, NARROW, PART_ROWS, TILE_MAX_M, TILE_MAX_ROWS, _tile_fits, matmul_tn
+from fastrnn.cpu.blas import MATMUL_ROWS, MAX_PARTS, NARROW, PART_ROWS, TILE_MAX_M, TILE_MAX_ROWS, _tile_fits, matmul, matmul_tn
 from fastrnn.cpu.gradtile import SUM_BLOCK, tn_tile
 from fastrnn.cpu.product import transpose_into
 
@@ -61,6 +61,33 @@ def test_matmul_tn_bits_do_not_depend_on_the_thread_count(M, K):
         threads.set_threads(before)
     for out, sums in results[1:]:
         assert np.array_equal(out, results[0][0]) and np.array_equal(sums, results[0][1])
+
+
+@pytest.mark.parametrize("N, K, M", [(1, 1, 1), (5, 2, 3), (MATMUL_ROWS + 3, 2, 128), (2 * MATMUL_ROWS + 1, 1, 20),
+                                     (9, 3, 37), (40, NARROW, 16), (33, NARROW + 1, 24)])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_matmul_equals_the_reference(N, K, M, transposed, dtype, rtol):
+    """out = a @ b (b.T): a narrow a (K <= NARROW, our own pass: whole registers, then the
+    columns past them) and a wider one (BLAS), in several row blocks; the same bits on 1, 2
+    and 3 threads (the blocks are fixed by the shape)."""
+    rng = np.random.default_rng(N + 10 * K + M)
+    a = rng.standard_normal((N, K)).astype(dtype)
+    b = rng.standard_normal((M, K) if transposed else (K, M)).astype(dtype)
+    w = b.T if transposed else b
+    exact = a.astype(np.float64) @ w.astype(np.float64)
+    before, results = threads.get_threads(), []
+    try:
+        for n in (1, 2, 3):
+            threads.set_threads(n)
+            out = np.full((N, M), np.nan, dtype)
+            matmul(a, b, out, transposed=transposed)
+            results.append(out)
+    finally:
+        threads.set_threads(before)
+    assert np.all(np.abs(results[0] - exact) <= rtol * (np.abs(a).astype(np.float64) @ np.abs(w)))
+    for out in results[1:]:
+        assert np.array_equal(out, results[0])
 
 
 @pytest.mark.parametrize("R, L, M", [(6, 1, 16), (6, SUM_BLOCK, 16), (12, SUM_BLOCK + 1, 32), (36, 3 * SUM_BLOCK - 7, 128),
