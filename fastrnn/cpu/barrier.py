@@ -143,3 +143,13 @@ def publish(flags, i, v):
     """flags[i] = v, a release store: what this thread wrote before is seen by a thread that
     reads v."""
     store_release(flags, i, v)
+
+
+@njit(cache=CACHE, nogil=True)
+def publish_wait(flags, i, v, j, seen, spins):
+    """publish(flags, i, v), then wait_change(flags, j, seen, spins), in one call outside the
+    GIL: a pool thread's "done" and its wait for the next share. Published while the thread
+    still held the GIL, the caller that saw it then waited for the GIL until the thread let go
+    of it, woken ~20 us later on this virtual machine (bench/PROFILE.md)."""
+    store_release(flags, i, v)
+    return wait_change(flags, j, seen, spins)

@@ -93,17 +93,18 @@ class _Worker:
         self.thread.start()
 
     def _loop(self):
-        from .barrier import publish, wait_change
+        from .barrier import publish_wait, wait_change
 
         f, seen = self.flags, 0
+        v = wait_change(f, self.POSTED, seen, IDLE_SPINS)
         while True:
-            v = wait_change(f, self.POSTED, seen, IDLE_SPINS)
             if v == seen:  # no work for a while: sleep until submit() notifies
                 with self.cv:
                     f[self.ASLEEP] = 1
                     while f[self.POSTED] == seen:
                         self.cv.wait()
                     f[self.ASLEEP] = 0
+                    v = f[self.POSTED]
                 continue
             seen = v
             fn, args = self.task
@@ -111,7 +112,7 @@ class _Worker:
                 self.outcome = (fn(*args), None)
             except BaseException as e:  # noqa: BLE001 - raised again in the caller's result()
                 self.outcome = (None, e)
-            publish(f, self.DONE, v)
+            v = publish_wait(f, self.DONE, seen, self.POSTED, seen, IDLE_SPINS)  # outside the GIL
 
     def submit(self, fn, args):
         """Hand fn(*args) to this thread (idle: its previous share's result() was taken)."""
