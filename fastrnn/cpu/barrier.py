@@ -3,8 +3,9 @@
 At B < 4 a step is one vector-matrix product (W_hh streamed from L2) and a pointwise pass:
 too little to share by sequences, so the threads share each step's columns instead (the
 hidden units, with their gate columns) and meet once per step: the next step's product reads
-every unit's new state. A hand-off through the Python pool costs ~50 us; a step at H = 128
-~6 us; this barrier ~0.3 us (two threads on the project's 2-core machine, measured).
+every unit's new state. A hand-off through the Python pool costs ~10 us (an empty share's round
+trip); a step at H = 128 ~6 us; this barrier ~0.3 us (two threads on the project's 2-core
+machine, measured).
 
     flags          int64 ((n + 1) * LINE,): one counter per thread, zero before the call, each
                    on its own cache lines (LINE int64 apart, so the spinning reads do not share

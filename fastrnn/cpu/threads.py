@@ -7,8 +7,11 @@ pool thread kept off the CPU its caller is on (``_away_from``). Between slices a
 spins outside the GIL for about a millisecond before it sleeps, and the caller spins for its
 results (``_Worker``): a concurrent.futures pool, whose threads sleep between tasks, cost ~70
 us a hand-off on this virtual machine and more after a pause, which made two threads slower
-than one at H = 32 (bench/PROFILE.md, round 9). Large matrix products are split
-the same way. Batches too small to share by sequences (B < 4) share each step's hidden units
+than one at H = 32 (bench/PROFILE.md, round 9). A pool thread says it is done and starts
+spinning for its next share in one call outside the GIL (barrier.publish_wait): said while
+it still held the GIL, the caller saw it and then waited for the GIL, woken ~20 us later (a
+2-way split of an empty kernel: 10-12 us a round trip against 32-50). Large matrix products
+are split the same way. Batches too small to share by sequences (B < 4) share each step's hidden units
 instead, the threads meeting at a barrier every step (``run_columns``). Numba's own parallel
 mode was tried first and dropped: every parallel function compiled the kernel it launched a
 second time (cold compile of all cells 64 s instead of ~15 s) and its OpenMP workers spun
