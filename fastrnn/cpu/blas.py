@@ -28,7 +28,7 @@ from .threads import run_parts
 # B = 16, T = 100).
 MATMUL_ROWS = 256
 PART_ROWS, MAX_PARTS = 256, 8
-# A part has at least PART_WORK multiply-adds (~0.1 ms): below, a hand-off costs more. Was 2^23,
+# A part has at least PART_WORK multiply-adds (~0.1 ms; a hand-off costs ~10 us). Was 2^23,
 # which kept an LSTM's weight gradients at the default compare's sizes (H = 32, B = 32, T = 100:
 # 3200 x 128 by 3200 x 35, 14M) in one part on one thread; 2^22 splits them: LSTM H = 32,
 # B = 32 1.20-1.23x a step, GRU 1.12x, tanh B = 1, T = 784 1.05-1.10x (paired A/B, 2 threads).
@@ -75,23 +75,20 @@ def _narrow_row_parts(a, wt, out, p0, p1):
             if K > 3:
                 acc = vfma(acc, a3, vload(wf, 3 * M + j))
             vstore(of, o + j, acc)
-        for j in range(stop, M):
+        for j in range(stop, M):  # the same chain, one column at a time
             v = a0 * wf[j]
-            if K > 1:
-                v += a1 * wf[M + j]
-            if K > 2:
-                v += a2 * wf[2 * M + j]
-            if K > 3:
-                v += a3 * wf[3 * M + j]
+            for k in range(1, K):
+                v += a[n, k] * wf[k * M + j]
             of[o + j] = v
 
 
 def matmul(a, b, out, transposed=False):
     """out = a @ b (a @ b.T where ``transposed``): a (N, K), out (N, M) in row blocks of
     MATMUL_ROWS shared across threads; b C-contiguous. Under PART_WORK multiply-adds in all,
-    the caller's thread takes every block: handing a share to another thread costs more than a
-    narrow input's whole projection (I = 2, H = 32, B = 32, T = 100: 0.8M multiply-adds). The
-    blocks are the same either way, so are the bits.
+    the caller's thread takes every block: a share handed to another thread (~10 us a round
+    trip) would save about what it costs on a narrow input's whole projection (I = 2, H = 32,
+    B = 32, T = 100: 0.8M multiply-adds, ~31 us). The blocks are the same either way, so are
+    the bits.
 
     A narrow a (K <= NARROW: the adding problem's I = 2, a pixel's I = 1) takes our own pass
     (_narrow_row_parts): OpenBLAS took 62 us for that projection (3200 x 2 by 2 x 128, one

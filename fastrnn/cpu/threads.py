@@ -11,8 +11,8 @@ than one at H = 32 (bench/PROFILE.md, round 9). A pool thread says it is done an
 spinning for its next share in one call outside the GIL (barrier.publish_wait): said while
 it still held the GIL, the caller saw it and then waited for the GIL, woken ~20 us later (a
 2-way split of an empty kernel: 10-12 us a round trip against 32-50). Large matrix products
-are split the same way. Batches too small to share by sequences (B < 4) share each step's hidden units
-instead, the threads meeting at a barrier every step (``run_columns``). Numba's own parallel
+are split the same way. Batches too small to share by sequences (B < 4) share each step's
+hidden units instead, the threads meeting at a barrier every step (``run_columns``). Numba's own parallel
 mode was tried first and dropped: every parallel function compiled the kernel it launched a
 second time (cold compile of all cells 64 s instead of ~15 s) and its OpenMP workers spun
 between regions.
