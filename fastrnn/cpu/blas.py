@@ -34,7 +34,7 @@ PART_ROWS, MAX_PARTS = 256, 8
 # B = 32 1.20-1.23x a step, GRU 1.12x, tanh B = 1, T = 784 1.05-1.10x (paired A/B, 2 threads).
 PART_WORK = 1 << 22
 TILE_MAX_M, TILE_MAX_ROWS = 128, 64  # matmul_tn: the outputs that gradtile's tile takes (_tile_fits)
-NARROW = 4  # matmul_tn: a b of at most this many columns takes the fused pass (_narrow_parts)
+NARROW = 4  # an operand of at most this many columns takes our own pass: matmul_tn's b (_narrow_parts), matmul's a (_narrow_row_parts)
 
 
 @njit(cache=CACHE, nogil=True)
