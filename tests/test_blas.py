@@ -166,3 +166,36 @@ def test_matmul_tn_pair_bits_do_not_depend_on_the_thread_count():
         threads.set_threads(before)
     for outs in results[1:]:
         assert all(np.array_equal(x, y) for x, y in zip(outs, results[0]))
+
+
+def test_matmul_tn_reuses_its_workspace_without_carrying_anything_over():
+    """The partial products live in a buffer reused call after call (blas._workspace): a
+    large product, a small one in the same buffer, then the large one again give what fresh
+    calls give, with the column sums."""
+    rng = np.random.default_rng(7)
+    big = rng.standard_normal((3 * PART_ROWS + 11, 40)).astype(np.float32), rng.standard_normal((3 * PART_ROWS + 11, 13)).astype(np.float32)
+    small = rng.standard_normal((9, 6)).astype(np.float32), rng.standard_normal((9, 2)).astype(np.float32)
+    got = []
+    for a, b in (big, small, big, small):
+        out, sums = np.full((a.shape[1], b.shape[1]), np.nan, np.float32), np.full(a.shape[1], np.nan, np.float32)
+        matmul_tn(a, b, out, sums)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        assert np.all(np.abs(out - a64.T @ b64) <= 1e-5 * (np.abs(a64).T @ np.abs(b64)))
+        assert np.all(np.abs(sums - a64.sum(axis=0)) <= 1e-5 * np.abs(a64).sum(axis=0))
+        got.append((out, sums))
+    for x, y in zip(got[0] + got[1], got[2] + got[3]):
+        assert np.array_equal(x, y)
+
+
+def test_workspace_is_reused_within_a_thread_and_apart_between_threads():
+    import threading
+
+    first = blas._workspace("parts", (4, 100), np.float32)
+    again = blas._workspace("parts", (10, 3), np.float64)  # smaller in bytes: the same buffer
+    assert np.shares_memory(first, again) and again.shape == (10, 3) and again.dtype == np.float64
+    other = []
+    t = threading.Thread(target=lambda: other.append(blas._workspace("parts", (4, 100), np.float32)))
+    t.start()
+    t.join()
+    assert not np.shares_memory(first, other[0])
+    assert not np.shares_memory(first, blas._workspace("acc", (4, 100), np.float32))

@@ -8,6 +8,8 @@ same cores: measured on the project's 2-core machine, an LSTM step (H=128, B=32,
 took 92 ms with both pools against 45 ms with one BLAS thread. Here every product runs in our
 own threads (threads.py), each calling single-threaded BLAS on its share.
 """
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -134,6 +136,28 @@ def matmul_tn(a, b, out, sums=None):
     _tn(a, b, b[:, :0], (out,), sums)
 
 
+# matmul_tn's partial products and their sum live in buffers kept per calling thread and reused
+# call after call (grown to the largest asked for, never shrunk). Fresh ones cost more than
+# their size says: NumPy asks for huge pages for arrays of 4 MB and more, so an LSTM step at
+# H = 512, B = 64 took 37 page faults each zeroing 2 MB for its 42 MB of parts, and after a
+# pause (the benchmark's blocks, a training loop's evaluation) those faults ran slowly: the step
+# read 133 ms reused against 171 fresh, timed after pauses (bench/PROFILE.md, issue #32).
+_local = threading.local()
+
+
+def _workspace(name, shape, dtype):
+    """An uninitialised array of ``shape`` and ``dtype``: a view of this thread's buffer ``name``."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    buf = bufs.get(name)
+    if buf is None or buf.size < nbytes:
+        buf = bufs[name] = np.empty(nbytes, np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
 def _tile_fits(M, R, dtype):
     """Whether gradtile's tile takes an (R, L) by (L, M) product: a small output (measured,
     one core, float32: R = 35, M = 32..128 1.2-1.9x OpenBLAS; R = 65, M = 128 about even; M =
@@ -152,14 +176,15 @@ def _tn(a, b, b2, outs, sums):
     starts = np.array([p * N // n for p in range(n + 1)], np.int64)
     flip = K <= M or K <= NARROW  # the forms that give out.T and the sums
     if K <= NARROW:
-        parts = np.empty((n, K + 1, M), a.dtype)
+        parts = _workspace("parts", (n, K + 1, M), a.dtype)
         run_parts(_narrow_parts, (a, b, parts, starts), n)
     else:
         tile = flip and _tile_fits(M, K + 1, a.dtype)
         rows = -(-(K + 1) // TILE_ROWS) * TILE_ROWS if tile else K + 1
-        parts = np.empty((n, rows, M) if flip else (n, M, K), a.dtype)
+        parts = _workspace("parts", (n, rows, M) if flip else (n, M, K), a.dtype)
         run_parts(_gemm_tn_parts, (a, b, b2, flip, tile, parts, starts), n)
-    acc = parts.sum(axis=0)  # parts added in order, whatever the thread count
+    acc = _workspace("acc", parts.shape[1:], a.dtype)
+    np.sum(parts, axis=0, out=acc)  # parts added in order, whatever the thread count
     if flip:
         transpose_into(acc[:K1], outs[0])
         if K > K1:
