@@ -37,6 +37,10 @@ CUDA_PATH = os.environ.get("FASTRNN_CUDA_PATH", "auto")
 MIN_ROWS = 4
 ROW_BLOCK = 4
 
+# CPU: the weight gradients' long sum over a batch's steps is cut into at most MAX_PARTS partial
+# products (cpu/blas.py, matmul_tn), kept in a buffer between steps; memory.py counts it.
+MAX_PARTS = 8
+
 # CPU, batches under ROW_BLOCK sequences: the threads share each step's hidden units instead
 # (threads.run_columns) where a step has at least 2 x MIN_COL_WORK gate columns and the call
 # runs at least MIN_COL_STEPS steps (threads.share_columns). Only the LSTM's kernels have this

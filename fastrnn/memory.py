@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - not on Windows
     resource = None
 
 from .cells import CELLS
+from .config import MAX_PARTS
 
 
 def available():
@@ -95,15 +96,28 @@ def tape_bytes(cell, T, B, hidden, layers, itemsize):
     return layers * per_layer * itemsize
 
 
+def weight_grad_bytes(cell, input_size, hidden, directions, itemsize):
+    """An upper bound on the CPU backend's workspace for the weight gradients (cpu/blas.py's
+    matmul_tn, kept from step to step): MAX_PARTS partial products of the widest layer's
+    [input | state | 1] (padded to the register tile's rows) by its gates, and their sum:
+    about eight times the layer's weights (an LSTM at I = 128, H = 512 in float32 holds 42 MB).
+    input_size: 0 for token inputs, whose gradient is a scatter instead."""
+    c = CELLS[cell]
+    K = max(input_size, directions * hidden) + (hidden if c.recurrence.product else 0) + 1
+    return (MAX_PARTS + 1) * (K + 8) * c.gates * hidden * itemsize
+
+
 def training_bytes(cfg, task, optimizer_slots=2):
     """A training run's peak: parameters, gradient and optimizer state, the tape of the
-    larger of a training batch and an evaluation slice, the outputs, and the held-out set."""
+    larger of a training batch and an evaluation slice, the weight gradients' workspace, the
+    outputs, and the held-out set."""
     itemsize = 4 if cfg.dtype == "float32" else 8
     D = 2 if cfg.bidirectional else 1
     n = parameter_count(cfg.cell, task.input_size, cfg.hidden, task.output_size, cfg.layers, D)
     T = getattr(task, "seq_len", None) or 1
     B = max(cfg.batch_size, task.eval_batch)
     tape = D * tape_bytes(cfg.cell, T, B, cfg.hidden, cfg.layers, itemsize)
+    tape += weight_grad_bytes(cfg.cell, 0 if task.tokens else task.input_size, cfg.hidden, D, itemsize)
     outputs = T * B * task.output_size * 8  # float64 copies for the losses
     heldout = task.heldout_size * T * (1 if task.tokens else task.input_size) * 8
     return n * itemsize * (2 + optimizer_slots) + tape + outputs + heldout

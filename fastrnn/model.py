@@ -347,9 +347,12 @@ class RNN:
     def _tapes_for(self, T, B):
         if self._tapes is None or self._tapes[0].T != T or self._tapes[0].B != B:
             self._tapes = self._rtapes = None  # the old tapes' memory is free for the new ones
-            memory.require(self.directions * memory.tape_bytes(self.cell.name, T, B, self.hidden_size,
-                                                               self.num_layers, self.dtype.itemsize),
-                           f"activations for T = {T}, B = {B}")
+            need = self.directions * memory.tape_bytes(self.cell.name, T, B, self.hidden_size, self.num_layers,
+                                                       self.dtype.itemsize)
+            if self.backend.name == "cpu":  # and the weight gradients' workspace, kept between steps
+                need += memory.weight_grad_bytes(self.cell.name, 0 if self.tokens else self.input_size,
+                                                 self.hidden_size, self.directions, self.dtype.itemsize)
+            memory.require(need, f"activations for T = {T}, B = {B}")
             zeros = self.backend.zeros_fn(self.dtype)
             self._tapes = [LayerTape(self.cell, T, B, self.hidden_size, zeros) for _ in range(self.num_layers)]
             if self.bidirectional:

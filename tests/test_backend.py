@@ -74,3 +74,35 @@ def test_a_cells_parameters_come_from_its_declaration():
             assert {k: a.shape for k, a in p.items()} == cell.param_shapes(3, 4)
     with pytest.raises(ValueError, match="init: expected one of pytorch, xavier, orthogonal, irnn, chrono; got 'he'"):
         RNN("lstm", 3, 4, 2, init="he")
+
+
+@pytest.mark.parametrize("cell, I, bidirectional", [("lstm", 3, False), ("gru", 7, True), ("tanh", 2, False),
+                                                    ("indrnn", 5, False), ("lnlstm", 40, False)])
+def test_the_memory_estimate_bounds_the_weight_gradients_workspace(cell, I, bidirectional, monkeypatch):
+    """The CPU backend keeps its weight gradients' partial products between steps
+    (cpu/blas.py's workspace, one per calling thread): a fresh thread's step, its products cut
+    into the most parts, holds no more than memory.weight_grad_bytes counts, and at least a quarter
+    of it (the bound is not vacuous)."""
+    import threading
+
+    import numpy as np
+
+    from fastrnn import RNN
+    from fastrnn.cpu import blas
+    from fastrnn.memory import weight_grad_bytes
+
+    monkeypatch.setattr(blas, "PART_WORK", 1)
+    H, B, T = 24, 8, 300  # T * B = 2400 rows: MAX_PARTS parts of PART_ROWS or more
+    model = RNN(cell, I, H, 1, num_layers=2, dtype="float32", seed=0, bidirectional=bidirectional)
+    x = np.random.default_rng(0).random((T, B, I), dtype=np.float32)
+    held = []
+
+    def step():
+        model.loss_and_grad(x, np.zeros((B, 1), np.float32), "mse", "last")
+        held.append(sum(b.nbytes for b in blas._local.bufs.values()))
+
+    t = threading.Thread(target=step)
+    t.start()
+    t.join()
+    bound = weight_grad_bytes(cell, I, H, 2 if bidirectional else 1, 4)
+    assert bound / 4 <= held[0] <= bound

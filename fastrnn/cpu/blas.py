@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from ..cells._math import one_like
-from ..config import CACHE, ERROR_MODEL, FASTMATH
+from ..config import CACHE, ERROR_MODEL, FASTMATH, MAX_PARTS
 from .gradtile import TILE_ROWS, tn_tile
 from .product import transpose_into
 from .simd import REGISTER_BYTES, vadd, vfma, vload, vstore, vwidth, vzero
@@ -29,7 +29,7 @@ from .threads import run_parts
 # parts: 3 parts on 2 threads left one idle a third of the time; measured 1.2-1.3x at N = 1600,
 # B = 16, T = 100).
 MATMUL_ROWS = 256
-PART_ROWS, MAX_PARTS = 256, 8
+PART_ROWS = 256
 # A part has at least PART_WORK multiply-adds (~0.1 ms; a hand-off costs ~10 us). Was 2^23,
 # which kept an LSTM's weight gradients at the default compare's sizes (H = 32, B = 32, T = 100:
 # 3200 x 128 by 3200 x 35, 14M) in one part on one thread; 2^22 splits them: LSTM H = 32,
