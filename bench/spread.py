@@ -1,7 +1,8 @@
 """Each row's spread across benchmark runs: the median and the range of its speedup over
 PyTorch in several results.json files (bench.py --out DIR, run at different hours), quiet runs
-and noisy-host runs (bench.py --noisy) apart. One run reads one hour of a shared machine; a
-target holds when its median over runs does.
+and noisy-host runs (bench.py --noisy) apart, and each thread count (bench.py --threads) a row
+of its own. One run reads one hour of a shared machine; a target holds when its median over
+runs does.
 
     python bench/spread.py RUN_DIR [RUN_DIR ...] [--out bench/SPREAD.md]
 """
@@ -17,7 +18,7 @@ def load(dirs):
     runs = []
     for d in dirs:
         doc = json.loads((Path(d) / "results.json").read_text())
-        rows = {(r["cell"], r["I"], r["H"], r["B"], r["T"]): r["speedup_vs_torch"]
+        rows = {(r["cell"], r["I"], r["H"], r["B"], r["T"], doc.get("threads")): r["speedup_vs_torch"]
                 for r in doc["rows"] if r.get("speedup_vs_torch") is not None}
         if rows:
             runs.append((bool(doc.get("noisy")), rows,
@@ -27,16 +28,16 @@ def load(dirs):
 
 
 def table(runs):
-    keys = sorted({k for _, rows, _ in runs for k in rows})
-    lines = ["| cell | I | H | B | T | quiet: median [min, max] (runs) | noisy: median [min, max] (runs) |",
-             "|---|---|---|---|---|---|---|"]
+    keys = sorted({k for _, rows, _ in runs for k in rows}, key=lambda k: (k[:5], k[5] or 0))
+    lines = ["| cell | I | H | B | T | threads | quiet: median [min, max] (runs) | noisy: median [min, max] (runs) |",
+             "|---|---|---|---|---|---|---|---|"]
     for key in keys:
         cells = []
         for noisy in (False, True):
             vals = [rows[key] for n, rows, _ in runs if n == noisy and key in rows]
             cells.append(f"{statistics.median(vals):.2f}x [{min(vals):.2f}, {max(vals):.2f}] ({len(vals)})"
                          if vals else "-")
-        lines.append(f"| {' | '.join(map(str, key))} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {' | '.join('-' if v is None else str(v) for v in key)} | {cells[0]} | {cells[1]} |")
     return lines
 
 
