@@ -18,6 +18,8 @@ except ImportError:  # pragma: no cover - not on Windows
 from .cells import CELLS
 from .config import MAX_PARTS
 
+TILE_PAD = 8  # rows of padding a part may carry: at least cpu/gradtile.py's TILE_ROWS - 1 (a test holds it)
+
 
 def available():
     """Bytes this process can still allocate without swapping, or None if unknown."""
@@ -104,7 +106,7 @@ def weight_grad_bytes(cell, input_size, hidden, directions, itemsize):
     input_size: 0 for token inputs, whose gradient is a scatter instead."""
     c = CELLS[cell]
     K = max(input_size, directions * hidden) + (hidden if c.recurrence.product else 0) + 1
-    return (MAX_PARTS + 1) * (K + 8) * c.gates * hidden * itemsize
+    return (MAX_PARTS + 1) * (K + TILE_PAD) * c.gates * hidden * itemsize
 
 
 def training_bytes(cfg, task, optimizer_slots=2):

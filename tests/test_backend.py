@@ -104,5 +104,9 @@ def test_the_memory_estimate_bounds_the_weight_gradients_workspace(cell, I, bidi
     t = threading.Thread(target=step)
     t.start()
     t.join()
+    from fastrnn.cpu.gradtile import TILE_ROWS
+    from fastrnn.memory import TILE_PAD
+
+    assert TILE_ROWS - 1 <= TILE_PAD  # the bound's padding covers the tile's
     bound = weight_grad_bytes(cell, I, H, 2 if bidirectional else 1, 4)
     assert bound / 4 <= held[0] <= bound
