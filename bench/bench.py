@@ -53,6 +53,11 @@ def grid(kind):
         return [("exprnn", 2, 32, 32, 100), ("exprnn", 2, 128, 32, 100), ("exprnn", 64, 128, 32, 100)]
     if kind == "small":  # issue #32's H = 32 rows, where the per-step pointwise work weighs most
         return [(cell, I, 32, B, 100) for cell in ("lstm", "gru") for B in (16, 32) for I in (2, 16)]
+    if kind == "close":  # the targets grid's rows under 2.1x on 2 threads (bench/RESULTS.md), for runs on 1 thread
+        return [("lstm", 2, 128, 32, 100), ("lstm", 64, 128, 32, 100), ("lstm", 256, 512, 64, 100),
+                ("gru", 256, 512, 64, 100), ("relu", 256, 512, 64, 100), ("tanh", 256, 512, 64, 100),
+                ("lstm", 64, 128, 1, 784), ("lstm", 2, 128, 1, 784), ("lstm", 16, 32, 32, 100),
+                ("lstm", 16, 32, 16, 100), ("lstm", 2, 32, 32, 100)]
     if kind == "lstm":  # the LSTM rows issue #32 read five times: a few minutes a run, for --noisy and spread.py
         return [("lstm", 128, 512, 64, 50), ("lstm", 128, 256, 64, 50), ("lstm", 2, 128, 32, 100),
                 ("lstm", 2, 32, 32, 100), ("lstm", 1, 128, 1, 784)]
@@ -473,7 +478,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                     help="cuda: fastrnn's CUDA kernels vs PyTorch/cuDNN on this GPU (bench/gpu.py)")
-    ap.add_argument("--grid", choices=("targets", "full", "quick", "small", "lstm", "lnlstm", "exprnn", "smoke"),
+    ap.add_argument("--grid", choices=("targets", "full", "quick", "small", "lstm", "close", "lnlstm", "exprnn", "smoke"),
                     default="targets",
                     help="lstm: the five LSTM rows of issue #32 (minutes; for --noisy and spread.py); "
                          "small: the LSTM's and GRU's H = 32 rows (B = 16 and 32); "
