@@ -3,6 +3,7 @@
     python bench/bench.py                  # the rows the targets are defined on (~10 min)
     python bench/bench.py --grid full      # H {32,128,512} x B {1,32,64} x T {100,784} x I {2,H/2}
     python bench/bench.py --grid quick     # a smoke run
+    python bench/bench.py --grid close --threads 1   # the targets' rows under 2.1x on 2 threads (~4 min)
 
 A training step = forward + backward (BPTT) + global-norm clip + SGD update, loss (MSE) on a
 linear readout at the last step, float32, the same weights in both libraries, the same thread

@@ -17,7 +17,12 @@ def load(dirs):
     """[(noisy, {row key: speedup})] of each run that timed PyTorch."""
     runs = []
     for d in dirs:
-        doc = json.loads((Path(d) / "results.json").read_text())
+        path = Path(d) / "results.json"
+        try:
+            doc = json.loads(path.read_text())
+            doc["rows"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"spread.py: runs: {d} holds no readable bench.py results.json ({type(e).__name__}: {e})")
         rows = {(r["cell"], r["I"], r["H"], r["B"], r["T"], doc.get("threads")): r["speedup_vs_torch"]
                 for r in doc["rows"] if r.get("speedup_vs_torch") is not None}
         if rows:

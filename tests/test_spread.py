@@ -29,3 +29,18 @@ def test_spread_keeps_thread_counts_and_noisy_runs_apart(tmp_path):
     assert "| lstm | 2 | 32 | 32 | 100 | 1 | 5.00x [5.00, 5.00] (1) | - |" in lines
     assert "| lstm | 2 | 32 | 32 | 100 | 2 | 2.00x [1.00, 3.00] (3) | 9.00x [9.00, 9.00] (1) |" in lines
     assert "| lstm | 2 | 128 | 32 | 100 | 2 | 1.20x [1.10, 1.30] (3) | - |" in lines
+
+
+def test_spread_names_a_folder_without_results(tmp_path):
+    good = _run(tmp_path, "a", 2, False, {32: 2.0})
+    (tmp_path / "empty").mkdir()
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "results.json").write_text("{not json")
+    for d in (tmp_path / "empty", bad, tmp_path / "a.log"):
+        try:
+            spread.main([good, str(d)])
+        except SystemExit as e:
+            assert str(d) in str(e.code) and "results.json" in str(e.code)
+        else:
+            raise AssertionError(f"{d}: no error")
