@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastrnn.cpu import blas, threads
-from fastrnn.cpu.blas import MATMUL_ROWS, MAX_PARTS, NARROW, PART_ROWS, TILE_MAX_M, TILE_MAX_ROWS, _tile_fits, matmul, matmul_tn
+from fastrnn.cpu.blas import MATMUL_ROWS, MAX_PARTS, NARROW, PART_ROWS, TILE_BLOCK_BYTES, _tile_fits, matmul, matmul_tn
 from fastrnn.cpu.gradtile import SUM_BLOCK, tn_tile
 from fastrnn.cpu.product import transpose_into
 
@@ -22,9 +22,11 @@ def small_parts(monkeypatch):
 SHAPES = [(1, 1, 1), (3, 5, 2), (9, 1, 3), (9, 2, NARROW), (7, 9, NARROW), (7, 9, NARROW + 1), (2 * PART_ROWS + 37, 40, 2),
           (2 * PART_ROWS + 37, 40, 13), (2 * PART_ROWS + 37, 6, 30), (PART_ROWS * (MAX_PARTS + 2) + 5, 17, 1),
           (600, 1, 64), (64, 512, 128),
-          # gradtile's tile (M a multiple of 16, M <= TILE_MAX_M, K + 1 <= TILE_MAX_ROWS): an LSTM's at H = 32
-          # (K + 1 = 35, padded to 36), K + 1 a multiple of 6, the most rows, one row, sums over several blocks
-          (2 * PART_ROWS + 37, 128, 34), (3, 48, 47), (SUM_BLOCK + 3, 16, 63), (1, 32, 5), (3 * SUM_BLOCK + 1, 32, 32)]
+          # gradtile's tile (M a multiple of 16, K + 1 padded to 6 rows of SUM_BLOCK numbers in TILE_BLOCK_BYTES):
+          # an LSTM's at H = 32 (K + 1 = 35, padded to 36) and at H = 128 (131, M = 512), K + 1 a multiple of 6,
+          # one row, sums over several blocks, the most rows a float64 tile takes
+          (2 * PART_ROWS + 37, 128, 34), (PART_ROWS + 9, 512, 130), (3, 48, 47), (SUM_BLOCK + 3, 16, 63), (1, 32, 5),
+          (3 * SUM_BLOCK + 1, 32, 32), (70, 64, 191)]
 
 
 @pytest.mark.parametrize("N, M, K", SHAPES)
@@ -91,7 +93,7 @@ def test_matmul_equals_the_reference(N, K, M, transposed, dtype, rtol):
 
 
 @pytest.mark.parametrize("R, L, M", [(6, 1, 16), (6, SUM_BLOCK, 16), (12, SUM_BLOCK + 1, 32), (36, 3 * SUM_BLOCK - 7, 128),
-                                     (60, 100, 64)])
+                                     (60, 100, 64), (132, SUM_BLOCK + 5, 512)])
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
 def test_tn_tile_equals_the_reference(R, L, M, dtype, rtol):
     """gradtile's tile alone against np.dot in float64: one row of the sum, one block, a block
@@ -106,10 +108,14 @@ def test_tn_tile_equals_the_reference(R, L, M, dtype, rtol):
     assert np.all(np.isnan(buf[0])) and np.all(np.isnan(buf[-1]))
 
 
-def test_tile_takes_small_outputs_only():
+def test_tile_takes_narrow_sides_that_stay_in_l2():
     assert _tile_fits(128, 35, np.float32) and _tile_fits(96, 35, np.float32) and _tile_fits(40, 9, np.float64)
+    assert _tile_fits(512, 131, np.float32) and _tile_fits(2048, 131, np.float32)  # an LSTM's at H = 128
     assert not _tile_fits(40, 9, np.float32)  # not a whole number of 16-column panels
-    assert not _tile_fits(TILE_MAX_M + 16, 35, np.float32) and not _tile_fits(128, TILE_MAX_ROWS + 1, np.float32)
+    assert not _tile_fits(2048, 641, np.float32)  # an LSTM's at I = 128, H = 512: BLAS's
+    most = TILE_BLOCK_BYTES // (SUM_BLOCK * 4)  # rows, float32 (a multiple of 6: padding adds none)
+    assert most % 6 == 0 and _tile_fits(512, most, np.float32) and not _tile_fits(512, most + 1, np.float32)
+    assert _tile_fits(512, most // 2, np.float64) and not _tile_fits(512, most // 2 + 1, np.float64)
 
 
 def test_matmul_tn_propagates_nan_and_inf():

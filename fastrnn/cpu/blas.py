@@ -1,6 +1,6 @@
 """The large matrix products of a training step, through the BLAS that Numba calls (all but a
-narrow input's weight gradient, one pass of our own, and a small layer's weight gradients,
-gradtile's register tile: matmul_tn).
+narrow input's weight gradient, one pass of our own, and the weight gradients of a layer with
+I + H up to ~380, gradtile's register tile: matmul_tn).
 
 Numba's np.dot calls the OpenBLAS bundled with SciPy, while NumPy's @ calls the (different)
 OpenBLAS bundled with NumPy. Mixing both in one step left two thread pools spinning on the
@@ -15,7 +15,7 @@ from numba import njit
 
 from ..cells._math import one_like
 from ..config import CACHE, ERROR_MODEL, FASTMATH, MAX_PARTS
-from .gradtile import TILE_ROWS, tn_tile
+from .gradtile import SUM_BLOCK, TILE_ROWS, tn_tile
 from .product import transpose_into
 from .simd import REGISTER_BYTES, vadd, vfma, vload, vstore, vwidth, vzero
 from .threads import run_parts
@@ -35,7 +35,9 @@ PART_ROWS = 256
 # 3200 x 128 by 3200 x 35, 14M) in one part on one thread; 2^22 splits them: LSTM H = 32,
 # B = 32 1.20-1.23x a step, GRU 1.12x, tanh B = 1, T = 784 1.05-1.10x (paired A/B, 2 threads).
 PART_WORK = 1 << 22
-TILE_MAX_M, TILE_MAX_ROWS = 128, 64  # matmul_tn: the outputs that gradtile's tile takes (_tile_fits)
+# matmul_tn: gradtile's tile takes a product whose narrow side's block of SUM_BLOCK columns (rows x
+# SUM_BLOCK numbers) fits in this many bytes, three quarters of a Zen 2 core's 512 KB L2 (_tile_fits)
+TILE_BLOCK_BYTES = 3 << 17
 NARROW = 4  # an operand of at most this many columns takes our own pass: matmul_tn's b (_narrow_parts), matmul's a (_narrow_row_parts)
 
 
@@ -159,11 +161,16 @@ def _workspace(name, shape, dtype):
 
 
 def _tile_fits(M, R, dtype):
-    """Whether gradtile's tile takes an (R, L) by (L, M) product: a small output (measured,
-    one core, float32: R = 35, M = 32..128 1.2-1.9x OpenBLAS; R = 65, M = 128 about even; M =
-    512 or R = 130 a loss, bench/PROFILE.md round 10), M a whole number of panels. A rule on
-    shapes alone, never on the thread count."""
-    return M <= TILE_MAX_M and R <= TILE_MAX_ROWS and M % (2 * REGISTER_BYTES // np.dtype(dtype).itemsize) == 0
+    """Whether gradtile's tile takes an (R, L) by (L, M) product: M a whole number of panels,
+    and R (padded to TILE_ROWS) rows of SUM_BLOCK numbers in TILE_BLOCK_BYTES, as they are read
+    again for every strip of 16 columns. A rule on shapes alone, never on the thread count.
+    Measured (one core, float32, 8 parts of 400 rows; GFLOP/s, tile against OpenBLAS): R = 36
+    to 258, M = 128 to 2048, 75-106 against 45-95, the tile ahead or even in every shape;
+    R = 390 about even; R = 642 (an LSTM at I = 128, H = 512) 81-99 against 87-100, so BLAS
+    keeps the large layers (bench/PROFILE.md, issue #32)."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = -(-R // TILE_ROWS) * TILE_ROWS
+    return M % (2 * REGISTER_BYTES // itemsize) == 0 and rows * SUM_BLOCK * itemsize <= TILE_BLOCK_BYTES
 
 
 def _tn(a, b, b2, outs, sums):
