@@ -27,7 +27,7 @@ def load(dirs):
                 for r in doc["rows"] if r.get("speedup_vs_torch") is not None}
         if rows:
             runs.append((bool(doc.get("noisy")), rows,
-                         f"{doc.get('date', '?')}, {doc.get('machine', {}).get('cpu', '?')}, {doc.get('threads')} threads, "
+                         f"{Path(d).name}: {doc.get('date', '?')}, {doc.get('machine', {}).get('cpu', '?')}, {doc.get('threads')} threads, "
                          f"PyTorch {doc.get('machine', {}).get('torch')}"))
     return runs
 
