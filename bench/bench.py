@@ -482,6 +482,7 @@ def main(argv=None):
     ap.add_argument("--grid", choices=("targets", "full", "quick", "small", "lstm", "close", "lnlstm", "exprnn", "smoke"),
                     default="targets",
                     help="lstm: the five LSTM rows of issue #32 (minutes; for --noisy and spread.py); "
+                         "close: the targets' rows under 2.1x on 2 threads (for runs on 1 thread); "
                          "small: the LSTM's and GRU's H = 32 rows (B = 16 and 32); "
                          "lnlstm: the LayerNorm LSTM's target rows, each beside our LSTM; exprnn: expRNN's; "
                          "smoke: tiny shapes, --device cuda only (runs in the CUDA simulator)")

@@ -165,7 +165,7 @@ def _tile_fits(M, R, dtype):
     and R (padded to TILE_ROWS) rows of SUM_BLOCK numbers in TILE_BLOCK_BYTES, as they are read
     again for every strip of 16 columns. A rule on shapes alone, never on the thread count.
     Measured (one core, float32, 8 parts of 400 rows; GFLOP/s, tile against OpenBLAS): R = 36
-    to 258, M = 128 to 2048, 75-106 against 45-95, the tile ahead or even in every shape;
+    to 258, M = 128 to 2048, 63-106 against 45-95, the tile ahead or even in every shape;
     R = 390 about even; R = 642 (an LSTM at I = 128, H = 512) 81-99 against 87-100, so BLAS
     keeps the large layers (bench/PROFILE.md, issue #32)."""
     itemsize = np.dtype(dtype).itemsize
