@@ -169,8 +169,12 @@ def _tile_fits(M, R, dtype):
     R = 390 about even; R = 642 (an LSTM at I = 128, H = 512) 81-99 against 87-100, so BLAS
     keeps the large layers (bench/PROFILE.md, issue #32)."""
     itemsize = np.dtype(dtype).itemsize
-    rows = -(-R // TILE_ROWS) * TILE_ROWS
-    return M % (2 * REGISTER_BYTES // itemsize) == 0 and rows * SUM_BLOCK * itemsize <= TILE_BLOCK_BYTES
+    return M % (2 * REGISTER_BYTES // itemsize) == 0 and _tile_rows(R) * SUM_BLOCK * itemsize <= TILE_BLOCK_BYTES
+
+
+def _tile_rows(R):
+    """R rows padded to a whole number of the tile's TILE_ROWS-row tiles."""
+    return -(-R // TILE_ROWS) * TILE_ROWS
 
 
 def _tn(a, b, b2, outs, sums):
@@ -187,7 +191,7 @@ def _tn(a, b, b2, outs, sums):
         run_parts(_narrow_parts, (a, b, parts, starts), n)
     else:
         tile = flip and _tile_fits(M, K + 1, a.dtype)
-        rows = -(-(K + 1) // TILE_ROWS) * TILE_ROWS if tile else K + 1
+        rows = _tile_rows(K + 1) if tile else K + 1
         parts = _workspace("parts", (n, rows, M) if flip else (n, M, K), a.dtype)
         run_parts(_gemm_tn_parts, (a, b, b2, flip, tile, parts, starts), n)
     acc = _workspace("acc", parts.shape[1:], a.dtype)
